@@ -1,0 +1,246 @@
+//! Children: the other side of an exchange, as a re-executed copy of the topic's own binary.
+//!
+//! [`Peer::spawn`] runs `current_exe --role <role> --fd N …` with the given descriptors
+//! inherited, stdin and stdout closed (under `--json`, stdout belongs to the Report), and
+//! stderr shared. In the child, before `exec`:
+//! * `PR_SET_PDEATHSIG(SIGKILL)`, so the child dies with its parent. The signal fires when the
+//!   *thread* that forked exits, so spawn from a thread that outlives the child (the main one);
+//! * then `getppid()` is compared with the parent's pid: if the parent is already gone, the
+//!   death signal will never come, so the child leaves at once.
+//!
+//! Dropping a [`Peer`] kills it (SIGKILL) and reaps it, so no path out of a run leaves a
+//! process behind. A side learns that its peer died from EOF: on the data pipe itself, or on a
+//! [`liveness`] pipe whose write end only the peer holds.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::cli::RoleArgs;
+
+/// A child process running this binary in another role; killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    role: String,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Peer {
+    /// Starts `current_exe --role <role> [--fd N]… [--cpu C] <extra>…`, the `fds` inherited.
+    pub fn spawn(role: &str, fds: &[BorrowedFd<'_>], cpu: Option<usize>, extra: &[String]) -> Result<Peer> {
+        let exe = std::env::current_exe().context("current_exe")?;
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let parent = std::process::id() as libc::pid_t;
+        let mut command = Command::new(&exe);
+        command.arg("--role").arg(role);
+        for fd in &raw {
+            command.arg("--fd").arg(fd.to_string());
+        }
+        if let Some(cpu) = cpu {
+            command.arg("--cpu").arg(cpu.to_string());
+        }
+        command.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        let pass = raw.clone();
+        // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+        // calls are allowed: prctl, getppid, fcntl and _exit are plain system calls, and the
+        // closure allocates nothing (`pass` was built before the fork).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before the line above: then no signal will come.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                // Descriptors are close-on-exec by default in Rust; keep the ones passed on.
+                // This changes only the child's descriptor table.
+                for &fd in &pass {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().with_context(|| format!("spawn {} --role {role}", exe.display()))?;
+        Ok(Peer { role: role.to_owned(), child, status: None })
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits for the child to end and returns how it ended.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self.child.wait().with_context(|| format!("waitpid({})", self.child.id()))?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// Waits at most `limit` for the child to end (a hang guard, not a way to detect death).
+    pub fn wait_for(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.status {
+                return Ok(Some(status));
+            }
+            if let Some(status) = self.child.try_wait().with_context(|| format!("waitpid({})", self.child.id()))? {
+                self.status = Some(status);
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits for a child that finished its part; an error says how it ended otherwise.
+    pub fn finish(mut self) -> Result<()> {
+        let status = self.wait()?;
+        if status.success() {
+            Ok(())
+        } else {
+            bail!("the {} peer (pid {}) {}", self.role, self.child.id(), describe(status))
+        }
+    }
+
+    /// The error to report when the exchange broke (EOF, EPIPE): waits briefly for the peer to
+    /// be reapable and says how it died, e.g. "the echo peer (pid 123) died: killed by SIGKILL".
+    pub fn death(&mut self, broke: impl std::fmt::Display) -> anyhow::Error {
+        match self.wait_for(Duration::from_secs(10)) {
+            Ok(Some(status)) => anyhow::anyhow!(
+                "the {} peer (pid {}) died: {} ({broke})",
+                self.role,
+                self.child.id(),
+                describe(status)
+            ),
+            _ => anyhow::anyhow!("the {} peer (pid {}) stopped answering: {broke}", self.role, self.child.id()),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // On every path out (errors, interruption) the child goes too; ESRCH means it
+            // already exited and only needs reaping.
+            let _ = kill(self.pid(), Signal::SIGKILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+/// "exited with code 3", "was killed by SIGKILL", "exited normally".
+pub fn describe(status: ExitStatus) -> String {
+    if let Some(sig) = status.signal() {
+        let name = Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
+        format!("was killed by {name}")
+    } else {
+        match status.code() {
+            Some(0) => "exited normally".to_owned(),
+            Some(code) => format!("exited with code {code}"),
+            None => format!("ended ({status})"),
+        }
+    }
+}
+
+impl RoleArgs {
+    /// In a child: takes ownership of the descriptors the parent passed, in order, checking
+    /// each is open. Takes them once; a second call gets none.
+    pub fn take_fds(&mut self) -> Result<Vec<OwnedFd>> {
+        std::mem::take(&mut self.fds)
+            .into_iter()
+            .map(|fd| {
+                // SAFETY: F_GETFD only reads the descriptor's flags; it fails on a closed fd.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    return Err(io::Error::last_os_error()).with_context(|| format!("inherited fd {fd}"));
+                }
+                // SAFETY: the fd is open (checked above), was passed to this process for it
+                // alone, and `take` leaves no second copy of the number in `self`.
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+            .collect()
+    }
+
+    /// In a child: the setup every role shares. Pins to `--cpu` if given, and ignores SIGINT
+    /// so that a Ctrl-C, sent to the whole process group, is handled by the parent alone.
+    pub fn enter_child(&self) -> Result<()> {
+        if let Some(cpu) = self.cpu {
+            crate::pin::pin_current_thread(cpu).with_context(|| format!("sched_setaffinity(CPU {cpu})"))?;
+        }
+        crate::signals::ignore_sigint().context("signal(SIGINT, SIG_IGN)")
+    }
+}
+
+/// A liveness pipe: the side that must be watched holds [`Alive`]; the watcher's [`Watch`]
+/// becomes readable (EOF) the moment every copy of `Alive` is closed, i.e. when that side dies,
+/// however it dies.
+pub fn liveness() -> io::Result<(Alive, Watch)> {
+    let (reader, writer) = std::io::pipe()?;
+    Ok((Alive(OwnedFd::from(writer)), Watch(OwnedFd::from(reader))))
+}
+
+/// The write end of a liveness pipe; nothing is ever written to it.
+#[derive(Debug)]
+pub struct Alive(pub OwnedFd);
+
+/// The read end of a liveness pipe.
+#[derive(Debug)]
+pub struct Watch(pub OwnedFd);
+
+impl Watch {
+    /// True once the watched side is gone; waits at most `timeout` for that.
+    pub fn is_gone(&self, timeout: Duration) -> io::Result<bool> {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(&mut fds, PollTimeout::from(ms)).map_err(io::Error::from)?;
+        Ok(ready > 0)
+    }
+}
+
+impl AsFd for Watch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsFd for Alive {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_sees_the_other_side_go() {
+        let (alive, watch) = liveness().unwrap();
+        assert!(!watch.is_gone(Duration::from_millis(10)).unwrap());
+        let t = std::thread::spawn(move || drop(alive));
+        t.join().unwrap();
+        assert!(watch.is_gone(Duration::from_secs(5)).unwrap());
+    }
+
+    #[test]
+    fn describe_names_the_signal() {
+        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by SIGKILL");
+        assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exited with code 3");
+        assert_eq!(describe(ExitStatus::from_raw(0)), "exited normally");
+    }
+}

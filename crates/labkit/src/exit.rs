@@ -1,0 +1,94 @@
+//! Exit codes, and the one `finish` every topic's `main` ends with.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | every check passed (skips allowed) |
+//! | 1 | a check failed, or the run broke (a dead peer, a failed system call) |
+//! | 2 | bad usage: a flag out of range, a placement this machine cannot give |
+//! | 130 / 143 | a clean shutdown after SIGINT / SIGTERM |
+//!
+//! A panic (101) or death by a signal is always a bug.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use nix::sys::signal::Signal;
+
+/// Every check passed.
+pub const OK: u8 = 0;
+/// A check failed or the run broke.
+pub const FAILED: u8 = 1;
+/// Bad usage.
+pub const USAGE: u8 = 2;
+
+/// How a run that did not break ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check passed (skips allowed).
+    Passed,
+    /// At least one check failed; the Report says which.
+    ChecksFailed,
+}
+
+impl Outcome {
+    /// The outcome a finished Report stands for.
+    pub fn of(report: &crate::Report) -> Outcome {
+        if report.passed() { Outcome::Passed } else { Outcome::ChecksFailed }
+    }
+}
+
+/// Bad input: the message names the problem and the limit. Exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The run stopped early, cleanly, because of this signal. Exit code 128 + its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted(pub Signal);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "interrupted by {}", self.0.as_str())
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Maps a run's result to the exit code of DESIGN.md, telling the user why on stderr as
+/// `<topic>: error: <cause chain>`.
+pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
+    let mut stderr = io::stderr().lock();
+    let code = match result {
+        Ok(Outcome::Passed) => OK,
+        Ok(Outcome::ChecksFailed) => {
+            let _ = writeln!(stderr, "{topic}: a check failed (see the report above)");
+            FAILED
+        }
+        Err(err) => {
+            if let Some(Interrupted(signal)) = err.downcast_ref::<Interrupted>() {
+                let _ = writeln!(stderr, "{topic}: {err:#}; stopped cleanly, nothing left behind");
+                128 + *signal as u8
+            } else if err.downcast_ref::<UsageError>().is_some() {
+                let _ = writeln!(stderr, "{topic}: error: {err:#}");
+                USAGE
+            } else {
+                let _ = writeln!(stderr, "{topic}: error: {err:#}");
+                FAILED
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// A [`UsageError`] as an `anyhow::Error`, for `return Err(usage(...))`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}

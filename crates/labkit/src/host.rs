@@ -1,0 +1,57 @@
+//! What machine the figures come from.
+
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+/// The machine a Report was made on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub cpu_model: String,
+    /// CPUs online.
+    pub cpus: usize,
+    /// CPUs this process may run on (its affinity mask).
+    pub cpus_allowed: Vec<usize>,
+    /// The kernel release (`uname -r`).
+    pub kernel: String,
+    /// `release` or `debug`: debug figures are not representative.
+    pub profile: String,
+    /// The transparent-huge-page mode (`always`, `madvise`, `never`), which changes fork's cost.
+    pub thp: String,
+}
+
+impl Host {
+    /// Reads this machine's description; a part that cannot be read says `unknown`.
+    pub fn collect() -> Host {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+            .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
+        let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count().max(1);
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+        let thp = fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .ok()
+            .and_then(|s| s.split_once('[').and_then(|(_, r)| r.split_once(']')).map(|(m, _)| m.to_owned()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Host {
+            cpu_model,
+            cpus,
+            cpus_allowed: crate::pin::allowed_cpus().unwrap_or_default(),
+            kernel,
+            profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned(),
+            thp,
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {} CPUs (this process may use {:?}), Linux {}, {} build, THP {}",
+            self.cpu_model, self.cpus, self.cpus_allowed, self.kernel, self.profile, self.thp
+        )
+    }
+}

@@ -1,0 +1,49 @@
+//! `labkit`: the one shared library of the processes-vs-threads lab.
+//!
+//! Every topic binary (`pipes`, `shm`, `spawn`, …) uses the same pieces, so that each `main.rs`
+//! can read like a textbook example and every run produces the same kind of [`Report`]:
+//!
+//! | module | what it gives a topic |
+//! |---|---|
+//! | [`cli`] | the common flags (`--json`, `--quick`, `--variant`, `--pin`) and the hidden child-role flags |
+//! | [`report`] | the Report of DESIGN.md (serde, both ways), its human rendering, and printing it |
+//! | [`exit`] | exit codes, usage errors, interrupted runs, and the one `finish` every `main` calls |
+//! | [`measure`] | latency histograms (ns), throughput, CPU time per operation |
+//! | [`verdict`] | alternating-block comparisons that yield holds / does-not-hold / inconclusive |
+//! | [`names`] | names for kernel objects, their creator ledger, and private temporary directories |
+//! | [`child`] | re-executed children that never outlive their parent, and liveness pipes |
+//! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
+//! | [`pin`] | CPU placement from the process's allowed set |
+//! | [`host`] | what machine the figures come from |
+//! | [`claims`] | the seed's claims and the topics that give evidence for them |
+//!
+//! The mechanism of each lesson lives in its topic crate, never here: `labkit` only measures,
+//! checks and reports.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "this lab demonstrates Linux process and thread mechanisms (pidfd, PR_SET_PDEATHSIG, \
+     /proc, POSIX IPC as Linux implements it) and builds only for Linux; see README.md, \
+     'Platform notes', for what differs on macOS and Windows"
+);
+
+pub mod child;
+pub mod claims;
+pub mod cli;
+pub mod exit;
+pub mod host;
+pub mod measure;
+pub mod names;
+pub mod pin;
+pub mod report;
+pub mod signals;
+pub mod verdict;
+
+pub use cli::{CommonArgs, Pin, RoleArgs, Variant};
+pub use exit::{Interrupted, Outcome, UsageError, finish};
+pub use measure::{CpuClock, LatencyRecorder};
+pub use report::{Check, Claim, Measurement, Report};
+pub use verdict::{Comparison, Verdict};
+
+/// The prefix of every name this project gives to a kernel object, temporary directory or ledger.
+pub const PREFIX: &str = "pvt";

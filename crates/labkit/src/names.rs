@@ -1,0 +1,403 @@
+//! Names for kernel objects, and the ledger that lets `cargo xtask clean` remove what a dead
+//! creator left behind, and nothing else.
+//!
+//! * A name is `/pvt-<creator pid>-<random>`: the prefix says whose it is, the pid whose ledger
+//!   lists it, the random part keeps eight copies of a demo apart. The object is created with
+//!   `O_CREAT | O_EXCL` and mode 0600 by the topic, so a squatter is refused, never reused.
+//! * Before the object exists, [`reserve`] writes it to the creator's ledger: one file per
+//!   creator pid, `<ledger dir>/<pid>.ledger`, whose first line is the creator's start time (so
+//!   a recycled pid is not mistaken for the creator). The [`Reservation`] guard unlinks the
+//!   object (if this process created it) and drops the ledger line, on any path out.
+//! * A path (a FIFO, a socket) lives in a [`PrivateDir`]: a fresh 0700 directory, ledgered too.
+//! * Tests can make the next name predictable with `LABKIT_TEST_NEXT_NAME=<token>`: the next
+//!   reservation in that process is then `/pvt-test-<token>`, so a test can squat it first.
+
+use std::ffi::CString;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+
+use crate::PREFIX;
+
+/// The kind of a named object, which says how to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// POSIX shared memory (`shm_open`, under `/dev/shm`).
+    Shm,
+    /// POSIX message queue (`mq_open`).
+    Mq,
+    /// POSIX named semaphore (`sem_open`, `/dev/shm/sem.*`).
+    Sem,
+    /// A private temporary directory holding FIFOs or sockets.
+    Dir,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Shm => "shm",
+            Kind::Mq => "mq",
+            Kind::Sem => "sem",
+            Kind::Dir => "dir",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Environment variable naming the ledger directory (tests point it somewhere private).
+pub const LEDGER_DIR_ENV: &str = "LABKIT_LEDGER_DIR";
+/// Test-only: the next reservation in the process is `/pvt-test-<value>`.
+pub const TEST_NEXT_NAME_ENV: &str = "LABKIT_TEST_NEXT_NAME";
+
+/// Where ledgers live: `$LABKIT_LEDGER_DIR`, else `$XDG_RUNTIME_DIR/pvt-ledger`, else
+/// `<temp dir>/pvt-ledger`.
+pub fn ledger_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(LEDGER_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("{PREFIX}-ledger"))
+}
+
+/// Serialises this process's edits of its own ledger file.
+static LEDGER_LOCK: Mutex<()> = Mutex::new(());
+static TEST_NAME_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// A name written to the ledger; the object it names is removed when this is dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    kind: Kind,
+    name: String,
+    created: bool,
+    unlinked: bool,
+}
+
+/// Reserves a fresh name of `kind` (`/pvt-<pid>-<random>`) and records it in this process's
+/// ledger *before* the caller creates the object.
+pub fn reserve(kind: Kind) -> Result<Reservation> {
+    let name = next_name()?;
+    ledger_add(kind, &name)?;
+    Ok(Reservation { kind, name, created: false, unlinked: false })
+}
+
+fn next_name() -> Result<String> {
+    if let Ok(token) = std::env::var(TEST_NEXT_NAME_ENV) {
+        if !TEST_NAME_TAKEN.swap(true, Ordering::SeqCst) {
+            return Ok(format!("/{PREFIX}-test-{token}"));
+        }
+    }
+    Ok(format!("/{PREFIX}-{}-{:016x}", std::process::id(), random_u64()?))
+}
+
+fn random_u64() -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    File::open("/dev/urandom")
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes))
+        .context("read /dev/urandom")?;
+    Ok(u64::from_ne_bytes(bytes))
+}
+
+impl Reservation {
+    /// The name, with its leading `/`, as `shm_open`, `mq_open` and `sem_open` take it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Call once the `O_EXCL` creation succeeded: from now on the guard removes the object.
+    /// (If creation failed, the name may be someone else's, and is never removed.)
+    pub fn mark_created(&mut self) {
+        self.created = true;
+    }
+
+    /// Removes the name now, as soon as every side has the object open; the object itself
+    /// lives on until its last descriptor or mapping is gone.
+    pub fn unlink(&mut self) -> Result<()> {
+        if self.created && !self.unlinked {
+            remove_object(self.kind, &self.name)
+                .with_context(|| format!("unlink {} {}", self.kind.as_str(), self.name))?;
+        }
+        self.unlinked = true;
+        ledger_remove(self.kind, &self.name)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.unlinked {
+            // Best effort on the way out; `cargo xtask clean` covers a crash between the two.
+            let _ = self.unlink();
+        }
+    }
+}
+
+/// A fresh directory, mode 0700, for a FIFO or a socket path; removed with its content on drop.
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    /// Creates `<temp dir>/pvt-<pid>-<random>` (mkdir fails if it exists: no squatting).
+    pub fn create() -> Result<PrivateDir> {
+        let name = next_name()?;
+        let path = std::env::temp_dir().join(name.trim_start_matches('/'));
+        let path_text = path.to_string_lossy().into_owned();
+        ledger_add(Kind::Dir, &path_text)?;
+        if let Err(e) = DirBuilder::new().mode(0o700).create(&path) {
+            let _ = ledger_remove(Kind::Dir, &path_text);
+            return Err(e).with_context(|| format!("mkdir {}", path.display()));
+        }
+        Ok(PrivateDir { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+        let _ = ledger_remove(Kind::Dir, &self.path.to_string_lossy());
+    }
+}
+
+fn remove_object(kind: Kind, name: &str) -> io::Result<()> {
+    let result = match kind {
+        Kind::Shm => nix::sys::mman::shm_unlink(name).map_err(io::Error::from),
+        Kind::Mq => nix::mqueue::mq_unlink(name).map_err(io::Error::from),
+        Kind::Sem => {
+            let c = CString::new(name).map_err(io::Error::other)?;
+            // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+            if unsafe { libc::sem_unlink(c.as_ptr()) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        }
+        Kind::Dir => fs::remove_dir_all(name),
+    };
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn ledger_path(pid: u32) -> PathBuf {
+    ledger_dir().join(format!("{pid}.ledger"))
+}
+
+fn ledger_add(kind: Kind, name: &str) -> Result<()> {
+    let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = ledger_dir();
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("mkdir {}", dir.display()))?;
+    let path = ledger_path(std::process::id());
+    let fresh = !path.exists();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let mut text = String::new();
+    if fresh {
+        let start = start_time(std::process::id()).unwrap_or(0);
+        text.push_str(&format!("start {start}\n"));
+    }
+    text.push_str(&format!("{} {name}\n", kind.as_str()));
+    // One write, so a crash leaves whole lines.
+    file.write_all(text.as_bytes()).with_context(|| format!("write {}", path.display()))
+}
+
+fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
+    let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let path = ledger_path(std::process::id());
+    let Ok(text) = fs::read_to_string(&path) else { return Ok(()) };
+    let line = format!("{} {name}", kind.as_str());
+    let mut removed = false;
+    let rest: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let drop = !removed && *l == line;
+            removed |= drop;
+            !drop
+        })
+        .collect();
+    if rest.iter().all(|l| l.starts_with("start ")) {
+        fs::remove_file(&path).or_else(ignore_not_found).with_context(|| format!("rm {}", path.display()))
+    } else {
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, rest.join("\n") + "\n").with_context(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
+    }
+}
+
+fn ignore_not_found(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
+/// which tells a living creator from a later process that reused its pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The ledger files present now (one per creator that has objects, dead or alive).
+pub fn ledger_files() -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(ledger_dir()) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ledger"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What [`clean_dead`] did with one ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleaned {
+    pub creator: u32,
+    pub what: String,
+    pub result: Result<(), String>,
+}
+
+/// Removes every object listed by a creator that is no longer alive, then its ledger.
+/// Ledgers of living creators are left alone, as is everything not in a ledger.
+pub fn clean_dead() -> Vec<Cleaned> {
+    let mut done = Vec::new();
+    for path in ledger_files() {
+        let Some(pid) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(&path) else { continue };
+        let recorded_start =
+            text.lines().find_map(|l| l.strip_prefix("start ")).and_then(|s| s.parse::<u64>().ok());
+        let alive = match (start_time(pid), recorded_start) {
+            (Some(now), Some(then)) => now == then,
+            (Some(_), None) => true, // Cannot tell: assume it is the creator, and leave it be.
+            (None, _) => false,
+        };
+        if alive {
+            continue;
+        }
+        for line in text.lines().filter(|l| !l.starts_with("start ")) {
+            let Some((kind, name)) = line.split_once(' ').and_then(|(k, n)| Some((Kind::parse(k)?, n))) else {
+                continue;
+            };
+            let result = remove_object(kind, name).map_err(|e| e.to_string());
+            done.push(Cleaned { creator: pid, what: format!("{} {name}", kind.as_str()), result });
+        }
+        let _ = fs::remove_file(&path);
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests in this module share the process's ledger file and the environment.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn ledger_text() -> String {
+        fs::read_to_string(ledger_path(std::process::id())).unwrap_or_default()
+    }
+
+    #[test]
+    fn names_are_prefixed_and_distinct() {
+        let _s = SERIAL.lock().unwrap();
+        let a = reserve(Kind::Shm).unwrap();
+        let b = reserve(Kind::Shm).unwrap();
+        let pid_prefix = format!("/pvt-{}-", std::process::id());
+        assert!(a.name().starts_with(&pid_prefix), "{}", a.name());
+        assert_ne!(a.name(), b.name());
+        assert!(ledger_text().contains(a.name()));
+        drop(a);
+        assert!(!ledger_text().contains(&format!("shm {pid_prefix}")) || ledger_text().contains(b.name()));
+        drop(b);
+        assert!(!ledger_text().contains(&pid_prefix));
+    }
+
+    #[test]
+    fn a_created_object_is_unlinked_and_a_squatted_one_is_not() {
+        let _s = SERIAL.lock().unwrap();
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let mut mine = reserve(Kind::Shm).unwrap();
+        let fd = nix::sys::mman::shm_open(mine.name(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        mine.mark_created();
+        let shm_path = format!("/dev/shm{}", mine.name());
+        assert!(Path::new(&shm_path).exists());
+        drop(mine);
+        assert!(!Path::new(&shm_path).exists());
+        drop(fd);
+
+        // A name someone else created first: our O_EXCL fails and the guard leaves it alone.
+        let squatter = reserve(Kind::Shm).unwrap();
+        let name = squatter.name().to_owned();
+        let theirs = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        let err = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap_err();
+        assert_eq!(err, nix::errno::Errno::EEXIST);
+        drop(squatter); // never marked created
+        assert!(Path::new(&format!("/dev/shm{name}")).exists());
+        nix::sys::mman::shm_unlink(name.as_str()).unwrap();
+        drop(theirs);
+    }
+
+    #[test]
+    fn private_dirs_are_0700_and_removed() {
+        let _s = SERIAL.lock().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PrivateDir::create().unwrap();
+        let path = dir.path().to_owned();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::write(path.join("f"), b"x").unwrap();
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn start_time_tells_this_process_apart() {
+        let me = start_time(std::process::id()).unwrap();
+        assert!(me > 0);
+        assert_eq!(start_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn clean_removes_only_what_dead_creators_left() {
+        let _s = SERIAL.lock().unwrap();
+        // A ledger of a "dead" creator (pid beyond pid_max) listing a real shm object.
+        let dead_pid = 4_000_000u32 + (std::process::id() % 1000);
+        let name = format!("/pvt-{dead_pid}-cleantest{}", std::process::id());
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let fd = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        drop(fd);
+        fs::create_dir_all(ledger_dir()).unwrap();
+        fs::write(ledger_path(dead_pid), format!("start 1\nshm {name}\n")).unwrap();
+        // And a living creator's entry (this process), which must survive.
+        let mine = reserve(Kind::Mq).unwrap();
+
+        let cleaned = clean_dead();
+        assert!(cleaned.iter().any(|c| c.creator == dead_pid && c.what == format!("shm {name}") && c.result.is_ok()), "{cleaned:?}");
+        assert!(!Path::new(&format!("/dev/shm{name}")).exists());
+        assert!(!ledger_path(dead_pid).exists());
+        assert!(ledger_text().contains(mine.name()));
+        drop(mine);
+    }
+}

@@ -1,0 +1,122 @@
+//! CPU placement, always chosen from the CPUs this process is allowed to use.
+
+use std::io;
+
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
+
+use crate::cli::Pin;
+use crate::exit::UsageError;
+
+/// The CPUs this process may run on, in increasing order: the affinity of its main thread
+/// (whose thread id is the process id), whatever the calling thread is pinned to.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    cpus_of(nix::unistd::getpid())
+}
+
+/// The CPUs the task `tid` may run on (`Pid::from_raw(0)`: the calling thread).
+fn cpus_of(tid: Pid) -> io::Result<Vec<usize>> {
+    let set = sched_getaffinity(tid).map_err(io::Error::from)?;
+    Ok((0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect())
+}
+
+/// Where the two sides of an exchange run: `None` leaves it to the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub main: Option<usize>,
+    pub peer: Option<usize>,
+}
+
+impl Placement {
+    /// The placement `pin` asks for, or a usage error naming what this machine allows.
+    pub fn choose(pin: Pin) -> Result<Placement, UsageError> {
+        let allowed = allowed_cpus().map_err(|e| UsageError(format!("sched_getaffinity: {e}")))?;
+        match (pin, allowed.as_slice()) {
+            (Pin::None, _) => Ok(Placement { main: None, peer: None }),
+            (Pin::Same, [first, ..]) => Ok(Placement { main: Some(*first), peer: Some(*first) }),
+            (Pin::Split, [first, second, ..]) => Ok(Placement { main: Some(*first), peer: Some(*second) }),
+            (_, cpus) => Err(UsageError(format!(
+                "--pin {} needs {} CPU(s) this process may use; it may use only {cpus:?}",
+                pin.as_str(),
+                if pin == Pin::Split { 2 } else { 1 },
+            ))),
+        }
+    }
+
+    /// For people: `the scheduler's choice`, `both on CPU 0`, `CPU 0 and CPU 1`.
+    pub fn describe(&self) -> String {
+        match (self.main, self.peer) {
+            (Some(a), Some(b)) if a == b => format!("both on CPU {a}"),
+            (Some(a), Some(b)) => format!("CPU {a} and CPU {b}"),
+            _ => "placed by the scheduler".to_owned(),
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu`, restoring its previous mask when dropped.
+#[must_use = "the pin is undone when the guard is dropped"]
+pub struct PinGuard {
+    previous: Option<CpuSet>,
+}
+
+impl PinGuard {
+    /// Pins the calling thread to `cpu`; `None` leaves it where it is.
+    pub fn pin(cpu: Option<usize>) -> io::Result<PinGuard> {
+        let Some(cpu) = cpu else { return Ok(PinGuard { previous: None }) };
+        let previous = sched_getaffinity(Pid::from_raw(0)).map_err(io::Error::from)?;
+        pin_current_thread(cpu)?;
+        Ok(PinGuard { previous: Some(previous) })
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // Best effort: the mask we restore was valid a moment ago.
+            let _ = sched_setaffinity(Pid::from_raw(0), &previous);
+        }
+    }
+}
+
+/// Pins the calling thread (pid 0 = this thread for `sched_setaffinity`) to one CPU, for good.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).map_err(io::Error::from)?;
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placements_come_from_the_allowed_set() {
+        let allowed = allowed_cpus().unwrap();
+        assert!(!allowed.is_empty());
+        let same = Placement::choose(Pin::Same).unwrap();
+        assert_eq!(same.main, Some(allowed[0]));
+        assert_eq!(same.main, same.peer);
+        match Placement::choose(Pin::Split) {
+            Ok(p) => assert!(p.main != p.peer && allowed.contains(&p.peer.unwrap())),
+            Err(e) => assert!(allowed.len() < 2 && e.0.contains("needs 2")),
+        }
+        assert_eq!(Placement::choose(Pin::None).unwrap().main, None);
+    }
+
+    #[test]
+    fn a_pin_guard_restores_the_mask() {
+        std::thread::spawn(|| {
+            let this_thread = || cpus_of(Pid::from_raw(0)).unwrap();
+            let before = this_thread();
+            {
+                let _g = PinGuard::pin(Some(before[0])).unwrap();
+                assert_eq!(this_thread(), vec![before[0]]);
+                // The process's allowed set is the main thread's, untouched by this pin.
+                assert_eq!(allowed_cpus().unwrap(), before);
+            }
+            assert_eq!(this_thread(), before);
+        })
+        .join()
+        .unwrap();
+    }
+}

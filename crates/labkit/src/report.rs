@@ -1,0 +1,530 @@
+//! The Report of DESIGN.md: what a topic measured, what it checked, what it concludes.
+//!
+//! The same structs serialise (topics) and deserialise (xtask, tests); deserialising denies
+//! unknown fields, so a topic that drifts from the schema fails `cargo xtask verify`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cli::Variant;
+use crate::host::Host;
+use crate::measure::LatencyRecorder;
+use crate::verdict::{Comparison, Verdict};
+
+/// The version of the Report's shape; bump it when a field changes meaning.
+pub const SCHEMA: u32 = 1;
+
+/// One topic's run: parameters, host, measurements, checks and claims.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub schema: u32,
+    pub topic: String,
+    pub summary: String,
+    pub params: Map<String, Value>,
+    pub host: Host,
+    pub measurements: Vec<Measurement>,
+    pub checks: Vec<Check>,
+    pub claims: Vec<Claim>,
+}
+
+/// Whether a measurement is a latency distribution or a single figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Histogram,
+    Value,
+}
+
+/// One figure, or one distribution, identified by `name/variant/mechanism` plus `config`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measurement {
+    pub name: String,
+    pub variant: Variant,
+    pub mechanism: String,
+    pub config: Map<String, Value>,
+    pub kind: Kind,
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// User + system CPU time over the timed section, children included, per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_op: Option<f64>,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// A correctness check: nothing lost, nothing corrupted, nothing leaked, the observation made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// Whether a claim rests on a ratio of figures or on a yes/no outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    Measured,
+    Observed,
+}
+
+/// A finding about this machine, for one claim of the seed (see [`crate::claims::CLAIMS`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub id: String,
+    pub verdict: Verdict,
+    pub basis: Basis,
+    /// How many times the side the claim favours wins (median over block pairs); > 1 supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_range: Option<[f64; 2]>,
+    /// The measurements compared, as `name/variant/mechanism`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compares: Vec<String>,
+    pub evidence: String,
+}
+
+impl Measurement {
+    /// A latency distribution in nanoseconds.
+    pub fn histogram(
+        name: &str,
+        variant: Variant,
+        mechanism: &str,
+        config: Value,
+        latency: &LatencyRecorder,
+        cpu_ns_per_op: Option<f64>,
+    ) -> Measurement {
+        let h = latency.histogram();
+        Measurement {
+            name: name.to_owned(),
+            variant,
+            mechanism: mechanism.to_owned(),
+            config: object(config),
+            kind: Kind::Histogram,
+            unit: "ns".to_owned(),
+            samples: Some(h.len()),
+            min: Some(h.min()),
+            p50: Some(h.value_at_quantile(0.50)),
+            p90: Some(h.value_at_quantile(0.90)),
+            p99: Some(h.value_at_quantile(0.99)),
+            max: Some(h.max()),
+            mean: Some(h.mean()),
+            value: None,
+            cpu_ns_per_op,
+        }
+    }
+
+    /// A single figure, such as a throughput in MiB/s.
+    pub fn value(
+        name: &str,
+        variant: Variant,
+        mechanism: &str,
+        config: Value,
+        unit: &str,
+        value: f64,
+        cpu_ns_per_op: Option<f64>,
+    ) -> Measurement {
+        Measurement {
+            name: name.to_owned(),
+            variant,
+            mechanism: mechanism.to_owned(),
+            config: object(config),
+            kind: Kind::Value,
+            unit: unit.to_owned(),
+            samples: None,
+            min: None,
+            p50: None,
+            p90: None,
+            p99: None,
+            max: None,
+            mean: None,
+            value: Some(value),
+            cpu_ns_per_op,
+        }
+    }
+
+    /// `name/variant/mechanism`, the form claims use in `compares`.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.name, self.variant.as_str(), self.mechanism)
+    }
+
+    /// `key=value` pairs of the config, for people.
+    pub fn config_text(&self) -> String {
+        let pairs: Vec<String> = self
+            .config
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        pairs.join(" ")
+    }
+}
+
+fn object(config: Value) -> Map<String, Value> {
+    match config {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        other => panic!("a measurement's config must be a JSON object, not {other}"),
+    }
+}
+
+impl Report {
+    /// An empty report for `topic`, with this machine's description filled in.
+    pub fn new(topic: &str) -> Report {
+        Report {
+            schema: SCHEMA,
+            topic: topic.to_owned(),
+            summary: String::new(),
+            params: Map::new(),
+            host: Host::collect(),
+            measurements: Vec::new(),
+            checks: Vec::new(),
+            claims: Vec::new(),
+        }
+    }
+
+    /// Records a parameter of the run (sizes, placement) under `params`.
+    pub fn param(&mut self, key: &str, value: impl Into<Value>) {
+        self.params.insert(key.to_owned(), value.into());
+    }
+
+    /// Adds a measurement; two with the same identity would be a bug in the topic.
+    pub fn measure(&mut self, m: Measurement) {
+        debug_assert!(
+            !self.measurements.iter().any(|o| o.key() == m.key() && o.config == m.config),
+            "duplicate measurement {}",
+            m.key()
+        );
+        self.measurements.push(m);
+    }
+
+    /// Records a check that passed or failed.
+    pub fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
+        let status = if passed { Status::Pass } else { Status::Fail };
+        self.checks.push(Check { name: name.to_owned(), status, detail: detail.into() });
+    }
+
+    /// Records a check that could not run here, with the reason.
+    pub fn skip(&mut self, name: &str, reason: impl Into<String>) {
+        self.checks.push(Check { name: name.to_owned(), status: Status::Skip, detail: reason.into() });
+    }
+
+    /// Records a claim decided by a ratio of measurements.
+    pub fn claim_measured(
+        &mut self,
+        id: &str,
+        comparison: &Comparison,
+        compares: [&Measurement; 2],
+        evidence: impl Into<String>,
+    ) {
+        self.claims.push(Claim {
+            id: id.to_owned(),
+            verdict: comparison.verdict,
+            basis: Basis::Measured,
+            ratio: Some(comparison.ratio),
+            ratio_range: Some(comparison.range),
+            compares: compares.iter().map(|m| m.key()).collect(),
+            evidence: evidence.into(),
+        });
+    }
+
+    /// Records a claim decided by a yes/no outcome of the run.
+    pub fn claim_observed(&mut self, id: &str, holds: bool, evidence: impl Into<String>) {
+        self.claims.push(Claim {
+            id: id.to_owned(),
+            verdict: if holds { Verdict::Holds } else { Verdict::DoesNotHold },
+            basis: Basis::Observed,
+            ratio: None,
+            ratio_range: None,
+            compares: Vec::new(),
+            evidence: evidence.into(),
+        });
+    }
+
+    /// Finds a measurement by `name/variant/mechanism` (the first, whatever its config).
+    pub fn find(&self, key: &str) -> Option<&Measurement> {
+        self.measurements.iter().find(|m| m.key() == key)
+    }
+
+    /// True when no check failed (skips are allowed).
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.status != Status::Fail)
+    }
+
+    /// Everything about the Report's shape that serde alone cannot enforce.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.schema != SCHEMA {
+            problems.push(format!("schema is {}, expected {SCHEMA}", self.schema));
+        }
+        if self.summary.trim().is_empty() {
+            problems.push("the summary is empty".to_owned());
+        }
+        let mut seen = BTreeSet::new();
+        for m in &self.measurements {
+            let identity = format!("{} {}", m.key(), Value::Object(m.config.clone()));
+            if !seen.insert(identity.clone()) {
+                problems.push(format!("measurement {identity} appears twice"));
+            }
+            match m.kind {
+                Kind::Histogram => {
+                    let figures = [m.min, m.p50, m.p90, m.p99, m.max];
+                    if m.samples.is_none() || m.mean.is_none() || figures.iter().any(Option::is_none) {
+                        problems.push(format!("histogram {} lacks a percentile", m.key()));
+                    } else if !figures.windows(2).all(|w| w[0] <= w[1]) {
+                        problems.push(format!("histogram {} has unordered percentiles", m.key()));
+                    }
+                    if m.value.is_some() {
+                        problems.push(format!("histogram {} also has a value", m.key()));
+                    }
+                }
+                Kind::Value => {
+                    if !m.value.is_some_and(f64::is_finite) {
+                        problems.push(format!("value {} has no finite value", m.key()));
+                    }
+                }
+            }
+        }
+        for c in &self.claims {
+            if c.basis == Basis::Measured {
+                if c.ratio.is_none() || c.ratio_range.is_none() {
+                    problems.push(format!("measured claim {} lacks its ratio", c.id));
+                }
+                for key in &c.compares {
+                    if self.find(key).is_none() {
+                        problems.push(format!("claim {} compares unknown {key}", c.id));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Writes the Report to stdout: JSON alone with `json`, else the human account.
+    ///
+    /// A closed stdout (`| head`) is not an error: the reader has what it wanted.
+    pub fn emit(&self, json: bool) -> io::Result<()> {
+        let text = if json {
+            let mut s = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+            s.push('\n');
+            s
+        } else {
+            self.render()
+        };
+        if self.host.profile == "debug" {
+            let _ = writeln!(
+                io::stderr(),
+                "{}: warning: debug build; its figures are not representative (use --release)",
+                self.topic
+            );
+        }
+        let mut out = io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The human account: summary, host, an aligned table of measurements, checks, claims.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}: {}", self.topic, self.summary);
+        let _ = writeln!(s, "host: {}", self.host.describe());
+        if !self.measurements.is_empty() {
+            s.push('\n');
+            let header = ["measurement", "variant", "mechanism", "config", "p50", "p99", "throughput", "CPU/op"];
+            let mut rows: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+            for m in &self.measurements {
+                let (p50, p99, value) = match m.kind {
+                    Kind::Histogram => (
+                        m.p50.map_or_else(dash, |v| format_ns(v as f64)),
+                        m.p99.map_or_else(dash, |v| format_ns(v as f64)),
+                        dash(),
+                    ),
+                    Kind::Value => (dash(), dash(), m.value.map_or_else(dash, |v| format_value(v, &m.unit))),
+                };
+                rows.push([
+                    m.name.clone(),
+                    m.variant.as_str().to_owned(),
+                    m.mechanism.clone(),
+                    m.config_text(),
+                    p50,
+                    p99,
+                    value,
+                    m.cpu_ns_per_op.map_or_else(dash, format_ns),
+                ]);
+            }
+            let widths: Vec<usize> =
+                (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+            for row in &rows {
+                let mut line = String::new();
+                for (i, cell) in row.iter().enumerate() {
+                    let pad = widths[i] - cell.chars().count();
+                    // Text columns align left, figures right.
+                    if i < 4 {
+                        line.push_str(cell);
+                        line.push_str(&" ".repeat(pad));
+                    } else {
+                        line.push_str(&" ".repeat(pad));
+                        line.push_str(cell);
+                    }
+                    line.push_str("  ");
+                }
+                let _ = writeln!(s, "  {}", line.trim_end());
+            }
+        }
+        if !self.checks.is_empty() {
+            let _ = writeln!(s, "\nchecks");
+            for c in &self.checks {
+                let status = match c.status {
+                    Status::Pass => "pass",
+                    Status::Fail => "FAIL",
+                    Status::Skip => "skip",
+                };
+                let _ = writeln!(s, "  {status}  {}: {}", c.name, c.detail);
+            }
+        }
+        if !self.claims.is_empty() {
+            let _ = writeln!(s, "\nclaims");
+            for c in &self.claims {
+                let ratio = match (c.ratio, c.ratio_range) {
+                    (Some(r), Some([lo, hi])) => format!(" (x{r:.2}, pairs {lo:.2}..{hi:.2})"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(s, "  {:<14} {}{ratio}: {}", c.verdict.as_str(), c.id, c.evidence);
+            }
+        }
+        s
+    }
+}
+
+fn dash() -> String {
+    "-".to_owned()
+}
+
+/// A duration in nanoseconds, in the unit that keeps three significant figures readable.
+pub fn format_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+fn format_value(v: f64, unit: &str) -> String {
+    if v.abs() >= 100.0 { format!("{v:.0} {unit}") } else { format!("{v:.2} {unit}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Report {
+        let mut r = Report::new("demo");
+        r.summary = "a demo".to_owned();
+        r.param("messages", 10);
+        let mut lat = LatencyRecorder::new();
+        for ns in [1000, 2000, 3000] {
+            lat.record_ns(ns);
+        }
+        r.measure(Measurement::histogram("round_trip", Variant::Process, "pipe", json!({"bytes": 64}), &lat, Some(5.0)));
+        r.measure(Measurement::value("throughput", Variant::Thread, "channel", json!({"bytes": 65536}), "MiB/s", 123.0, None));
+        r.check("nothing lost", true, "10 of 10");
+        r.skip("exotic", "ENOSYS");
+        r
+    }
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let r = sample();
+        let text = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert!(back.problems().is_empty(), "{:?}", back.problems());
+        assert!(back.passed());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["measurements"][0]["p95"] = json!(1);
+        assert!(serde_json::from_value::<Report>(v).is_err());
+    }
+
+    #[test]
+    fn problems_find_a_duplicate_and_a_dangling_claim() {
+        let mut r = sample();
+        r.measurements.push(r.measurements[0].clone());
+        r.claims.push(Claim {
+            id: "x".into(),
+            verdict: Verdict::Holds,
+            basis: Basis::Measured,
+            ratio: Some(2.0),
+            ratio_range: Some([1.5, 2.5]),
+            compares: vec!["nothing/process/here".into()],
+            evidence: String::new(),
+        });
+        let problems = r.problems();
+        assert!(problems.iter().any(|p| p.contains("appears twice")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("unknown nothing/process/here")), "{problems:?}");
+    }
+
+    #[test]
+    fn a_failed_check_fails_the_report() {
+        let mut r = sample();
+        r.check("broken", false, "1 lost");
+        assert!(!r.passed());
+        assert!(r.render().contains("FAIL  broken: 1 lost"));
+    }
+
+    #[test]
+    fn render_aligns_the_table() {
+        let text = sample().render();
+        // The table is the block of indented lines after the host line.
+        let rows: Vec<&str> = text.lines().skip(3).take_while(|l| l.starts_with("  ")).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        let column = |row: &str, word: &str| row.find(word).unwrap_or_else(|| panic!("{word} in {row}"));
+        assert_eq!(column(rows[0], "variant"), column(rows[1], "process"), "{text}");
+        assert_eq!(column(rows[1], "process"), column(rows[2], "thread"), "{text}");
+        assert!(rows[1].contains("2.00 us") && rows[1].contains("5 ns"), "{text}");
+        assert!(rows[2].contains("123 MiB/s"), "{text}");
+    }
+}

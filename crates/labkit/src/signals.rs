@@ -1,0 +1,82 @@
+//! SIGINT and SIGTERM as a flag the run checks, so that it stops cleanly and releases all it made.
+//!
+//! `signal_hook::flag` sets an atomic from the handler: no extra thread. signal-hook installs its
+//! handlers with `SA_RESTART`, so a blocking `read` is *not* interrupted; code that blocks and must
+//! notice a shutdown polls [`Shutdown::wake_fd`] (a self-pipe written by the handler) beside its
+//! own descriptor. A second SIGINT or SIGTERM ends the process at once, the usual escape hatch.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::exit::Interrupted;
+
+/// The process-wide shutdown flag; see [`install`].
+pub struct Shutdown {
+    signal: Arc<AtomicUsize>,
+    wake: OwnedFd,
+}
+
+static SHUTDOWN: OnceLock<Shutdown> = OnceLock::new();
+
+/// Installs the SIGINT/SIGTERM handlers once per process and returns the flag they set.
+pub fn install() -> io::Result<&'static Shutdown> {
+    if let Some(s) = SHUTDOWN.get() {
+        return Ok(s);
+    }
+    let signal = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(AtomicBool::new(false));
+    // A socketpair is the self-pipe: the handler writes a byte to one end; pollers watch the other.
+    let (reader, writer) = UnixStream::pair()?;
+    reader.set_nonblocking(true)?;
+    writer.set_nonblocking(true)?;
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the first registration exits only if the flag was already set, i.e. on
+        // the second signal; the next one then sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&seen))?;
+        signal_hook::flag::register(sig, Arc::clone(&seen))?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)?;
+        signal_hook::low_level::pipe::register(sig, writer.try_clone()?)?;
+    }
+    let shutdown = Shutdown { signal, wake: OwnedFd::from(reader) };
+    Ok(SHUTDOWN.get_or_init(|| shutdown))
+}
+
+impl Shutdown {
+    /// The signal that asked for a shutdown, if one did.
+    pub fn requested(&self) -> Option<Signal> {
+        match self.signal.load(Ordering::Relaxed) {
+            0 => None,
+            n => Signal::try_from(n as i32).ok(),
+        }
+    }
+
+    /// `Err(Interrupted)` once a shutdown was asked for: `shutdown.check()?` in a loop.
+    #[inline]
+    pub fn check(&self) -> Result<(), Interrupted> {
+        match self.requested() {
+            None => Ok(()),
+            Some(sig) => Err(Interrupted(sig)),
+        }
+    }
+
+    /// Readable once a shutdown signal arrived: poll it beside a descriptor you block on.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+}
+
+/// Ignores SIGINT in this process: a child lets its parent decide when a Ctrl-C ends the run
+/// (the terminal sends it to the whole process group), and ends when the parent closes its pipes.
+pub fn ignore_sigint() -> io::Result<()> {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: installing SIG_IGN runs no code of ours in signal context, so no handler can
+    // break async-signal safety.
+    unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.map(drop).map_err(io::Error::from)
+}

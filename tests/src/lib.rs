@@ -1,0 +1,1 @@
+//! Cross-topic checks live in `tests/`; this library is empty.
