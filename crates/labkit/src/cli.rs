@@ -52,7 +52,8 @@ impl Pin {
     }
 }
 
-/// The flags of DESIGN.md that every topic accepts.
+// The flags of DESIGN.md that every topic accepts. (A `///` comment here would replace the
+// topic's own `about` in `--help`, since clap reads doc comments of flattened structs.)
 #[derive(Args, Clone, Debug, Default)]
 pub struct CommonArgs {
     /// Print only the Report, as one JSON document on stdout (e.g. `--json | jq .claims`).
@@ -80,9 +81,8 @@ impl CommonArgs {
     }
 }
 
-/// Hidden flags by which a topic re-executes itself as the other side of an exchange.
-///
-/// A learner never types these; [`crate::child::Peer::spawn`] writes them.
+// Hidden flags by which a topic re-executes itself as the other side of an exchange. A learner
+// never types these; `child::Peer::spawn` writes them. (Plain comment: see `CommonArgs`.)
 #[derive(Args, Clone, Debug, Default)]
 pub struct RoleArgs {
     /// Run as a child in this role (internal).
@@ -96,4 +96,73 @@ pub struct RoleArgs {
     /// Pin this child to this CPU (internal).
     #[arg(long, hide = true)]
     pub cpu: Option<usize>,
+}
+
+/// A clap value parser for a size or count from `min` to `max`, so a bad value is refused with
+/// the limit named. Accepts a plain number or one with a binary suffix: `64KiB`, `32M`, `1GiB`.
+///
+/// ```
+/// # use clap::Parser;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[arg(long, value_parser = labkit::cli::bounded(1, 1 << 20))]
+///     bytes: u64,
+/// }
+/// assert_eq!(Args::try_parse_from(["x", "--bytes", "4KiB"]).unwrap().bytes, 4096);
+/// let err = Args::try_parse_from(["x", "--bytes", "2MiB"]).unwrap_err().to_string();
+/// assert!(err.contains("at most 1048576"));
+/// ```
+pub fn bounded(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let limits = format!("from {min} to {max}");
+        let value = parse_size(text).ok_or_else(|| format!("not a whole number (expected {limits})"))?;
+        if value < min {
+            Err(format!("{value} is too small: at least {min} ({limits})"))
+        } else if value > max {
+            Err(format!("{value} is too large: at most {max} ({limits})"))
+        } else {
+            Ok(value)
+        }
+    }
+}
+
+/// `123`, `64K`, `64KiB`, `32M`, `32MiB`, `1G`, `1GiB` (binary multiples).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits);
+    let shift = match suffix {
+        "" => 0,
+        "K" | "KiB" | "k" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("abc"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("12 MB"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn bounds_are_named_in_the_error() {
+        let p = bounded(8, 100);
+        assert_eq!(p("8"), Ok(8));
+        assert!(p("7").unwrap_err().contains("at least 8"));
+        assert!(p("101").unwrap_err().contains("at most 100"));
+        assert!(p("x").unwrap_err().contains("from 8 to 100"));
+    }
 }

@@ -1,1 +1,786 @@
-fn main() {}
+//! # pipes: processes talk through the kernel; threads can hand each other memory
+//!
+//! **Claims** (from the seed, checked on this machine):
+//! * `comm.process-needs-ipc`: processes have separate memory, so they need IPC (here, pipes)
+//!   to communicate;
+//! * `comm.threads-faster`: inter-thread communication is simpler and faster than IPC.
+//!
+//! **Steps**
+//! 1. [`ping_pong`]: three contenders send `--messages` numbered messages of `--bytes` bytes
+//!    back and forth: two processes over two pipes, two threads over two pipes, and two threads
+//!    over two crossbeam channels. They run in alternating blocks after a warm-up; each round
+//!    trip is timed into a histogram, and both ends check every message.
+//! 2. [`stream`]: the same three move a `--total`-byte stream in 64 KiB writes, in alternating
+//!    blocks; the reader's CRC-32 and byte count are checked against the writer's.
+//! 3. [`show_eof_needs_every_writer`]: a child writes and exits, but our own copy of the write
+//!    end keeps the pipe open, so no EOF comes (a hang guard shows it); closing it gives EOF.
+//! 4. [`show_epipe`]: once the only reader has exited, a write fails with EPIPE.
+//! 5. [`show_fifo`]: a child that inherited no pipe finds one by name: a FIFO.
+//! 6. [`judge_claims`]: ratios of block medians decide `comm.threads-faster`.
+//!
+//! The other process is always this binary, re-executed with a hidden `--role`; it gets its
+//! pipe ends by inheritance and dies with us (`PR_SET_PDEATHSIG`).
+//!
+//! **Run it**: `cargo run --release -p pipes` (about two seconds), `-- --json` for the Report,
+//! `-- --pin same --bytes 4096` to put both sides on one CPU with larger messages.
+//!
+//! The output gives, per contender, the round-trip p50/p99, the stream's throughput and the
+//! CPU time per operation (both sides counted), then the checks and the claims' verdicts.
+
+mod pingpong;
+mod semantics;
+mod stream;
+
+use std::io::{PipeReader, PipeWriter, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use labkit::child::{Peer, liveness};
+use labkit::measure::{cpu_ns_per_op, mib_per_s};
+use labkit::names::PrivateDir;
+use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::signals::Shutdown;
+use labkit::{
+    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report,
+    RoleArgs, Variant, exit::usage,
+};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use pingpong::{ChannelPinger, HEADER, RoundTrip, StreamPinger};
+use semantics::{Arrival, Next};
+use stream::{CHUNK, Piece, Receipt};
+
+/// Round trips per contender by default, and with `--quick`.
+const MESSAGES: u64 = 20_000;
+const QUICK_MESSAGES: u64 = 600;
+/// The most round trips `--messages` accepts.
+const MAX_MESSAGES: u64 = 10_000_000;
+/// Message size by default; the smallest holds the sequence number; the largest is 1 MiB.
+const BYTES: u64 = 64;
+const MAX_BYTES: u64 = 1 << 20;
+/// Bytes per stream by default, and with `--quick`; the largest `--total` is 16 GiB.
+const TOTAL: u64 = 32 << 20;
+const QUICK_TOTAL: u64 = 1 << 20;
+const MAX_TOTAL: u64 = 16 << 30;
+/// Alternating blocks per contender (DESIGN: at least 5 at default size), and with `--quick`.
+const BLOCKS: u64 = 5;
+const QUICK_BLOCKS: u64 = 3;
+/// Round trips per contender before timing starts.
+const WARMUP: u64 = 200;
+/// How long the EOF demo waits for an EOF that cannot come.
+const TRAP_WAIT: Duration = Duration::from_millis(250);
+/// Waits that should end at once; reaching one means something is wrong, not slow.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+/// Messages through the FIFO.
+const FIFO_MESSAGES: u64 = 100;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipes",
+    about = "Pipes between processes vs pipes and channels between threads: round trips, \
+             throughput, EOF and EPIPE, each checked.",
+    after_help = "Examples:\n  \
+        cargo run --release -p pipes\n  \
+        cargo run --release -p pipes -- --json | jq .claims\n  \
+        cargo run --release -p pipes -- --messages 100000 --bytes 4096 --pin same\n  \
+        cargo run --release -p pipes -- --variant process --total 256MiB"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Round trips per contender [default: 20000; --quick: 600; at most 10000000].
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    messages: Option<u64>,
+
+    /// Bytes per message, sequence number included [default: 64; from 8 to 1MiB].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(HEADER as u64, MAX_BYTES))]
+    bytes: Option<u64>,
+
+    /// Bytes per stream, e.g. `256MiB` [default: 32MiB; --quick: 1MiB; from 1 to 16GiB].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_TOTAL))]
+    total: Option<u64>,
+
+    #[command(flatten)]
+    role: RoleArgs,
+
+    /// The FIFO a `fifo-writer` child opens (internal).
+    #[arg(long, hide = true)]
+    fifo: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.role.role.is_some() {
+        return labkit::finish("pipes (child)", run_child(args));
+    }
+    labkit::finish("pipes", run(args))
+}
+
+/// The sizes and placement of this run, after defaults.
+struct Plan {
+    messages: u64,
+    bytes: usize,
+    total: u64,
+    blocks: u64,
+    pin: Pin,
+    placement: Placement,
+}
+
+/// Per contender, one figure per block (median round trip in ns, or MiB/s), for the verdicts.
+type Blocks = Vec<(Contender, Vec<f64>)>;
+
+fn run(args: Args) -> Result<Outcome> {
+    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let common = &args.common;
+    if !common.wants(Variant::Process) && !common.wants(Variant::Thread) {
+        return Err(usage("pipes compares `process` and `thread`; it has no `serial` variant"));
+    }
+    let quick = common.quick;
+    let messages = args.messages.unwrap_or(if quick { QUICK_MESSAGES } else { MESSAGES });
+    let plan = Plan {
+        messages,
+        bytes: args.bytes.unwrap_or(BYTES) as usize,
+        total: args.total.unwrap_or(if quick { QUICK_TOTAL } else { TOTAL }),
+        blocks: (if quick { QUICK_BLOCKS } else { BLOCKS }).min(messages),
+        pin: common.pin,
+        placement: Placement::choose(common.pin)?,
+    };
+
+    let mut report = Report::new("pipes");
+    report.param("messages", plan.messages);
+    report.param("bytes", plan.bytes);
+    report.param("total", plan.total);
+    report.param("blocks", plan.blocks);
+    report.param("pin", plan.pin.as_str());
+    report.param("placement", plan.placement.describe());
+
+    let contenders = contenders(common);
+    let (latency_blocks, throughput_blocks) = {
+        // The main thread is one side of every exchange; the pin is undone after the timing.
+        let _pin = PinGuard::pin(plan.placement.main).context("sched_setaffinity (main thread)")?;
+        (ping_pong(&mut report, &contenders, &plan, shutdown)?, stream(&mut report, &contenders, &plan, shutdown)?)
+    };
+    let mut ipc_seen = None;
+    if common.wants(Variant::Process) {
+        show_eof_needs_every_writer(&mut report)?;
+        show_epipe(&mut report, plan.bytes)?;
+        ipc_seen = Some(show_fifo(&mut report, shutdown)?);
+    }
+    judge_claims(&mut report, &plan, &latency_blocks, &throughput_blocks, ipc_seen);
+    report.emit(common.json).context("write the report to stdout")?;
+    Ok(Outcome::of(&report))
+}
+
+/// Who talks to whom, through what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    ProcessPipe,
+    ThreadPipe,
+    ThreadChannel,
+}
+
+impl Contender {
+    fn variant(self) -> Variant {
+        match self {
+            Contender::ProcessPipe => Variant::Process,
+            Contender::ThreadPipe | Contender::ThreadChannel => Variant::Thread,
+        }
+    }
+
+    fn mechanism(self) -> &'static str {
+        match self {
+            Contender::ProcessPipe | Contender::ThreadPipe => "pipe",
+            Contender::ThreadChannel => "channel",
+        }
+    }
+
+    fn label(self) -> String {
+        format!("{}/{}", self.variant().as_str(), self.mechanism())
+    }
+}
+
+fn contenders(common: &CommonArgs) -> Vec<Contender> {
+    [Contender::ProcessPipe, Contender::ThreadPipe, Contender::ThreadChannel]
+        .into_iter()
+        .filter(|c| common.wants(c.variant()))
+        .collect()
+}
+
+/// The far side of an exchange: a child process or a thread of ours.
+enum Far<T> {
+    Process(Peer),
+    Thread(JoinHandle<std::io::Result<T>>),
+}
+
+impl<T> Far<T> {
+    /// Pids whose CPU time belongs to this contender.
+    fn pids(&self) -> Vec<Pid> {
+        match self {
+            Far::Process(peer) => vec![peer.pid()],
+            Far::Thread(_) => Vec::new(),
+        }
+    }
+
+    /// Turns a broken exchange into an error that says what happened to the far side.
+    fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
+        match self {
+            Far::Process(peer) => peer.death(err),
+            Far::Thread(_) => anyhow::Error::new(err).context("the exchange with the thread broke"),
+        }
+    }
+
+    /// Waits for a thread's result; a process has already reported its part through the pipe.
+    fn finish(self) -> Result<Option<T>> {
+        match self {
+            Far::Process(peer) => peer.finish().map(|()| None),
+            Far::Thread(handle) => match handle.join() {
+                Ok(result) => Ok(Some(result.context("the far thread failed")?)),
+                Err(_) => bail!("the far thread panicked"),
+            },
+        }
+    }
+}
+
+/// Starts a thread pinned to `cpu` (if any) running `work`.
+fn spawn_pinned<T: Send + 'static>(
+    name: &str,
+    cpu: Option<usize>,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<JoinHandle<std::io::Result<T>>> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                pin_current_thread(cpu)?;
+            }
+            work()
+        })
+        .with_context(|| format!("spawn thread {name}"))
+}
+
+/// Two pipes, one each way: (our reader, our writer, their reader, their writer).
+fn pipe_pair() -> Result<(PipeReader, PipeWriter, PipeReader, PipeWriter)> {
+    let (their_rx, our_tx) = std::io::pipe().context("pipe")?;
+    let (our_rx, their_tx) = std::io::pipe().context("pipe")?;
+    Ok((our_rx, our_tx, their_rx, their_tx))
+}
+
+/// Starts the far side of a pipe exchange in `role` (a child process) or as a thread running
+/// `thread_work`, and returns our two ends.
+fn start_pipe_peer<T: Send + 'static>(
+    contender: Contender,
+    role: &str,
+    extra: &[String],
+    cpu: Option<usize>,
+    thread_work: impl FnOnce(PipeReader, PipeWriter) -> std::io::Result<T> + Send + 'static,
+) -> Result<(PipeReader, PipeWriter, Far<T>)> {
+    let (our_rx, our_tx, their_rx, their_tx) = pipe_pair()?;
+    let far = if contender == Contender::ProcessPipe {
+        let peer = Peer::spawn(role, &[their_rx.as_fd(), their_tx.as_fd()], cpu, extra)?;
+        // The child has its copies now. Ours must go, or EOF would never reach either side.
+        drop((their_rx, their_tx));
+        Far::Process(peer)
+    } else {
+        Far::Thread(spawn_pinned(role, cpu, move || thread_work(their_rx, their_tx))?)
+    };
+    Ok((our_rx, our_tx, far))
+}
+
+/// One contender's ping-pong link and its measurements.
+struct Link {
+    contender: Contender,
+    pinger: Pinger,
+    far: Far<u64>,
+    latency: LatencyRecorder,
+    block: LatencyRecorder,
+    block_p50s: Vec<f64>,
+    cpu: Duration,
+}
+
+enum Pinger {
+    Pipe(StreamPinger<PipeReader, PipeWriter>),
+    Channel(ChannelPinger),
+}
+
+impl Pinger {
+    fn as_round_trip(&mut self) -> &mut dyn RoundTrip {
+        match self {
+            Pinger::Pipe(p) => p,
+            Pinger::Channel(p) => p,
+        }
+    }
+}
+
+/// Starts the far side for `contender`: an echo child, an echo thread over pipes, or an echo
+/// thread over channels.
+fn start_link(contender: Contender, bytes: usize, cpu: Option<usize>) -> Result<Link> {
+    let (pinger, far) = match contender {
+        Contender::ProcessPipe | Contender::ThreadPipe => {
+            let extra = ["--bytes".to_owned(), bytes.to_string()];
+            let (rx, tx, far) = start_pipe_peer(contender, "echo", &extra, cpu, move |rx, tx| {
+                pingpong::stream_echo(rx, tx, bytes)
+            })?;
+            (Pinger::Pipe(StreamPinger::new(rx, tx, bytes)), far)
+        }
+        Contender::ThreadChannel => {
+            let (to_echo, echo_rx) = bounded(1);
+            let (echo_tx, from_echo) = bounded(1);
+            let far = Far::Thread(spawn_pinned("echo", cpu, move || pingpong::channel_echo(echo_rx, echo_tx))?);
+            (Pinger::Channel(ChannelPinger::new(to_echo, from_echo, bytes)), far)
+        }
+    };
+    Ok(Link {
+        contender,
+        pinger,
+        far,
+        latency: LatencyRecorder::new(),
+        block: LatencyRecorder::new(),
+        block_p50s: Vec::new(),
+        cpu: Duration::ZERO,
+    })
+}
+
+impl Link {
+    /// `n` timed round trips; the block's median goes to the verdict, its samples to the total.
+    fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
+        let pids = self.far.pids();
+        let cpu_before = CpuClock::now(&pids)?;
+        self.block.reset();
+        for _ in 0..n {
+            shutdown.check()?;
+            let start = Instant::now();
+            if let Err(err) = self.pinger.as_round_trip().round_trip() {
+                return Err(self.far.broke(err));
+            }
+            self.block.record(start.elapsed());
+        }
+        self.cpu += CpuClock::since(cpu_before, &pids)?;
+        self.latency.add(&self.block);
+        self.block_p50s.push(self.block.p50() as f64);
+        Ok(())
+    }
+
+    /// Untimed round trips, so caches, page tables and the scheduler settle first.
+    fn warm_up(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
+        for _ in 0..n {
+            shutdown.check()?;
+            if let Err(err) = self.pinger.as_round_trip().round_trip() {
+                return Err(self.far.broke(err));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the exchange; returns (round trips we made, messages the far side counted,
+    /// whether channel buffers came back unmoved).
+    fn finish(self) -> Result<(u64, u64, Option<bool>)> {
+        let Link { pinger, mut far, .. } = self;
+        match pinger {
+            Pinger::Pipe(p) => {
+                let sent = p.count();
+                let echoed = p.finish().map_err(|e| far.broke(e))?;
+                far.finish()?;
+                Ok((sent, echoed, None))
+            }
+            Pinger::Channel(p) => {
+                let (sent, same) = (p.count(), p.same_buffer);
+                drop(p); // Hanging up ends the echo thread's loop.
+                let echoed = far.finish()?.unwrap_or(0);
+                Ok((sent, echoed, Some(same)))
+            }
+        }
+    }
+}
+
+/// Step 1: round trips, contenders alternating block by block.
+fn ping_pong(report: &mut Report, contenders: &[Contender], plan: &Plan, shutdown: &Shutdown) -> Result<Blocks> {
+    let mut links = Vec::new();
+    for &c in contenders {
+        links.push(start_link(c, plan.bytes, plan.placement.peer)?);
+    }
+    for link in &mut links {
+        link.warm_up(WARMUP.min(plan.messages), shutdown)?;
+    }
+    for block in 0..plan.blocks {
+        // Spread the messages over the blocks; the first blocks take the remainder.
+        let n = plan.messages / plan.blocks + u64::from(block < plan.messages % plan.blocks);
+        for link in &mut links {
+            link.run_block(n, shutdown)?;
+        }
+    }
+
+    let mut blocks = Vec::new();
+    let mut counts = Vec::new();
+    let mut all_arrived = true;
+    let mut channel_moved = None;
+    for link in links {
+        let contender = link.contender;
+        let timed = link.latency.len();
+        let per_op = cpu_ns_per_op(link.cpu, timed);
+        report.measure(Measurement::histogram(
+            "round_trip",
+            contender.variant(),
+            contender.mechanism(),
+            json!({ "bytes": plan.bytes, "pin": plan.pin.as_str() }),
+            &link.latency,
+            per_op,
+        ));
+        blocks.push((contender, link.block_p50s.clone()));
+        let expected = plan.messages + WARMUP.min(plan.messages);
+        let (sent, echoed, same_buffer) = link.finish()?;
+        all_arrived &= sent == expected && echoed == expected;
+        counts.push(format!("{}: {sent} sent, {echoed} echoed", contender.label()));
+        channel_moved = channel_moved.or(same_buffer);
+    }
+    report.check(
+        "every message arrived once, in order, intact",
+        all_arrived,
+        format!("sequence numbers and payloads checked at both ends; {}", counts.join("; ")),
+    );
+    if let Some(moved) = channel_moved {
+        report.check(
+            "the channel moved buffers without copying them",
+            moved,
+            "every echo came back in the very buffer sent (same heap address): threads share memory",
+        );
+    }
+    Ok(blocks)
+}
+
+
+/// One contender's streaming link: what writes, and the far side that reads.
+struct Pipeline {
+    contender: Contender,
+    writer: StreamWriter,
+    far: Far<u64>,
+    block_mib_s: Vec<f64>,
+    elapsed: Duration,
+    cpu: Duration,
+    reads: u64,
+    bad: Vec<String>,
+}
+
+enum StreamWriter {
+    Pipe { tx: PipeWriter, rx: PipeReader, chunk: Vec<u8> },
+    Channel { tx: Sender<Piece>, pool: Receiver<Vec<u8>>, receipts: Receiver<Receipt> },
+}
+
+/// Buffers the channel contender lends its reader: a few in flight, as a pipe holds 64 KiB.
+const CHANNEL_BUFFERS: usize = 4;
+
+fn start_pipeline(contender: Contender, cpu: Option<usize>) -> Result<Pipeline> {
+    let (writer, far) = match contender {
+        Contender::ProcessPipe | Contender::ThreadPipe => {
+            let (rx, tx, far) = start_pipe_peer(contender, "sink", &[], cpu, stream::serve_streams)?;
+            (StreamWriter::Pipe { tx, rx, chunk: stream::new_chunk() }, far)
+        }
+        Contender::ThreadChannel => {
+            let (tx, pieces) = bounded(CHANNEL_BUFFERS / 2);
+            let (pool_tx, pool) = bounded(CHANNEL_BUFFERS);
+            let (receipt_tx, receipts) = bounded(1);
+            for _ in 0..CHANNEL_BUFFERS {
+                pool_tx.send(stream::new_chunk()).expect("the pool has room for every buffer");
+            }
+            let far = Far::Thread(spawn_pinned("sink", cpu, move || {
+                Ok(stream::serve_streams_channel(pieces, pool_tx, receipt_tx))
+            })?);
+            (StreamWriter::Channel { tx, pool, receipts }, far)
+        }
+    };
+    Ok(Pipeline {
+        contender,
+        writer,
+        far,
+        block_mib_s: Vec::new(),
+        elapsed: Duration::ZERO,
+        cpu: Duration::ZERO,
+        reads: 0,
+        bad: Vec::new(),
+    })
+}
+
+impl Pipeline {
+    /// Streams `total` bytes once, timed, and checks the reader's receipt against `crc`.
+    fn run_block(&mut self, total: u64, crc: u32, shutdown: &Shutdown) -> Result<()> {
+        shutdown.check()?;
+        let pids = self.far.pids();
+        let cpu_before = CpuClock::now(&pids)?;
+        let start = Instant::now();
+        let sent = match &mut self.writer {
+            StreamWriter::Pipe { tx, rx, chunk } => stream::send_stream(tx, rx, total, chunk),
+            StreamWriter::Channel { tx, pool, receipts } => stream::send_stream_channel(tx, pool, receipts, total),
+        };
+        let elapsed = start.elapsed();
+        let receipt = sent.map_err(|err| self.far.broke(err))?;
+        self.cpu += CpuClock::since(cpu_before, &pids)?;
+        self.elapsed += elapsed;
+        self.reads += receipt.reads;
+        self.block_mib_s.push(mib_per_s(total, elapsed));
+        if (receipt.bytes, receipt.crc) != (total, crc) {
+            self.bad.push(format!(
+                "{}: {} bytes with CRC {:08x}, expected {total} with {crc:08x}",
+                self.contender.label(),
+                receipt.bytes,
+                receipt.crc
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hangs up (EOF between streams ends the reader) and returns how many streams it served,
+    /// where a thread can tell us.
+    fn finish(self) -> Result<Option<u64>> {
+        drop(self.writer);
+        self.far.finish()
+    }
+}
+
+/// Step 2: streaming throughput, contenders alternating block by block.
+fn stream(report: &mut Report, contenders: &[Contender], plan: &Plan, shutdown: &Shutdown) -> Result<Blocks> {
+    let crc = stream::expected_crc(plan.total);
+    let mut pipelines = Vec::new();
+    for &c in contenders {
+        pipelines.push(start_pipeline(c, plan.placement.peer)?);
+    }
+    for _ in 0..plan.blocks {
+        for p in &mut pipelines {
+            p.run_block(plan.total, crc, shutdown)?;
+        }
+    }
+
+    let writes_per_stream = plan.total.div_ceil(CHUNK as u64);
+    let mut blocks = Vec::new();
+    let mut bad = Vec::new();
+    let mut reads = Vec::new();
+    for p in pipelines {
+        let c = p.contender;
+        let bytes = plan.total * plan.blocks;
+        report.measure(Measurement::value(
+            "throughput",
+            c.variant(),
+            c.mechanism(),
+            json!({ "bytes": CHUNK, "pin": plan.pin.as_str() }),
+            "MiB/s",
+            mib_per_s(bytes, p.elapsed),
+            cpu_ns_per_op(p.cpu, writes_per_stream * plan.blocks),
+        ));
+        blocks.push((c, p.block_mib_s.clone()));
+        reads.push(format!("{} reads ({})", p.reads, c.label()));
+        bad.extend(p.bad.iter().cloned());
+        if let Some(served) = p.finish()? {
+            if served != plan.blocks {
+                bad.push(format!("{} served {served} streams of {}", c.label(), plan.blocks));
+            }
+        }
+    }
+    let detail = if bad.is_empty() {
+        format!(
+            "{} streams of {} bytes per contender, length and CRC-32 matched at the far end; \
+             {} writes of at most 64 KiB arrived as {} (a pipe keeps no write boundaries; a \
+             channel hands over whole buffers)",
+            plan.blocks,
+            plan.total,
+            writes_per_stream * plan.blocks,
+            reads.join(", ")
+        )
+    } else {
+        bad.join("; ")
+    };
+    report.check("every stream arrived whole", bad.is_empty(), detail);
+    Ok(blocks)
+}
+
+/// Step 3: the classic trap. A reader gets EOF only when every write end is closed, and the
+/// parent's own copy of the write end counts.
+fn show_eof_needs_every_writer(report: &mut Report) -> Result<()> {
+    let (mut reader, writer) = std::io::pipe().context("pipe")?;
+    let peer = Peer::spawn("write-hello", &[writer.as_fd()], None, &[])?;
+    // The child writes "hello" and exits. We keep `writer` open on purpose: the bug.
+    let mut buf = [0u8; 64];
+    let first = semantics::read_within(&mut reader, &mut buf, HANG_GUARD).context("read the pipe")?;
+    peer.finish()?;
+    let trapped = semantics::read_within(&mut reader, &mut buf, TRAP_WAIT).context("read the pipe")?;
+    // The fix: close our copy. Now no write end is left anywhere, and EOF comes at once.
+    drop(writer);
+    let fixed = semantics::read_within(&mut reader, &mut buf, HANG_GUARD).context("read the pipe")?;
+    let held = matches!(first, Next::Data(5)) && trapped == Next::Nothing && fixed == Next::Eof;
+    report.check(
+        "EOF comes only once every write end is closed",
+        held,
+        format!(
+            "the child wrote 5 bytes and exited ({first:?}); with our own write end still open the \
+             reader got no EOF in {} ms ({trapped:?}); after closing it: {fixed:?}",
+            TRAP_WAIT.as_millis()
+        ),
+    );
+    Ok(())
+}
+
+/// Step 4: writing to a pipe whose only reader has gone.
+fn show_epipe(report: &mut Report, bytes: usize) -> Result<()> {
+    let (reader, mut writer) = std::io::pipe().context("pipe")?;
+    let peer = Peer::spawn("read-one", &[reader.as_fd()], None, &["--bytes".to_owned(), bytes.to_string()])?;
+    drop(reader); // Only the child may read; our copy would keep the pipe "read" forever.
+    let mut msg = vec![0u8; bytes];
+    pingpong::fill(&mut msg, 0);
+    writer.write_all(&msg).context("write to the pipe while the child reads it")?;
+    peer.finish()?;
+    let ignored = semantics::sigpipe_ignored().context("sigaction(SIGPIPE)")?;
+    let after = writer.write_all(&msg);
+    let epipe = after.as_ref().err().and_then(std::io::Error::raw_os_error) == Some(libc::EPIPE);
+    report.check(
+        "writing to a pipe with no reader fails with EPIPE",
+        epipe && ignored,
+        format!(
+            "the child read one message and exited; our next write returned {}; SIGPIPE is {} \
+             (Rust ignores it before main, or the write would have killed us)",
+            after.map_or_else(|e| format!("{e}"), |()| "success".to_owned()),
+            if ignored { "ignored" } else { "NOT ignored" }
+        ),
+    );
+    Ok(())
+}
+
+/// Step 5: a FIFO, for processes that share no descriptor. Returns whether it carried every
+/// message.
+fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<bool> {
+    // The FIFO's name lives in a fresh 0700 directory, ledgered, removed on every path out.
+    let dir = PrivateDir::create()?;
+    let path = dir.path().join("fifo");
+    semantics::make_fifo(&path).with_context(|| format!("mkfifo {}", path.display()))?;
+    let fifo = semantics::open_fifo_reader(&path).with_context(|| format!("open {}", path.display()))?;
+    // The child gets no pipe, only the FIFO's path and a liveness pipe so we notice its death.
+    let (alive, watch) = liveness().context("pipe (liveness)")?;
+    let extra = [
+        "--fifo".to_owned(),
+        path.display().to_string(),
+        "--messages".to_owned(),
+        FIFO_MESSAGES.to_string(),
+    ];
+    let mut peer = Peer::spawn("fifo-writer", &[alive.as_fd()], None, &extra)?;
+    drop(alive);
+    match semantics::wait_for_writer(&fifo, watch.as_fd(), HANG_GUARD).context("poll the FIFO")? {
+        Arrival::Data => {}
+        Arrival::WriterGone => return Err(peer.death("it left before writing to the FIFO")),
+        Arrival::Timeout => bail!("hang guard: no data on the FIFO after {} s", HANG_GUARD.as_secs()),
+    }
+    shutdown.check()?;
+    // Both ends are open: the name has done its job. The pipe lives on without it.
+    std::fs::remove_file(&path).with_context(|| format!("unlink {}", path.display()))?;
+    semantics::set_blocking(&fifo).context("fcntl(F_SETFL)")?;
+    let count = semantics::read_messages(&fifo, HEADER * 2).map_err(|e| peer.death(e))?;
+    peer.finish()?;
+    let ok = count == FIFO_MESSAGES;
+    report.check(
+        "a FIFO joins processes by name",
+        ok,
+        format!(
+            "the child opened the FIFO by its path, having inherited no pipe; {count} of \
+             {FIFO_MESSAGES} numbered messages arrived in order; the name was unlinked once both \
+             ends were open"
+        ),
+    );
+    Ok(ok)
+}
+
+/// Step 6: the claims, from this run's figures.
+fn judge_claims(report: &mut Report, plan: &Plan, latency: &Blocks, throughput: &Blocks, fifo_ok: Option<bool>) {
+    let blocks_of = |series: &Blocks, c: Contender| series.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+    let find = |report: &Report, name: &str, c: Contender| {
+        report.find(&format!("{name}/{}", c.label())).cloned().expect("measured above")
+    };
+    let mut summary = format!(
+        "{} round trips of {} bytes and {} streams of {} bytes per contender",
+        plan.messages, plan.bytes, plan.blocks, plan.total
+    );
+    if let (Some(p), Some(t)) = (blocks_of(latency, Contender::ProcessPipe), blocks_of(latency, Contender::ThreadChannel)) {
+        let (process, channel) = (find(report, "round_trip", Contender::ProcessPipe), find(report, "round_trip", Contender::ThreadChannel));
+        let cmp = Comparison::expect_lower(&t, &p);
+        let thread_pipe = report
+            .find("round_trip/thread/pipe")
+            .and_then(|m| m.p50)
+            .map_or_else(String::new, |v| format!(" (two threads over the same pipes: {})", labkit::report::format_ns(v as f64)));
+        let evidence = format!(
+            "round trip p50: threads over a channel {}, processes over pipes {}{thread_pipe}; \
+             the channel was x{:.2} faster ({} block pairs)",
+            labkit::report::format_ns(channel.p50.unwrap_or(0) as f64),
+            labkit::report::format_ns(process.p50.unwrap_or(0) as f64),
+            cmp.ratio,
+            cmp.pairs
+        );
+        summary.push_str(&format!("; a channel round trip took x{:.2} less time than a pipe between processes", cmp.ratio));
+        report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
+    }
+    if let (Some(p), Some(t)) = (blocks_of(throughput, Contender::ProcessPipe), blocks_of(throughput, Contender::ThreadChannel)) {
+        let (process, channel) = (find(report, "throughput", Contender::ProcessPipe), find(report, "throughput", Contender::ThreadChannel));
+        let cmp = Comparison::expect_higher(&t, &p);
+        let evidence = format!(
+            "stream of 64 KiB writes: threads over a channel {:.0} MiB/s, processes over a pipe \
+             {:.0} MiB/s; x{:.2} ({} block pairs)",
+            channel.value.unwrap_or(0.0),
+            process.value.unwrap_or(0.0),
+            cmp.ratio,
+            cmp.pairs
+        );
+        report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
+    }
+    if let Some(fifo_ok) = fifo_ok {
+        let delivered = report.passed();
+        report.claim_observed(
+            "comm.process-needs-ipc",
+            delivered && fifo_ok,
+            "the child processes shared no memory with us: every message and byte reached them \
+             through a kernel object, pipe ends inherited at spawn or a FIFO opened by name, \
+             copied by write(2) and read(2); the echo thread instead got the very buffer we sent",
+        );
+    }
+    summary.push_str(if report.passed() { "; every message and byte arrived." } else { "; a check FAILED." });
+    report.summary = summary;
+}
+
+/// The other side of each exchange, when this binary runs as a child (`--role`).
+fn run_child(mut args: Args) -> Result<Outcome> {
+    args.role.enter_child()?;
+    let mut fds = args.role.take_fds()?.into_iter();
+    let mut next_fd = |what: &str| -> Result<OwnedFd> { fds.next().with_context(|| format!("no {what} fd passed")) };
+    let bytes = args.bytes.unwrap_or(BYTES) as usize;
+    match args.role.role.as_deref().unwrap_or_default() {
+        "echo" => {
+            let rx = PipeReader::from(next_fd("read")?);
+            let tx = PipeWriter::from(next_fd("write")?);
+            pingpong::stream_echo(rx, tx, bytes).context("echo")?;
+        }
+        "sink" => {
+            let rx = PipeReader::from(next_fd("read")?);
+            let tx = PipeWriter::from(next_fd("write")?);
+            stream::serve_streams(rx, tx).context("read streams")?;
+        }
+        "write-hello" => {
+            let mut tx = PipeWriter::from(next_fd("write")?);
+            tx.write_all(b"hello").context("write to the pipe")?;
+        }
+        "read-one" => {
+            let mut rx = PipeReader::from(next_fd("read")?);
+            let mut msg = vec![0u8; bytes];
+            std::io::Read::read_exact(&mut rx, &mut msg).context("read from the pipe")?;
+            pingpong::verify(&msg, 0).context("the message read")?;
+        }
+        "fifo-writer" => {
+            // Held until we exit: its closing tells the parent we are gone.
+            let _alive = next_fd("liveness")?;
+            let path = args.fifo.context("--fifo is required for the fifo-writer role")?;
+            let count = args.messages.unwrap_or(FIFO_MESSAGES);
+            semantics::write_messages(&path, count, HEADER * 2).with_context(|| format!("write to {}", path.display()))?;
+        }
+        other => return Err(usage(format!("unknown role `{other}`"))),
+    }
+    Ok(Outcome::Passed)
+}

@@ -1,0 +1,268 @@
+//! End-to-end tests of the `pipes` binary: the quick run, bad flags, a peer killed mid-run,
+//! SIGINT mid-run, two copies at once, a closed stdout, a squatted name. After each: nothing in
+//! /dev/shm, no ledger entry, no temporary directory, no process left.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use labkit::report::{Report, Status};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pipes");
+/// Every process a test starts carries this variable, so leftovers can be found by it.
+const TAG_VAR: &str = "PIPES_TEST_TAG";
+
+/// A tag unique to one test in this run.
+fn tag(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn pipes(tag: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env(TAG_VAR, tag).env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn run(tag: &str, args: &[&str]) -> Output {
+    pipes(tag, args).output().expect("run pipes")
+}
+
+/// Waits at most `limit` for `child`; kills it and fails the test if it hangs.
+fn wait_guarded(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pipes did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn parse(out: &Output) -> Report {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", stderr(out)))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Processes still alive that carry `tag` in their environment.
+fn tagged_processes(tag: &str) -> Vec<u32> {
+    let needle = format!("{TAG_VAR}={tag}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
+        // A zombie has an empty environ; what we look for is a process still running.
+        if env.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The children of `pid` (by the parent field of /proc/<child>/stat).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Nothing the run with this tag and top-level pid made is left behind.
+fn assert_nothing_left(tag: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tagged_processes(tag).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tagged_processes(tag), Vec::<u32>::new(), "processes left behind");
+    let prefix = format!("pvt-{pid}-");
+    for dir in ["/dev/shm", std::env::temp_dir().to_str().unwrap()] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.trim_start_matches("sem.").starts_with(&prefix), "left behind: {dir}/{name}");
+        }
+    }
+    let ledger = labkit::names::ledger_dir().join(format!("{pid}.ledger"));
+    assert!(!ledger.exists(), "ledger left behind: {}", ledger.display());
+}
+
+#[test]
+fn the_quick_run_passes_every_check() {
+    let t = tag("quick");
+    let child = pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let out = wait_guarded(child, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report = parse(&out);
+    assert_eq!(report.topic, "pipes");
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(check.status, Status::Pass, "{}: {}", check.name, check.detail);
+    }
+    for key in [
+        "round_trip/process/pipe",
+        "round_trip/thread/pipe",
+        "round_trip/thread/channel",
+        "throughput/process/pipe",
+        "throughput/thread/pipe",
+        "throughput/thread/channel",
+    ] {
+        let m = report.find(key).unwrap_or_else(|| panic!("no {key}"));
+        assert!(m.cpu_ns_per_op.is_some_and(|c| c > 0.0), "{key} has no CPU time");
+    }
+    let rt = report.find("round_trip/process/pipe").unwrap();
+    assert_eq!(rt.samples, Some(600), "every timed round trip is in the histogram");
+    for id in ["comm.threads-faster", "comm.process-needs-ipc"] {
+        assert!(report.claims.iter().any(|c| c.id == id), "no claim {id}");
+    }
+    for claim in &report.claims {
+        assert!(labkit::claims::claim(&claim.id).is_some(), "unknown claim {}", claim.id);
+    }
+    assert!(stderr(&out).contains("debug build"), "the debug warning is missing");
+    assert_nothing_left(&t, pid);
+}
+
+#[test]
+fn one_side_and_a_placement_can_be_chosen() {
+    let t = tag("thread-same");
+    let out = run(&t, &["--quick", "--json", "--variant", "thread", "--pin", "same", "--bytes", "4096"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report = parse(&out);
+    assert!(report.measurements.iter().all(|m| m.variant == labkit::Variant::Thread));
+    assert!(report.find("round_trip/thread/channel").is_some());
+    assert_eq!(report.params["pin"], "same");
+    assert!(report.passed());
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--messages", "0"], "at least 1"),
+        (&["--messages", "abc"], "from 1 to 10000000"),
+        (&["--messages", "10000001"], "at most 10000000"),
+        (&["--bytes", "0"], "at least 8"),
+        (&["--bytes", "7"], "at least 8"),
+        (&["--bytes", "2MiB"], "at most 1048576"),
+        (&["--total", "0"], "at least 1"),
+        (&["--total", "17GiB"], "at most 17179869184"),
+        (&["--pin", "sideways"], "none, same, split"),
+        (&["--variant", "serial"], "no `serial` variant"),
+        (&["--frobnicate"], "--frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let out = run(&tag("bad"), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.lines().count() <= 6, "{args:?}: the message should be short: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// Starts a long run and waits until it has a child (the echo peer): the run is under way.
+fn start_long_run(t: &str) -> (Child, u32) {
+    let child = pipes(t, &["--json", "--variant", "process", "--messages", "5000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(&peer) = children_of(pid).first() {
+            // Let a few thousand round trips happen first.
+            std::thread::sleep(Duration::from_millis(300));
+            return (child, peer);
+        }
+        assert!(Instant::now() < deadline, "pipes never started its peer");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_peer_killed_mid_run_is_reported_with_exit_1() {
+    let t = tag("kill");
+    let (child, peer) = start_long_run(&t);
+    let pid = child.id();
+    kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
+    let out = wait_guarded(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("died") && err.contains("SIGKILL"), "{err}");
+    assert!(err.contains(&format!("pid {peer}")), "{err}");
+    assert!(out.stdout.is_empty(), "no report after a broken run");
+    assert_nothing_left(&t, pid);
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    let t = tag("sigint");
+    let (child, _peer) = start_long_run(&t);
+    let pid = child.id();
+    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let out = wait_guarded(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert_nothing_left(&t, pid);
+}
+
+#[test]
+fn two_copies_at_once_both_pass() {
+    let t = tag("pair");
+    let spawn = || pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (spawn(), spawn());
+    let pids = [a.id(), b.id()];
+    for out in [wait_guarded(a, Duration::from_secs(120)), wait_guarded(b, Duration::from_secs(120))] {
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        assert!(parse(&out).passed());
+    }
+    for pid in pids {
+        assert_nothing_left(&t, pid);
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let t = tag("closed");
+    let mut child = pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Read a few bytes, as `| head -c 10` would, then close: the rest of the write gets EPIPE.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_squatted_name_is_refused_and_left_alone() {
+    let t = tag("squat");
+    let token = format!("squat-{}", std::process::id());
+    let squatted = std::env::temp_dir().join(format!("pvt-test-{token}"));
+    std::fs::create_dir(&squatted).unwrap();
+    let out = pipes(&t, &["--quick", "--json"]).env("LABKIT_TEST_NEXT_NAME", &token).output().unwrap();
+    let err = stderr(&out);
+    let still_there = Path::new(&squatted).is_dir();
+    std::fs::remove_dir(&squatted).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("File exists") && err.contains(&token), "{err}");
+    assert!(still_there, "the squatter's directory was removed");
+}
