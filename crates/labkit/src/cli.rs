@@ -103,7 +103,7 @@ pub struct RoleArgs {
 ///
 /// ```
 /// # use clap::Parser;
-/// #[derive(Parser)]
+/// #[derive(Parser, Debug)]
 /// struct Args {
 ///     #[arg(long, value_parser = labkit::cli::bounded(1, 1 << 20))]
 ///     bytes: u64,
