@@ -35,7 +35,12 @@ pub struct Peer {
 
 impl Peer {
     /// Starts `current_exe --role <role> [--fd N]… [--cpu C] <extra>…`, the `fds` inherited.
-    pub fn spawn(role: &str, fds: &[BorrowedFd<'_>], cpu: Option<usize>, extra: &[String]) -> Result<Peer> {
+    pub fn spawn(
+        role: &str,
+        fds: &[BorrowedFd<'_>],
+        cpu: Option<usize>,
+        extra: &[String],
+    ) -> Result<Peer> {
         let exe = std::env::current_exe().context("current_exe")?;
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         let parent = std::process::id() as libc::pid_t;
@@ -47,14 +52,25 @@ impl Peer {
         if let Some(cpu) = cpu {
             command.arg("--cpu").arg(cpu.to_string());
         }
-        command.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        command
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         let pass = raw.clone();
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
         // calls are allowed: prctl, getppid, fcntl and _exit are plain system calls, and the
         // closure allocates nothing (`pass` was built before the fork).
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(io::Error::last_os_error());
                 }
                 // The parent may have died before the line above: then no signal will come.
@@ -71,8 +87,14 @@ impl Peer {
                 Ok(())
             });
         }
-        let child = command.spawn().with_context(|| format!("spawn {} --role {role}", exe.display()))?;
-        Ok(Peer { role: role.to_owned(), child, status: None })
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawn {} --role {role}", exe.display()))?;
+        Ok(Peer {
+            role: role.to_owned(),
+            child,
+            status: None,
+        })
     }
 
     /// The child's pid.
@@ -85,7 +107,10 @@ impl Peer {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        let status = self.child.wait().with_context(|| format!("waitpid({})", self.child.id()))?;
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("waitpid({})", self.child.id()))?;
         self.status = Some(status);
         Ok(status)
     }
@@ -97,7 +122,11 @@ impl Peer {
             if let Some(status) = self.status {
                 return Ok(Some(status));
             }
-            if let Some(status) = self.child.try_wait().with_context(|| format!("waitpid({})", self.child.id()))? {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .with_context(|| format!("waitpid({})", self.child.id()))?
+            {
                 self.status = Some(status);
                 return Ok(Some(status));
             }
@@ -114,7 +143,12 @@ impl Peer {
         if status.success() {
             Ok(())
         } else {
-            bail!("the {} peer (pid {}) {}", self.role, self.child.id(), describe(status))
+            bail!(
+                "the {} peer (pid {}) {}",
+                self.role,
+                self.child.id(),
+                describe(status)
+            )
         }
     }
 
@@ -128,7 +162,11 @@ impl Peer {
                 self.child.id(),
                 describe(status)
             ),
-            _ => anyhow::anyhow!("the {} peer (pid {}) stopped answering: {broke}", self.role, self.child.id()),
+            _ => anyhow::anyhow!(
+                "the {} peer (pid {}) stopped answering: {broke}",
+                self.role,
+                self.child.id()
+            ),
         }
     }
 }
@@ -147,7 +185,8 @@ impl Drop for Peer {
 /// "exited with code 3", "was killed by SIGKILL", "exited normally".
 pub fn describe(status: ExitStatus) -> String {
     if let Some(sig) = status.signal() {
-        let name = Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
+        let name = Signal::try_from(sig)
+            .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
         format!("was killed by {name}")
     } else {
         match status.code() {
@@ -167,7 +206,8 @@ impl RoleArgs {
             .map(|fd| {
                 // SAFETY: F_GETFD only reads the descriptor's flags; it fails on a closed fd.
                 if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                    return Err(io::Error::last_os_error()).with_context(|| format!("inherited fd {fd}"));
+                    return Err(io::Error::last_os_error())
+                        .with_context(|| format!("inherited fd {fd}"));
                 }
                 // SAFETY: the fd is open (checked above), was passed to this process for it
                 // alone, and `take` leaves no second copy of the number in `self`.
@@ -180,7 +220,8 @@ impl RoleArgs {
     /// so that a Ctrl-C, sent to the whole process group, is handled by the parent alone.
     pub fn enter_child(&self) -> Result<()> {
         if let Some(cpu) = self.cpu {
-            crate::pin::pin_current_thread(cpu).with_context(|| format!("sched_setaffinity(CPU {cpu})"))?;
+            crate::pin::pin_current_thread(cpu)
+                .with_context(|| format!("sched_setaffinity(CPU {cpu})"))?;
         }
         crate::signals::ignore_sigint().context("signal(SIGINT, SIG_IGN)")
     }

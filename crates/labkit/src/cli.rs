@@ -6,7 +6,9 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 /// One of the seed's two sides, or a baseline with no concurrency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     /// Two (or more) processes, talking through the kernel.
@@ -112,10 +114,14 @@ pub struct RoleArgs {
 /// let err = Args::try_parse_from(["x", "--bytes", "2MiB"]).unwrap_err().to_string();
 /// assert!(err.contains("at most 1048576"));
 /// ```
-pub fn bounded(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+pub fn bounded(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
     move |text: &str| {
         let limits = format!("from {min} to {max}");
-        let value = parse_size(text).ok_or_else(|| format!("not a whole number (expected {limits})"))?;
+        let value =
+            parse_size(text).ok_or_else(|| format!("not a whole number (expected {limits})"))?;
         if value < min {
             Err(format!("{value} is too small: at least {min} ({limits})"))
         } else if value > max {
@@ -129,7 +135,9 @@ pub fn bounded(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> + Clo
 /// `123`, `64K`, `64KiB`, `32M`, `32MiB`, `1G`, `1GiB` (binary multiples).
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, suffix) = text.split_at(digits);
     let shift = match suffix {
         "" => 0,

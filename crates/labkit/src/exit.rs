@@ -34,7 +34,11 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome a finished Report stands for.
     pub fn of(report: &crate::Report) -> Outcome {
-        if report.passed() { Outcome::Passed } else { Outcome::ChecksFailed }
+        if report.passed() {
+            Outcome::Passed
+        } else {
+            Outcome::ChecksFailed
+        }
     }
 }
 
@@ -74,7 +78,10 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
         }
         Err(err) => {
             if let Some(Interrupted(signal)) = err.downcast_ref::<Interrupted>() {
-                let _ = writeln!(stderr, "{topic}: {err:#}; stopped cleanly, nothing left behind");
+                let _ = writeln!(
+                    stderr,
+                    "{topic}: {err:#}; stopped cleanly, nothing left behind"
+                );
                 128 + *signal as u8
             } else if err.downcast_ref::<UsageError>().is_some() {
                 let _ = writeln!(stderr, "{topic}: error: {err:#}");

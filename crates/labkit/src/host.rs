@@ -29,20 +29,33 @@ impl Host {
             .lines()
             .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
             .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
-        let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count().max(1);
+        let cpus = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count()
+            .max(1);
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
         let thp = fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
             .ok()
-            .and_then(|s| s.split_once('[').and_then(|(_, r)| r.split_once(']')).map(|(m, _)| m.to_owned()))
+            .and_then(|s| {
+                s.split_once('[')
+                    .and_then(|(_, r)| r.split_once(']'))
+                    .map(|(m, _)| m.to_owned())
+            })
             .unwrap_or_else(|| "unknown".to_owned());
         Host {
             cpu_model,
             cpus,
             cpus_allowed: crate::pin::allowed_cpus().unwrap_or_default(),
             kernel,
-            profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned(),
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+            .to_owned(),
             thp,
         }
     }

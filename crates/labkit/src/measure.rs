@@ -30,8 +30,8 @@ impl Default for LatencyRecorder {
 impl LatencyRecorder {
     /// An empty recorder from 1 ns to 60 s. It allocates once, here, never while recording.
     pub fn new() -> LatencyRecorder {
-        let histogram =
-            Histogram::new_with_bounds(1, HIGHEST_NS, 3).expect("constant histogram bounds are valid");
+        let histogram = Histogram::new_with_bounds(1, HIGHEST_NS, 3)
+            .expect("constant histogram bounds are valid");
         LatencyRecorder { histogram }
     }
 
@@ -49,7 +49,9 @@ impl LatencyRecorder {
 
     /// Adds every sample of `other` (e.g. one block into the whole run).
     pub fn add(&mut self, other: &LatencyRecorder) {
-        self.histogram.add(&other.histogram).expect("recorders share bounds");
+        self.histogram
+            .add(&other.histogram)
+            .expect("recorders share bounds");
     }
 
     /// Forgets every sample, keeping the allocation.
@@ -110,7 +112,8 @@ impl CpuClock {
     pub fn of_process(pid: Pid) -> Result<Duration> {
         let clock: ClockId =
             clock_getcpuclockid(pid).with_context(|| format!("clock_getcpuclockid({pid})"))?;
-        let ts = clock_gettime(clock).with_context(|| format!("clock_gettime(CPU clock of {pid})"))?;
+        let ts =
+            clock_gettime(clock).with_context(|| format!("clock_gettime(CPU clock of {pid})"))?;
         Ok(Duration::new(
             u64::try_from(ts.tv_sec()).unwrap_or(0),
             u32::try_from(ts.tv_nsec()).unwrap_or(0),

@@ -48,7 +48,9 @@ impl Kind {
     }
 
     fn parse(s: &str) -> Option<Kind> {
-        [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir].into_iter().find(|k| k.as_str() == s)
+        [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -88,7 +90,12 @@ pub struct Reservation {
 pub fn reserve(kind: Kind) -> Result<Reservation> {
     let name = next_name()?;
     ledger_add(kind, &name)?;
-    Ok(Reservation { kind, name, created: false, unlinked: false })
+    Ok(Reservation {
+        kind,
+        name,
+        created: false,
+        unlinked: false,
+    })
 }
 
 fn next_name() -> Result<String> {
@@ -97,7 +104,11 @@ fn next_name() -> Result<String> {
             return Ok(format!("/{PREFIX}-test-{token}"));
         }
     }
-    Ok(format!("/{PREFIX}-{}-{:016x}", std::process::id(), random_u64()?))
+    Ok(format!(
+        "/{PREFIX}-{}-{:016x}",
+        std::process::id(),
+        random_u64()?
+    ))
 }
 
 fn random_u64() -> Result<u64> {
@@ -181,7 +192,11 @@ fn remove_object(kind: Kind, name: &str) -> io::Result<()> {
         Kind::Sem => {
             let c = CString::new(name).map_err(io::Error::other)?;
             // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-            if unsafe { libc::sem_unlink(c.as_ptr()) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+            if unsafe { libc::sem_unlink(c.as_ptr()) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
         }
         Kind::Dir => fs::remove_dir_all(name),
     };
@@ -218,13 +233,16 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
     }
     text.push_str(&format!("{} {name}\n", kind.as_str()));
     // One write, so a crash leaves whole lines.
-    file.write_all(text.as_bytes()).with_context(|| format!("write {}", path.display()))
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
     let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let path = ledger_path(std::process::id());
-    let Ok(text) = fs::read_to_string(&path) else { return Ok(()) };
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(());
+    };
     let line = format!("{} {name}", kind.as_str());
     let mut removed = false;
     let rest: Vec<&str> = text
@@ -236,16 +254,23 @@ fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
         })
         .collect();
     if rest.iter().all(|l| l.starts_with("start ")) {
-        fs::remove_file(&path).or_else(ignore_not_found).with_context(|| format!("rm {}", path.display()))
+        fs::remove_file(&path)
+            .or_else(ignore_not_found)
+            .with_context(|| format!("rm {}", path.display()))
     } else {
         let tmp = path.with_extension("tmp");
-        fs::write(&tmp, rest.join("\n") + "\n").with_context(|| format!("write {}", tmp.display()))?;
+        fs::write(&tmp, rest.join("\n") + "\n")
+            .with_context(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
     }
 }
 
 fn ignore_not_found(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
@@ -259,7 +284,9 @@ pub fn start_time(pid: u32) -> Option<u64> {
 
 /// The ledger files present now (one per creator that has objects, dead or alive).
 pub fn ledger_files() -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(ledger_dir()) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(ledger_dir()) else {
+        return Vec::new();
+    };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "ledger"))
@@ -281,12 +308,20 @@ pub struct Cleaned {
 pub fn clean_dead() -> Vec<Cleaned> {
     let mut done = Vec::new();
     for path in ledger_files() {
-        let Some(pid) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(text) = fs::read_to_string(&path) else { continue };
-        let recorded_start =
-            text.lines().find_map(|l| l.strip_prefix("start ")).and_then(|s| s.parse::<u64>().ok());
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let recorded_start = text
+            .lines()
+            .find_map(|l| l.strip_prefix("start "))
+            .and_then(|s| s.parse::<u64>().ok());
         let alive = match (start_time(pid), recorded_start) {
             (Some(now), Some(then)) => now == then,
             (Some(_), None) => true, // Cannot tell: assume it is the creator, and leave it be.
@@ -296,11 +331,18 @@ pub fn clean_dead() -> Vec<Cleaned> {
             continue;
         }
         for line in text.lines().filter(|l| !l.starts_with("start ")) {
-            let Some((kind, name)) = line.split_once(' ').and_then(|(k, n)| Some((Kind::parse(k)?, n))) else {
+            let Some((kind, name)) = line
+                .split_once(' ')
+                .and_then(|(k, n)| Some((Kind::parse(k)?, n)))
+            else {
                 continue;
             };
             let result = remove_object(kind, name).map_err(|e| e.to_string());
-            done.push(Cleaned { creator: pid, what: format!("{} {name}", kind.as_str()), result });
+            done.push(Cleaned {
+                creator: pid,
+                what: format!("{} {name}", kind.as_str()),
+                result,
+            });
         }
         let _ = fs::remove_file(&path);
     }
@@ -328,7 +370,10 @@ mod tests {
         assert_ne!(a.name(), b.name());
         assert!(ledger_text().contains(a.name()));
         drop(a);
-        assert!(!ledger_text().contains(&format!("shm {pid_prefix}")) || ledger_text().contains(b.name()));
+        assert!(
+            !ledger_text().contains(&format!("shm {pid_prefix}"))
+                || ledger_text().contains(b.name())
+        );
         drop(b);
         assert!(!ledger_text().contains(&pid_prefix));
     }
@@ -339,7 +384,12 @@ mod tests {
         use nix::fcntl::OFlag;
         use nix::sys::stat::Mode;
         let mut mine = reserve(Kind::Shm).unwrap();
-        let fd = nix::sys::mman::shm_open(mine.name(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        let fd = nix::sys::mman::shm_open(
+            mine.name(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap();
         mine.mark_created();
         let shm_path = format!("/dev/shm{}", mine.name());
         assert!(Path::new(&shm_path).exists());
@@ -350,8 +400,18 @@ mod tests {
         // A name someone else created first: our O_EXCL fails and the guard leaves it alone.
         let squatter = reserve(Kind::Shm).unwrap();
         let name = squatter.name().to_owned();
-        let theirs = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
-        let err = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap_err();
+        let theirs = nix::sys::mman::shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap();
+        let err = nix::sys::mman::shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap_err();
         assert_eq!(err, nix::errno::Errno::EEXIST);
         drop(squatter); // never marked created
         assert!(Path::new(&format!("/dev/shm{name}")).exists());
@@ -365,7 +425,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = PrivateDir::create().unwrap();
         let path = dir.path().to_owned();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         fs::write(path.join("f"), b"x").unwrap();
         drop(dir);
         assert!(!path.exists());
@@ -386,7 +449,12 @@ mod tests {
         let name = format!("/pvt-{dead_pid}-cleantest{}", std::process::id());
         use nix::fcntl::OFlag;
         use nix::sys::stat::Mode;
-        let fd = nix::sys::mman::shm_open(name.as_str(), OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        let fd = nix::sys::mman::shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap();
         drop(fd);
         fs::create_dir_all(ledger_dir()).unwrap();
         fs::write(ledger_path(dead_pid), format!("start 1\nshm {name}\n")).unwrap();
@@ -394,7 +462,12 @@ mod tests {
         let mine = reserve(Kind::Mq).unwrap();
 
         let cleaned = clean_dead();
-        assert!(cleaned.iter().any(|c| c.creator == dead_pid && c.what == format!("shm {name}") && c.result.is_ok()), "{cleaned:?}");
+        assert!(
+            cleaned.iter().any(|c| c.creator == dead_pid
+                && c.what == format!("shm {name}")
+                && c.result.is_ok()),
+            "{cleaned:?}"
+        );
         assert!(!Path::new(&format!("/dev/shm{name}")).exists());
         assert!(!ledger_path(dead_pid).exists());
         assert!(ledger_text().contains(mine.name()));

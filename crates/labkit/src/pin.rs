@@ -17,7 +17,9 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
 /// The CPUs the task `tid` may run on (`Pid::from_raw(0)`: the calling thread).
 fn cpus_of(tid: Pid) -> io::Result<Vec<usize>> {
     let set = sched_getaffinity(tid).map_err(io::Error::from)?;
-    Ok((0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect())
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
 }
 
 /// Where the two sides of an exchange run: `None` leaves it to the scheduler.
@@ -32,9 +34,18 @@ impl Placement {
     pub fn choose(pin: Pin) -> Result<Placement, UsageError> {
         let allowed = allowed_cpus().map_err(|e| UsageError(format!("sched_getaffinity: {e}")))?;
         match (pin, allowed.as_slice()) {
-            (Pin::None, _) => Ok(Placement { main: None, peer: None }),
-            (Pin::Same, [first, ..]) => Ok(Placement { main: Some(*first), peer: Some(*first) }),
-            (Pin::Split, [first, second, ..]) => Ok(Placement { main: Some(*first), peer: Some(*second) }),
+            (Pin::None, _) => Ok(Placement {
+                main: None,
+                peer: None,
+            }),
+            (Pin::Same, [first, ..]) => Ok(Placement {
+                main: Some(*first),
+                peer: Some(*first),
+            }),
+            (Pin::Split, [first, second, ..]) => Ok(Placement {
+                main: Some(*first),
+                peer: Some(*second),
+            }),
             (_, cpus) => Err(UsageError(format!(
                 "--pin {} needs {} CPU(s) this process may use; it may use only {cpus:?}",
                 pin.as_str(),
@@ -62,10 +73,14 @@ pub struct PinGuard {
 impl PinGuard {
     /// Pins the calling thread to `cpu`; `None` leaves it where it is.
     pub fn pin(cpu: Option<usize>) -> io::Result<PinGuard> {
-        let Some(cpu) = cpu else { return Ok(PinGuard { previous: None }) };
+        let Some(cpu) = cpu else {
+            return Ok(PinGuard { previous: None });
+        };
         let previous = sched_getaffinity(Pid::from_raw(0)).map_err(io::Error::from)?;
         pin_current_thread(cpu)?;
-        Ok(PinGuard { previous: Some(previous) })
+        Ok(PinGuard {
+            previous: Some(previous),
+        })
     }
 }
 

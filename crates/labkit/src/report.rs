@@ -224,7 +224,10 @@ impl Report {
     /// Adds a measurement; two with the same identity would be a bug in the topic.
     pub fn measure(&mut self, m: Measurement) {
         debug_assert!(
-            !self.measurements.iter().any(|o| o.key() == m.key() && o.config == m.config),
+            !self
+                .measurements
+                .iter()
+                .any(|o| o.key() == m.key() && o.config == m.config),
             "duplicate measurement {}",
             m.key()
         );
@@ -234,12 +237,20 @@ impl Report {
     /// Records a check that passed or failed.
     pub fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
         let status = if passed { Status::Pass } else { Status::Fail };
-        self.checks.push(Check { name: name.to_owned(), status, detail: detail.into() });
+        self.checks.push(Check {
+            name: name.to_owned(),
+            status,
+            detail: detail.into(),
+        });
     }
 
     /// Records a check that could not run here, with the reason.
     pub fn skip(&mut self, name: &str, reason: impl Into<String>) {
-        self.checks.push(Check { name: name.to_owned(), status: Status::Skip, detail: reason.into() });
+        self.checks.push(Check {
+            name: name.to_owned(),
+            status: Status::Skip,
+            detail: reason.into(),
+        });
     }
 
     /// Records a claim decided by a ratio of measurements.
@@ -265,7 +276,11 @@ impl Report {
     pub fn claim_observed(&mut self, id: &str, holds: bool, evidence: impl Into<String>) {
         self.claims.push(Claim {
             id: id.to_owned(),
-            verdict: if holds { Verdict::Holds } else { Verdict::DoesNotHold },
+            verdict: if holds {
+                Verdict::Holds
+            } else {
+                Verdict::DoesNotHold
+            },
             basis: Basis::Observed,
             ratio: None,
             ratio_range: None,
@@ -302,7 +317,10 @@ impl Report {
             match m.kind {
                 Kind::Histogram => {
                     let figures = [m.min, m.p50, m.p90, m.p99, m.max];
-                    if m.samples.is_none() || m.mean.is_none() || figures.iter().any(Option::is_none) {
+                    if m.samples.is_none()
+                        || m.mean.is_none()
+                        || figures.iter().any(Option::is_none)
+                    {
                         problems.push(format!("histogram {} lacks a percentile", m.key()));
                     } else if !figures.windows(2).all(|w| w[0] <= w[1]) {
                         problems.push(format!("histogram {} has unordered percentiles", m.key()));
@@ -365,7 +383,16 @@ impl Report {
         let _ = writeln!(s, "host: {}", self.host.describe());
         if !self.measurements.is_empty() {
             s.push('\n');
-            let header = ["measurement", "variant", "mechanism", "config", "p50", "p99", "throughput", "CPU/op"];
+            let header = [
+                "measurement",
+                "variant",
+                "mechanism",
+                "config",
+                "p50",
+                "p99",
+                "throughput",
+                "CPU/op",
+            ];
             let mut rows: Vec<[String; 8]> = vec![header.map(str::to_owned)];
             for m in &self.measurements {
                 let (p50, p99, value) = match m.kind {
@@ -374,7 +401,11 @@ impl Report {
                         m.p99.map_or_else(dash, |v| format_ns(v as f64)),
                         dash(),
                     ),
-                    Kind::Value => (dash(), dash(), m.value.map_or_else(dash, |v| format_value(v, &m.unit))),
+                    Kind::Value => (
+                        dash(),
+                        dash(),
+                        m.value.map_or_else(dash, |v| format_value(v, &m.unit)),
+                    ),
                 };
                 rows.push([
                     m.name.clone(),
@@ -387,8 +418,9 @@ impl Report {
                     m.cpu_ns_per_op.map_or_else(dash, format_ns),
                 ]);
             }
-            let widths: Vec<usize> =
-                (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> = (0..8)
+                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+                .collect();
             for row in &rows {
                 let mut line = String::new();
                 for (i, cell) in row.iter().enumerate() {
@@ -424,7 +456,13 @@ impl Report {
                     (Some(r), Some([lo, hi])) => format!(" (x{r:.2}, pairs {lo:.2}..{hi:.2})"),
                     _ => String::new(),
                 };
-                let _ = writeln!(s, "  {:<14} {}{ratio}: {}", c.verdict.as_str(), c.id, c.evidence);
+                let _ = writeln!(
+                    s,
+                    "  {:<14} {}{ratio}: {}",
+                    c.verdict.as_str(),
+                    c.id,
+                    c.evidence
+                );
             }
         }
         s
@@ -449,7 +487,11 @@ pub fn format_ns(ns: f64) -> String {
 }
 
 fn format_value(v: f64, unit: &str) -> String {
-    if v.abs() >= 100.0 { format!("{v:.0} {unit}") } else { format!("{v:.2} {unit}") }
+    if v.abs() >= 100.0 {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.2} {unit}")
+    }
 }
 
 #[cfg(test)]
@@ -465,8 +507,23 @@ mod tests {
         for ns in [1000, 2000, 3000] {
             lat.record_ns(ns);
         }
-        r.measure(Measurement::histogram("round_trip", Variant::Process, "pipe", json!({"bytes": 64}), &lat, Some(5.0)));
-        r.measure(Measurement::value("throughput", Variant::Thread, "channel", json!({"bytes": 65536}), "MiB/s", 123.0, None));
+        r.measure(Measurement::histogram(
+            "round_trip",
+            Variant::Process,
+            "pipe",
+            json!({"bytes": 64}),
+            &lat,
+            Some(5.0),
+        ));
+        r.measure(Measurement::value(
+            "throughput",
+            Variant::Thread,
+            "channel",
+            json!({"bytes": 65536}),
+            "MiB/s",
+            123.0,
+            None,
+        ));
         r.check("nothing lost", true, "10 of 10");
         r.skip("exotic", "ENOSYS");
         r
@@ -503,8 +560,16 @@ mod tests {
             evidence: String::new(),
         });
         let problems = r.problems();
-        assert!(problems.iter().any(|p| p.contains("appears twice")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("unknown nothing/process/here")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("appears twice")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown nothing/process/here")),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -519,12 +584,28 @@ mod tests {
     fn render_aligns_the_table() {
         let text = sample().render();
         // The table is the block of indented lines after the host line.
-        let rows: Vec<&str> = text.lines().skip(3).take_while(|l| l.starts_with("  ")).collect();
+        let rows: Vec<&str> = text
+            .lines()
+            .skip(3)
+            .take_while(|l| l.starts_with("  "))
+            .collect();
         assert_eq!(rows.len(), 3, "{text}");
-        let column = |row: &str, word: &str| row.find(word).unwrap_or_else(|| panic!("{word} in {row}"));
-        assert_eq!(column(rows[0], "variant"), column(rows[1], "process"), "{text}");
-        assert_eq!(column(rows[1], "process"), column(rows[2], "thread"), "{text}");
-        assert!(rows[1].contains("2.00 us") && rows[1].contains("5 ns"), "{text}");
+        let column =
+            |row: &str, word: &str| row.find(word).unwrap_or_else(|| panic!("{word} in {row}"));
+        assert_eq!(
+            column(rows[0], "variant"),
+            column(rows[1], "process"),
+            "{text}"
+        );
+        assert_eq!(
+            column(rows[1], "process"),
+            column(rows[2], "thread"),
+            "{text}"
+        );
+        assert!(
+            rows[1].contains("2.00 us") && rows[1].contains("5 ns"),
+            "{text}"
+        );
         assert!(rows[2].contains("123 MiB/s"), "{text}");
     }
 }

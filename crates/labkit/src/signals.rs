@@ -44,7 +44,10 @@ pub fn install() -> io::Result<&'static Shutdown> {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)?;
         signal_hook::low_level::pipe::register(sig, writer.try_clone()?)?;
     }
-    let shutdown = Shutdown { signal, wake: OwnedFd::from(reader) };
+    let shutdown = Shutdown {
+        signal,
+        wake: OwnedFd::from(reader),
+    };
     Ok(SHUTDOWN.get_or_init(|| shutdown))
 }
 
@@ -78,5 +81,7 @@ pub fn ignore_sigint() -> io::Result<()> {
     use nix::sys::signal::{SigHandler, signal};
     // SAFETY: installing SIG_IGN runs no code of ours in signal context, so no handler can
     // break async-signal safety.
-    unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.map(drop).map_err(io::Error::from)
+    unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }
+        .map(drop)
+        .map_err(io::Error::from)
 }

@@ -65,7 +65,12 @@ impl Comparison {
         ratios.sort_by(f64::total_cmp);
         let pairs = ratios.len();
         if pairs == 0 {
-            return Comparison { verdict: Verdict::Inconclusive, ratio: 1.0, range: [1.0, 1.0], pairs };
+            return Comparison {
+                verdict: Verdict::Inconclusive,
+                ratio: 1.0,
+                range: [1.0, 1.0],
+                pairs,
+            };
         }
         let ratio = if pairs % 2 == 1 {
             ratios[pairs / 2]
@@ -82,7 +87,12 @@ impl Comparison {
         } else {
             Verdict::Inconclusive
         };
-        Comparison { verdict, ratio, range: [lo, hi], pairs }
+        Comparison {
+            verdict,
+            ratio,
+            range: [lo, hi],
+            pairs,
+        }
     }
 }
 
@@ -95,7 +105,9 @@ mod tests {
         let mut state = seed;
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let unit = (state >> 11) as f64 / (1u64 << 53) as f64; // in [0, 1)
                 centre * (1.0 + spread * (2.0 * unit - 1.0))
             })
@@ -127,8 +139,14 @@ mod tests {
         let fast = samples(3, 5, 900.0, 0.05);
         let slow = samples(4, 5, 300.0, 0.05);
         // Claimed: `fast` has the higher throughput; the figures say the opposite.
-        assert_eq!(Comparison::expect_higher(&slow, &fast).verdict, Verdict::DoesNotHold);
-        assert_eq!(Comparison::expect_higher(&fast, &slow).verdict, Verdict::Holds);
+        assert_eq!(
+            Comparison::expect_higher(&slow, &fast).verdict,
+            Verdict::DoesNotHold
+        );
+        assert_eq!(
+            Comparison::expect_higher(&fast, &slow).verdict,
+            Verdict::Holds
+        );
     }
 
     #[test]
@@ -136,13 +154,19 @@ mod tests {
         let c = Comparison::expect_lower(&[1.0, 1.0], &[10.0, 10.0]);
         assert_eq!(c.verdict, Verdict::Inconclusive);
         assert_eq!(c.pairs, 2);
-        assert_eq!(Comparison::expect_lower(&[], &[]).verdict, Verdict::Inconclusive);
+        assert_eq!(
+            Comparison::expect_lower(&[], &[]).verdict,
+            Verdict::Inconclusive
+        );
     }
 
     #[test]
     fn one_pair_on_the_other_side_makes_it_inconclusive() {
         let favoured = [1.0, 1.0, 1.0, 1.0, 1.2];
         let other = [2.0, 2.0, 2.0, 2.0, 1.0];
-        assert_eq!(Comparison::expect_lower(&favoured, &other).verdict, Verdict::Inconclusive);
+        assert_eq!(
+            Comparison::expect_lower(&favoured, &other).verdict,
+            Verdict::Inconclusive
+        );
     }
 }

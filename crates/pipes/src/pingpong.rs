@@ -34,12 +34,21 @@ pub fn fill(msg: &mut [u8], seq: u64) {
 pub fn verify(msg: &[u8], seq: u64) -> io::Result<()> {
     let got = u64::from_le_bytes(msg[..HEADER].try_into().expect("HEADER bytes"));
     if got != seq {
-        return Err(invalid(format!("expected message {seq}, got message {got}")));
+        return Err(invalid(format!(
+            "expected message {seq}, got message {got}"
+        )));
     }
     let seed = seq as u8;
-    match msg[HEADER..].iter().enumerate().position(|(i, &b)| b != seed.wrapping_add(i as u8)) {
+    match msg[HEADER..]
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != seed.wrapping_add(i as u8))
+    {
         None => Ok(()),
-        Some(at) => Err(invalid(format!("message {seq} is corrupt at byte {}", HEADER + at))),
+        Some(at) => Err(invalid(format!(
+            "message {seq} is corrupt at byte {}",
+            HEADER + at
+        ))),
     }
 }
 
@@ -54,7 +63,12 @@ pub fn read_message(rx: &mut impl Read, msg: &mut [u8]) -> io::Result<bool> {
     while filled < msg.len() {
         match rx.read(&mut msg[filled..]) {
             Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF inside a message")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF inside a message",
+                ));
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -75,7 +89,13 @@ pub struct StreamPinger<R, W> {
 impl<R: Read, W: Write> StreamPinger<R, W> {
     /// Messages of `bytes` bytes (at least [`HEADER`]); the buffers are allocated here, once.
     pub fn new(rx: R, tx: W, bytes: usize) -> Self {
-        StreamPinger { rx, tx: Some(tx), sent: vec![0; bytes], echoed: vec![0; bytes], seq: 0 }
+        StreamPinger {
+            rx,
+            tx: Some(tx),
+            sent: vec![0; bytes],
+            echoed: vec![0; bytes],
+            seq: 0,
+        }
     }
 
     /// The number of round trips made.
@@ -93,7 +113,10 @@ impl<R: Read, W: Write> StreamPinger<R, W> {
         self.rx.read_exact(&mut count)?;
         let echoed = u64::from_le_bytes(count);
         if echoed != self.seq {
-            return Err(invalid(format!("the echo side counted {echoed} messages, we sent {}", self.seq)));
+            return Err(invalid(format!(
+                "the echo side counted {echoed} messages, we sent {}",
+                self.seq
+            )));
         }
         Ok(echoed)
     }
@@ -105,7 +128,10 @@ impl<R: Read, W: Write> RoundTrip for StreamPinger<R, W> {
         let tx = self.tx.as_mut().expect("not finished");
         tx.write_all(&self.sent)?;
         if !read_message(&mut self.rx, &mut self.echoed)? {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the echo side closed its end"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the echo side closed its end",
+            ));
         }
         if self.echoed != self.sent {
             verify(&self.echoed, self.seq)?;
@@ -143,7 +169,13 @@ pub struct ChannelPinger {
 impl ChannelPinger {
     /// Messages of `bytes` bytes (at least [`HEADER`]).
     pub fn new(tx: Sender<Box<[u8]>>, rx: Receiver<Box<[u8]>>, bytes: usize) -> Self {
-        ChannelPinger { tx, rx, buf: Some(vec![0; bytes].into_boxed_slice()), seq: 0, same_buffer: true }
+        ChannelPinger {
+            tx,
+            rx,
+            buf: Some(vec![0; bytes].into_boxed_slice()),
+            seq: 0,
+            same_buffer: true,
+        }
     }
 
     /// The number of round trips made.
@@ -157,8 +189,13 @@ impl RoundTrip for ChannelPinger {
         let mut buf = self.buf.take().expect("the buffer came back last time");
         fill(&mut buf, self.seq);
         let sent_at = buf.as_ptr();
-        self.tx.send(buf).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the echo thread is gone"))?;
-        let back = self.rx.recv().map_err(|_| io::Error::new(io::ErrorKind::UnexpectedEof, "the echo thread is gone"))?;
+        self.tx
+            .send(buf)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the echo thread is gone"))?;
+        let back = self
+            .rx
+            .recv()
+            .map_err(|_| io::Error::new(io::ErrorKind::UnexpectedEof, "the echo thread is gone"))?;
         verify(&back, self.seq)?;
         self.same_buffer &= std::ptr::eq(back.as_ptr(), sent_at);
         self.buf = Some(back);
@@ -189,9 +226,19 @@ mod tests {
         let mut m = vec![0; 32];
         fill(&mut m, 7);
         assert!(verify(&m, 7).is_ok());
-        assert!(verify(&m, 8).unwrap_err().to_string().contains("expected message 8, got message 7"));
+        assert!(
+            verify(&m, 8)
+                .unwrap_err()
+                .to_string()
+                .contains("expected message 8, got message 7")
+        );
         m[20] ^= 1;
-        assert!(verify(&m, 7).unwrap_err().to_string().contains("corrupt at byte 20"));
+        assert!(
+            verify(&m, 7)
+                .unwrap_err()
+                .to_string()
+                .contains("corrupt at byte 20")
+        );
     }
 
     #[test]
@@ -211,7 +258,10 @@ mod tests {
     fn eof_inside_a_message_is_an_error() {
         let mut half = &[0u8; 5][..];
         let mut msg = [0u8; 8];
-        assert_eq!(read_message(&mut half, &mut msg).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            read_message(&mut half, &mut msg).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         let mut empty = &[][..];
         assert!(!read_message(&mut empty, &mut msg).unwrap());
     }

@@ -32,7 +32,11 @@ pub enum Next {
 
 /// Waits at most `guard` for `reader` to be readable, then reads once. A hang guard, so that a
 /// forgotten write end shows up as [`Next::Nothing`] instead of a program that never ends.
-pub fn read_within(reader: &mut (impl Read + AsFd), buf: &mut [u8], guard: Duration) -> io::Result<Next> {
+pub fn read_within(
+    reader: &mut (impl Read + AsFd),
+    buf: &mut [u8],
+    guard: Duration,
+) -> io::Result<Next> {
     let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
     let ms = u16::try_from(guard.as_millis()).unwrap_or(u16::MAX);
     if poll(&mut fds, PollTimeout::from(ms))? == 0 {
@@ -66,7 +70,10 @@ pub fn make_fifo(path: &Path) -> io::Result<()> {
 /// Opens the FIFO's read end without waiting for a writer (`O_NONBLOCK`): a plain open would
 /// block until one comes, forever if the writer died first.
 pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// Makes `file` blocking again, once a writer is known to be there.
@@ -89,14 +96,25 @@ pub enum Arrival {
 
 /// Waits until the FIFO has data, or the writer (watched through `writer_alive`, a liveness
 /// pipe's read end) is gone. Until a writer has opened a FIFO, poll reports nothing on it.
-pub fn wait_for_writer(fifo: &File, writer_alive: BorrowedFd<'_>, guard: Duration) -> io::Result<Arrival> {
-    let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN), PollFd::new(writer_alive, PollFlags::POLLIN)];
+pub fn wait_for_writer(
+    fifo: &File,
+    writer_alive: BorrowedFd<'_>,
+    guard: Duration,
+) -> io::Result<Arrival> {
+    let mut fds = [
+        PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+        PollFd::new(writer_alive, PollFlags::POLLIN),
+    ];
     let ms = u16::try_from(guard.as_millis()).unwrap_or(u16::MAX);
     if poll(&mut fds, PollTimeout::from(ms))? == 0 {
         return Ok(Arrival::Timeout);
     }
     let has = |fd: &PollFd<'_>, flag| fd.revents().is_some_and(|r| r.contains(flag));
-    if has(&fds[0], PollFlags::POLLIN) { Ok(Arrival::Data) } else { Ok(Arrival::WriterGone) }
+    if has(&fds[0], PollFlags::POLLIN) {
+        Ok(Arrival::Data)
+    } else {
+        Ok(Arrival::WriterGone)
+    }
 }
 
 /// The writer's side: opens the FIFO by name (it inherited no descriptor for it) and writes
@@ -133,10 +151,19 @@ mod tests {
         w.write_all(b"hi").unwrap();
         drop(w);
         let mut buf = [0; 8];
-        assert_eq!(read_within(&mut r, &mut buf, Duration::from_millis(10)).unwrap(), Next::Data(2));
-        assert_eq!(read_within(&mut r, &mut buf, Duration::from_millis(20)).unwrap(), Next::Nothing);
+        assert_eq!(
+            read_within(&mut r, &mut buf, Duration::from_millis(10)).unwrap(),
+            Next::Data(2)
+        );
+        assert_eq!(
+            read_within(&mut r, &mut buf, Duration::from_millis(20)).unwrap(),
+            Next::Nothing
+        );
         drop(w2);
-        assert_eq!(read_within(&mut r, &mut buf, Duration::from_secs(5)).unwrap(), Next::Eof);
+        assert_eq!(
+            read_within(&mut r, &mut buf, Duration::from_secs(5)).unwrap(),
+            Next::Eof
+        );
     }
 
     #[test]

@@ -76,7 +76,12 @@ pub fn expected_crc(total: u64) -> u32 {
 }
 
 /// Writes one stream of `total` bytes to `tx` and returns the reader's receipt from `rx`.
-pub fn send_stream(tx: &mut impl Write, rx: &mut impl Read, total: u64, chunk: &mut [u8]) -> io::Result<Receipt> {
+pub fn send_stream(
+    tx: &mut impl Write,
+    rx: &mut impl Read,
+    total: u64,
+    chunk: &mut [u8],
+) -> io::Result<Receipt> {
     tx.write_all(&total.to_le_bytes())?;
     for (index, len) in chunks(total) {
         stamp(chunk, index);
@@ -99,13 +104,20 @@ pub fn serve_streams(mut rx: impl Read, mut tx: impl Write) -> io::Result<u64> {
             Err(e) => return Err(e),
         }
         let total = u64::from_le_bytes(header);
-        let mut receipt = Receipt { bytes: 0, crc: 0, reads: 0 };
+        let mut receipt = Receipt {
+            bytes: 0,
+            crc: 0,
+            reads: 0,
+        };
         let mut crc = crc32fast::Hasher::new();
         while receipt.bytes < total {
             let want = (total - receipt.bytes).min(CHUNK as u64) as usize;
             let n = rx.read(&mut buf[..want])?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF inside a stream"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF inside a stream",
+                ));
             }
             crc.update(&buf[..n]);
             receipt.bytes += n as u64;
@@ -145,9 +157,17 @@ pub fn send_stream_channel(
 }
 
 /// The reading side over channels: checksums each chunk and hands the buffer back to `pool`.
-pub fn serve_streams_channel(rx: Receiver<Piece>, pool: Sender<Vec<u8>>, receipts: Sender<Receipt>) -> u64 {
+pub fn serve_streams_channel(
+    rx: Receiver<Piece>,
+    pool: Sender<Vec<u8>>,
+    receipts: Sender<Receipt>,
+) -> u64 {
     let mut streams = 0;
-    let mut receipt = Receipt { bytes: 0, crc: 0, reads: 0 };
+    let mut receipt = Receipt {
+        bytes: 0,
+        crc: 0,
+        reads: 0,
+    };
     let mut crc = crc32fast::Hasher::new();
     for piece in rx {
         match piece {
@@ -165,7 +185,11 @@ pub fn serve_streams_channel(rx: Receiver<Piece>, pool: Sender<Vec<u8>>, receipt
                 if receipts.send(receipt).is_err() {
                     break;
                 }
-                receipt = Receipt { bytes: 0, crc: 0, reads: 0 };
+                receipt = Receipt {
+                    bytes: 0,
+                    crc: 0,
+                    reads: 0,
+                };
                 streams += 1;
             }
         }

@@ -19,7 +19,11 @@ const TAG_VAR: &str = "PIPES_TEST_TAG";
 /// A tag unique to one test in this run.
 fn tag(name: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{}-{}-{name}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn pipes(tag: &str, args: &[&str]) -> Command {
@@ -48,7 +52,8 @@ fn wait_guarded(mut child: Child, limit: Duration) -> Output {
 
 fn parse(out: &Output) -> Report {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", stderr(out)))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", stderr(out)))
 }
 
 fn stderr(out: &Output) -> String {
@@ -60,8 +65,12 @@ fn tagged_processes(tag: &str) -> Vec<u32> {
     let needle = format!("{TAG_VAR}={tag}");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
         // A zombie has an empty environ; what we look for is a process still running.
         if env.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
             found.push(pid);
@@ -74,10 +83,21 @@ fn tagged_processes(tag: &str) -> Vec<u32> {
 fn children_of(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(pid)
+        {
             found.push(child);
         }
     }
@@ -90,12 +110,19 @@ fn assert_nothing_left(tag: &str, pid: u32) {
     while !tagged_processes(tag).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(tagged_processes(tag), Vec::<u32>::new(), "processes left behind");
+    assert_eq!(
+        tagged_processes(tag),
+        Vec::<u32>::new(),
+        "processes left behind"
+    );
     let prefix = format!("pvt-{pid}-");
     for dir in ["/dev/shm", std::env::temp_dir().to_str().unwrap()] {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(!name.trim_start_matches("sem.").starts_with(&prefix), "left behind: {dir}/{name}");
+            assert!(
+                !name.trim_start_matches("sem.").starts_with(&prefix),
+                "left behind: {dir}/{name}"
+            );
         }
     }
     let ledger = labkit::names::ledger_dir().join(format!("{pid}.ledger"));
@@ -105,7 +132,11 @@ fn assert_nothing_left(tag: &str, pid: u32) {
 #[test]
 fn the_quick_run_passes_every_check() {
     let t = tag("quick");
-    let child = pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = pipes(&t, &["--quick", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let out = wait_guarded(child, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
@@ -113,7 +144,13 @@ fn the_quick_run_passes_every_check() {
     assert_eq!(report.topic, "pipes");
     assert!(report.problems().is_empty(), "{:?}", report.problems());
     for check in &report.checks {
-        assert_eq!(check.status, Status::Pass, "{}: {}", check.name, check.detail);
+        assert_eq!(
+            check.status,
+            Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
     }
     for key in [
         "round_trip/process/pipe",
@@ -124,27 +161,58 @@ fn the_quick_run_passes_every_check() {
         "throughput/thread/channel",
     ] {
         let m = report.find(key).unwrap_or_else(|| panic!("no {key}"));
-        assert!(m.cpu_ns_per_op.is_some_and(|c| c > 0.0), "{key} has no CPU time");
+        assert!(
+            m.cpu_ns_per_op.is_some_and(|c| c > 0.0),
+            "{key} has no CPU time"
+        );
     }
     let rt = report.find("round_trip/process/pipe").unwrap();
-    assert_eq!(rt.samples, Some(600), "every timed round trip is in the histogram");
+    assert_eq!(
+        rt.samples,
+        Some(600),
+        "every timed round trip is in the histogram"
+    );
     for id in ["comm.threads-faster", "comm.process-needs-ipc"] {
         assert!(report.claims.iter().any(|c| c.id == id), "no claim {id}");
     }
     for claim in &report.claims {
-        assert!(labkit::claims::claim(&claim.id).is_some(), "unknown claim {}", claim.id);
+        assert!(
+            labkit::claims::claim(&claim.id).is_some(),
+            "unknown claim {}",
+            claim.id
+        );
     }
-    assert!(stderr(&out).contains("debug build"), "the debug warning is missing");
+    assert!(
+        stderr(&out).contains("debug build"),
+        "the debug warning is missing"
+    );
     assert_nothing_left(&t, pid);
 }
 
 #[test]
 fn one_side_and_a_placement_can_be_chosen() {
     let t = tag("thread-same");
-    let out = run(&t, &["--quick", "--json", "--variant", "thread", "--pin", "same", "--bytes", "4096"]);
+    let out = run(
+        &t,
+        &[
+            "--quick",
+            "--json",
+            "--variant",
+            "thread",
+            "--pin",
+            "same",
+            "--bytes",
+            "4096",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = parse(&out);
-    assert!(report.measurements.iter().all(|m| m.variant == labkit::Variant::Thread));
+    assert!(
+        report
+            .measurements
+            .iter()
+            .all(|m| m.variant == labkit::Variant::Thread)
+    );
     assert!(report.find("round_trip/thread/channel").is_some());
     assert_eq!(report.params["pin"], "same");
     assert!(report.passed());
@@ -169,20 +237,30 @@ fn bad_flags_exit_2_naming_the_limit() {
         let out = run(&tag("bad"), args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(err.lines().count() <= 6, "{args:?}: the message should be short: {err}");
+        assert!(
+            err.lines().count() <= 6,
+            "{args:?}: the message should be short: {err}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
 
 /// Starts a long run and waits until it has a child (the echo peer): the run is under way.
+#[expect(clippy::zombie_processes, reason = "the caller waits for the child it is given")]
 fn start_long_run(t: &str) -> (Child, u32) {
-    let child = pipes(t, &["--json", "--variant", "process", "--messages", "5000000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = pipes(
+        t,
+        &["--json", "--variant", "process", "--messages", "5000000"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -191,7 +269,11 @@ fn start_long_run(t: &str) -> (Child, u32) {
             std::thread::sleep(Duration::from_millis(300));
             return (child, peer);
         }
-        assert!(Instant::now() < deadline, "pipes never started its peer");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pipes never started its peer");
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -227,10 +309,19 @@ fn sigint_mid_run_stops_cleanly_with_130() {
 #[test]
 fn two_copies_at_once_both_pass() {
     let t = tag("pair");
-    let spawn = || pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        pipes(&t, &["--quick", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let pids = [a.id(), b.id()];
-    for out in [wait_guarded(a, Duration::from_secs(120)), wait_guarded(b, Duration::from_secs(120))] {
+    for out in [
+        wait_guarded(a, Duration::from_secs(120)),
+        wait_guarded(b, Duration::from_secs(120)),
+    ] {
         assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
         assert!(parse(&out).passed());
     }
@@ -242,11 +333,20 @@ fn two_copies_at_once_both_pass() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let t = tag("closed");
-    let mut child = pipes(&t, &["--quick", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = pipes(&t, &["--quick", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Read a few bytes, as `| head -c 10` would, then close: the rest of the write gets EPIPE.
     drop(child.stdout.take());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
@@ -258,7 +358,10 @@ fn a_squatted_name_is_refused_and_left_alone() {
     let token = format!("squat-{}", std::process::id());
     let squatted = std::env::temp_dir().join(format!("pvt-test-{token}"));
     std::fs::create_dir(&squatted).unwrap();
-    let out = pipes(&t, &["--quick", "--json"]).env("LABKIT_TEST_NEXT_NAME", &token).output().unwrap();
+    let out = pipes(&t, &["--quick", "--json"])
+        .env("LABKIT_TEST_NEXT_NAME", &token)
+        .output()
+        .unwrap();
     let err = stderr(&out);
     let still_there = Path::new(&squatted).is_dir();
     std::fs::remove_dir(&squatted).unwrap();

@@ -1,0 +1,46 @@
+//! `cargo xtask ci`: the test command. Each stage must pass before the next runs.
+
+use anyhow::{Context, Result};
+
+use crate::workspace::{cargo, root};
+
+pub fn run() -> Result<bool> {
+    let stages: [(&str, &[&str]); 3] = [
+        ("fmt", &["fmt", "--all", "--check"]),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("test", &["test", "--workspace"]),
+    ];
+    for (name, args) in stages {
+        eprintln!("xtask ci: {name}: cargo {}", args.join(" "));
+        let status = cargo()
+            .args(args)
+            .current_dir(root())
+            .status()
+            .with_context(|| format!("cargo {name}"))?;
+        if !status.success() {
+            eprintln!("xtask ci: {name} FAILED");
+            return Ok(false);
+        }
+    }
+    eprintln!("xtask ci: verify");
+    let ok = crate::verify::run(&[])?;
+    eprintln!(
+        "xtask ci: {}",
+        if ok {
+            "every stage passed"
+        } else {
+            "verify FAILED"
+        }
+    );
+    Ok(ok)
+}

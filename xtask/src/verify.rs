@@ -1,0 +1,164 @@
+//! `cargo xtask verify`: every topic, `--quick --json`, checked from the outside.
+//!
+//! For each topic: it exits 0 within the hang guard; its stdout parses as the typed Report
+//! (unknown fields refused) with no shape problems; no check failed; it has at least one
+//! `process` and one `thread` measurement (unless the claims table says otherwise); every
+//! claim id is one of the seed's; and nothing new is left in /dev/shm, the temp dir or the
+//! ledger, and no process is left behind.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use labkit::report::{Report, Status};
+use labkit::{Variant, claims};
+
+use crate::workspace::{self, Snapshot, Topic};
+
+/// A quick run that takes longer than this is hung.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+pub fn run(only: &[String]) -> Result<bool> {
+    let topics = workspace::topics(only)?;
+    workspace::build_release(&topics)?;
+    let mut rows = vec![
+        [
+            "topic",
+            "exit",
+            "checks",
+            "measurements",
+            "claims",
+            "time",
+            "result",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    let mut failures = Vec::new();
+    for topic in &topics {
+        let (row, problems) = verify_topic(topic)?;
+        rows.push(row);
+        failures.extend(problems.into_iter().map(|p| format!("{}: {p}", topic.name)));
+    }
+    println!(
+        "verify: {} topic(s), --quick --json\n{}",
+        topics.len(),
+        workspace::table(&rows)
+    );
+    if failures.is_empty() {
+        println!("verify: every topic passed; nothing leaked");
+        Ok(true)
+    } else {
+        println!("verify: FAILED");
+        for f in &failures {
+            println!("  - {f}");
+        }
+        Ok(false)
+    }
+}
+
+fn verify_topic(topic: &Topic) -> Result<(Vec<String>, Vec<String>)> {
+    let before = Snapshot::take();
+    let run = workspace::run_topic(topic, &["--quick", "--json"], HANG_GUARD)?;
+    let mut problems = Vec::new();
+    for leftover in workspace::reap_leftovers(Duration::from_secs(2)) {
+        problems.push(format!("left behind {leftover}"));
+    }
+    for leftover in Snapshot::take().new_since(&before) {
+        problems.push(format!("left behind {leftover}"));
+    }
+    if run.timed_out {
+        problems.push(format!(
+            "still running after {} s (hang guard); killed",
+            HANG_GUARD.as_secs()
+        ));
+    }
+    match (run.code, run.signal) {
+        (Some(0), _) => {}
+        (Some(code), _) => problems.push(format!("exit code {code}: {}", last_line(&run.stderr))),
+        (None, Some(sig)) => problems.push(format!(
+            "killed by signal {sig}: {}",
+            last_line(&run.stderr)
+        )),
+        (None, None) => problems.push("ended without a status".to_owned()),
+    }
+    let exit = run.code.map_or_else(
+        || format!("sig {}", run.signal.unwrap_or(0)),
+        |c| c.to_string(),
+    );
+    let time = format!("{:.1} s", run.elapsed.as_secs_f64());
+    let report: Report = match serde_json::from_str(&run.stdout) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(format!("stdout is not a Report: {e}"));
+            let row = vec![
+                topic.name.clone(),
+                exit,
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                time,
+                "FAIL".into(),
+            ];
+            return Ok((row, problems));
+        }
+    };
+    problems.extend(check_report(topic, &report));
+    let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
+    let row = vec![
+        topic.name.clone(),
+        exit,
+        format!(
+            "{} pass, {} fail, {} skip",
+            count(Status::Pass),
+            count(Status::Fail),
+            count(Status::Skip)
+        ),
+        report.measurements.len().to_string(),
+        report.claims.len().to_string(),
+        time,
+        if problems.is_empty() { "ok" } else { "FAIL" }.to_owned(),
+    ];
+    Ok((row, problems))
+}
+
+/// What a Report must hold, beyond its shape.
+fn check_report(topic: &Topic, report: &Report) -> Vec<String> {
+    let mut problems = report.problems();
+    if report.topic != topic.name {
+        problems.push(format!("the Report names topic `{}`", report.topic));
+    }
+    for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
+        problems.push(format!("check failed: {}: {}", c.name, c.detail));
+    }
+    let both = claims::topic(&topic.name).is_none_or(|t| t.both_variants);
+    if claims::topic(&topic.name).is_none() {
+        problems.push("not in labkit::claims::TOPICS".to_owned());
+    }
+    if both {
+        for variant in [Variant::Process, Variant::Thread] {
+            if !report.measurements.iter().any(|m| m.variant == variant) {
+                problems.push(format!("no `{}` measurement", variant.as_str()));
+            }
+        }
+    }
+    for claim in &report.claims {
+        match claims::claim(&claim.id) {
+            None => problems.push(format!("claim `{}` is not one of the seed's", claim.id)),
+            Some(info) if !info.topics.contains(&topic.name.as_str()) => problems.push(format!(
+                "claim `{}` is not listed for this topic in labkit::claims::CLAIMS",
+                claim.id
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+        .to_owned()
+}

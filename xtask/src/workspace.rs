@@ -1,0 +1,288 @@
+//! What every subcommand needs: the workspace's topics, a release build, running a topic under a
+//! hang guard, and a snapshot of what the lab's runs could leave behind.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// The cargo that runs us (`$CARGO`), or `cargo`.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The workspace root: xtask's manifest lives one level below it.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Makes orphans of our descendants our children, so leftovers are seen (and reaped).
+pub fn become_subreaper() -> Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_CHILD_SUBREAPER)");
+    }
+    Ok(())
+}
+
+/// A topic crate of the workspace, and where its release binary lands.
+#[derive(Clone, Debug)]
+pub struct Topic {
+    pub name: String,
+    pub binary: PathBuf,
+}
+
+/// Every binary crate under `crates/`, from `cargo metadata`, in name order; `only` filters.
+pub fn topics(only: &[String]) -> Result<Vec<Topic>> {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed");
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parse cargo metadata")?;
+    let target = PathBuf::from(
+        meta["target_directory"]
+            .as_str()
+            .context("no target_directory")?,
+    );
+    let crates_dir = root().join("crates");
+    let mut topics = Vec::new();
+    for package in meta["packages"].as_array().context("no packages")? {
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        if !manifest.starts_with(&crates_dir) {
+            continue;
+        }
+        let has_bin = package["targets"].as_array().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            })
+        });
+        let name = package["name"].as_str().unwrap_or_default().to_owned();
+        if has_bin {
+            topics.push(Topic {
+                binary: target.join("release").join(&name),
+                name,
+            });
+        }
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    if !only.is_empty() {
+        for wanted in only {
+            if !topics.iter().any(|t| &t.name == wanted) {
+                bail!(
+                    "no topic `{wanted}` in this workspace (have: {})",
+                    names(&topics)
+                );
+            }
+        }
+        topics.retain(|t| only.contains(&t.name));
+    }
+    if topics.is_empty() {
+        bail!("no topic crates found under {}", crates_dir.display());
+    }
+    Ok(topics)
+}
+
+fn names(topics: &[Topic]) -> String {
+    topics
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `cargo build --release` of the topics' binaries.
+pub fn build_release(topics: &[Topic]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--quiet", "--bins"])
+        .current_dir(root());
+    for t in topics {
+        cmd.args(["-p", &t.name]);
+    }
+    eprintln!("xtask: building {} (release)", names(topics));
+    if !cmd.status().context("cargo build")?.success() {
+        bail!("cargo build --release failed");
+    }
+    Ok(())
+}
+
+/// How one run of a topic ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+/// Runs a topic binary with `args`, killing it after `limit` (a hang guard).
+pub fn run_topic(topic: &Topic, args: &[&str], limit: Duration) -> Result<Run> {
+    let start = Instant::now();
+    let mut child = Command::new(&topic.binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", topic.binary.display()))?;
+    // Drain both pipes in threads, so a chatty topic never blocks on a full pipe.
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waitpid")? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().context("waitpid")?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Run {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+        timed_out,
+    })
+}
+
+/// What the lab's runs could leave behind: names in /dev/shm and the temp dir with the lab's
+/// prefix, and creator ledgers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot(BTreeSet<String>);
+
+impl Snapshot {
+    pub fn take() -> Snapshot {
+        let prefix = format!("{}-", labkit::PREFIX);
+        let mut seen = BTreeSet::new();
+        for dir in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let bare = name.strip_prefix("sem.").unwrap_or(&name);
+                if bare.starts_with(&prefix) && !bare.ends_with("-ledger") {
+                    seen.insert(dir.join(&name).display().to_string());
+                }
+            }
+        }
+        for ledger in labkit::names::ledger_files() {
+            seen.insert(format!("ledger {}", ledger.display()));
+        }
+        Snapshot(seen)
+    }
+
+    /// What is in `self` but was not in `before`.
+    pub fn new_since(&self, before: &Snapshot) -> Vec<String> {
+        self.0.difference(&before.0).cloned().collect()
+    }
+}
+
+/// Processes left behind: with the subreaper set, an orphan of a topic is now our child. Reaps
+/// the ones already dead; kills and reports the living, after a grace period for those dying.
+pub fn reap_leftovers(grace: Duration) -> Vec<String> {
+    let deadline = Instant::now() + grace;
+    loop {
+        // Reap zombies first: a child that already exited is not a leftover.
+        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            if matches!(status, WaitStatus::StillAlive) {
+                break;
+            }
+        }
+        let alive = children_of(std::process::id());
+        if alive.is_empty() {
+            return Vec::new();
+        }
+        if Instant::now() >= deadline {
+            let described = alive
+                .iter()
+                .map(|pid| {
+                    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                        .unwrap_or_default()
+                        .replace('\0', " ");
+                    let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(*pid as i32), None);
+                    format!("process {pid} ({})", cmd.trim())
+                })
+                .collect();
+            return described;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The children of `pid`, from the parent field of every `/proc/<pid>/stat`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let child = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// A plain aligned table, first column left, the rest too; for summaries.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str("  ");
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
