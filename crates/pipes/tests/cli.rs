@@ -251,7 +251,10 @@ fn bad_flags_exit_2_naming_the_limit() {
 }
 
 /// Starts a long run and waits until it has a child (the echo peer): the run is under way.
-#[expect(clippy::zombie_processes, reason = "the caller waits for the child it is given")]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the caller waits for the child it is given"
+)]
 fn start_long_run(t: &str) -> (Child, u32) {
     let mut child = pipes(
         t,
