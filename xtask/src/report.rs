@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use labkit::Verdict;
 use labkit::claims::CLAIMS;
 use labkit::report::{Basis, Claim, Report};
 
@@ -18,6 +19,7 @@ const HANG_GUARD: Duration = Duration::from_secs(600);
 pub fn run(only: &[String]) -> Result<bool> {
     let topics = workspace::topics(only)?;
     workspace::build_release(&topics)?;
+    workspace::become_subreaper()?;
     let mut reports = Vec::new();
     let mut broken = Vec::new();
     for topic in &topics {
@@ -28,42 +30,38 @@ pub fn run(only: &[String]) -> Result<bool> {
         }
     }
     let ledger = ledger_text(&reports);
-    print!("{ledger}");
-    for b in &broken {
-        println!("BROKEN {b}");
-    }
     let dir = write_files(&reports, &ledger)?;
-    println!("\nReports and the ledger are in {}", dir.display());
+    workspace::say(ledger.trim_end());
+    for b in &broken {
+        workspace::say(&format!("BROKEN {b}"));
+    }
+    workspace::say(&format!(
+        "\nReports and the ledger are in {}",
+        dir.display()
+    ));
     Ok(broken.is_empty())
 }
 
 /// One topic's Report, or why there is none.
 fn run_one(topic: &Topic) -> Result<Result<Report, String>> {
     let run = workspace::run_topic(topic, &["--json"], HANG_GUARD)?;
-    let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
     if run.timed_out {
         return Ok(Err(format!(
             "hung: killed after {} s",
             HANG_GUARD.as_secs()
         )));
     }
-    if !leftovers.is_empty() {
-        return Ok(Err(format!("left behind {}", leftovers.join(", "))));
+    if !run.leftovers.is_empty() {
+        return Ok(Err(format!("left behind {}", run.leftovers.join(", "))));
     }
     // Exit code 1 with a Report means a check failed: the Report says which, so keep it.
     match serde_json::from_str::<Report>(&run.stdout) {
         Ok(report) => Ok(Ok(report)),
-        Err(e) => {
-            let last = run
-                .stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_owned();
-            Ok(Err(format!("exit {:?}, no Report ({e}): {last}", run.code)))
-        }
+        Err(e) => Ok(Err(format!(
+            "exit {:?}, no Report ({e}): {}",
+            run.code,
+            run.last_error_line()
+        ))),
     }
 }
 
@@ -103,7 +101,11 @@ fn ledger_text(reports: &[Report]) -> String {
         }
         with_evidence += 1;
         for (topic, claim) in found {
-            counts[claim.verdict as usize] += 1;
+            counts[match claim.verdict {
+                Verdict::Holds => 0,
+                Verdict::DoesNotHold => 1,
+                Verdict::Inconclusive => 2,
+            }] += 1;
             let basis = match (claim.basis, claim.ratio, claim.ratio_range) {
                 (Basis::Measured, Some(r), Some([lo, hi])) => format!("x{r:.2} ({lo:.2}..{hi:.2})"),
                 _ => "observed".to_owned(),

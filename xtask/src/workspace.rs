@@ -25,7 +25,9 @@ pub fn root() -> PathBuf {
         .to_owned()
 }
 
-/// Makes orphans of our descendants our children, so leftovers are seen (and reaped).
+/// Makes orphans of our descendants our children, so leftovers are seen (and reaped). Called
+/// just before the topics run, after cargo has built them: a daemon cargo starts (a compiler
+/// cache server, say) must not be taken for a topic's leftover.
 pub fn become_subreaper() -> Result<()> {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -130,9 +132,25 @@ pub struct Run {
     pub stderr: String,
     pub elapsed: Duration,
     pub timed_out: bool,
+    /// Processes it left behind (killed and reaped by now).
+    pub leftovers: Vec<String>,
 }
 
-/// Runs a topic binary with `args`, killing it after `limit` (a hang guard).
+impl Run {
+    /// The last non-empty line of stderr: usually the error message.
+    pub fn last_error_line(&self) -> String {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)")
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Runs a topic binary with `args`, killing it after `limit` (a hang guard), then finds,
+/// kills and reaps any process it left behind. Call [`become_subreaper`] first.
 pub fn run_topic(topic: &Topic, args: &[&str], limit: Duration) -> Result<Run> {
     let start = Instant::now();
     let mut child = Command::new(&topic.binary)
@@ -143,66 +161,53 @@ pub fn run_topic(topic: &Topic, args: &[&str], limit: Duration) -> Result<Run> {
         .spawn()
         .with_context(|| format!("run {}", topic.binary.display()))?;
     // Drain both pipes in threads, so a chatty topic never blocks on a full pipe.
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().context("waitpid")? {
-            break status;
-        }
-        if start.elapsed() > limit {
-            timed_out = true;
-            let _ = child.kill();
-            break child.wait().context("waitpid")?;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let out_reader = drain(child.stdout.take().expect("piped"));
+    let err_reader = drain(child.stderr.take().expect("piped"));
+    let (status, timed_out) =
+        match labkit::child::wait_timeout(&mut child, limit).context("waitpid")? {
+            Some(status) => (status, false),
+            None => {
+                let _ = child.kill();
+                (child.wait().context("waitpid")?, true)
+            }
+        };
+    let elapsed = start.elapsed();
+    // Leftovers first: one of them may hold the pipes open, and the readers would wait for it.
+    let leftovers = reap_leftovers(Duration::from_secs(2));
     use std::os::unix::process::ExitStatusExt;
     Ok(Run {
         code: status.code(),
         signal: status.signal(),
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
-        elapsed: start.elapsed(),
+        elapsed,
         timed_out,
+        leftovers,
     })
 }
 
-/// What the lab's runs could leave behind: names in /dev/shm and the temp dir with the lab's
-/// prefix, and creator ledgers.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// What the lab's runs could leave behind: names with its prefix in /dev/shm and the temp dir,
+/// and creator ledgers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot(BTreeSet<String>);
 
 impl Snapshot {
     pub fn take() -> Snapshot {
-        let prefix = format!("{}-", labkit::PREFIX);
-        let mut seen = BTreeSet::new();
-        for dir in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let bare = name.strip_prefix("sem.").unwrap_or(&name);
-                if bare.starts_with(&prefix) && !bare.ends_with("-ledger") {
-                    seen.insert(dir.join(&name).display().to_string());
-                }
-            }
-        }
-        for ledger in labkit::names::ledger_files() {
-            seen.insert(format!("ledger {}", ledger.display()));
-        }
-        Snapshot(seen)
+        let names = labkit::names::present()
+            .into_iter()
+            .map(|p| p.display().to_string());
+        let ledgers = labkit::names::ledger_files()
+            .into_iter()
+            .map(|p| format!("ledger {}", p.display()));
+        Snapshot(names.chain(ledgers).collect())
     }
 
     /// What is in `self` but was not in `before`.
@@ -213,7 +218,7 @@ impl Snapshot {
 
 /// Processes left behind: with the subreaper set, an orphan of a topic is now our child. Reaps
 /// the ones already dead; kills and reports the living, after a grace period for those dying.
-pub fn reap_leftovers(grace: Duration) -> Vec<String> {
+fn reap_leftovers(grace: Duration) -> Vec<String> {
     let deadline = Instant::now() + grace;
     loop {
         // Reap zombies first: a child that already exited is not a leftover.
@@ -222,12 +227,12 @@ pub fn reap_leftovers(grace: Duration) -> Vec<String> {
                 break;
             }
         }
-        let alive = children_of(std::process::id());
+        let alive = labkit::procfs::children_of(std::process::id());
         if alive.is_empty() {
             return Vec::new();
         }
         if Instant::now() >= deadline {
-            let described = alive
+            return alive
                 .iter()
                 .map(|pid| {
                     let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
@@ -238,27 +243,22 @@ pub fn reap_leftovers(grace: Duration) -> Vec<String> {
                     format!("process {pid} ({})", cmd.trim())
                 })
                 .collect();
-            return described;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// The children of `pid`, from the parent field of every `/proc/<pid>/stat`.
-pub fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let child = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let after = &stat[stat.rfind(')')? + 1..];
-            let ppid = after.split_whitespace().nth(1)?.parse::<u32>().ok()?;
-            (ppid == pid).then_some(child)
-        })
-        .collect()
+/// Prints to stdout, ending quietly if stdout is closed (`cargo xtask report | head`).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .is_err()
+    {
+        std::process::exit(0);
+    }
 }
 
 /// A plain aligned table, first column left, the rest too; for summaries.

@@ -59,8 +59,8 @@ impl Peer {
             .stderr(Stdio::inherit());
         let pass = raw.clone();
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-        // calls are allowed: prctl, getppid, fcntl and _exit are plain system calls, and the
-        // closure allocates nothing (`pass` was built before the fork).
+        // calls are allowed: prctl, getppid, signal, fcntl and _exit are plain system calls,
+        // and the closure allocates nothing (`pass` was built before the fork).
         unsafe {
             command.pre_exec(move || {
                 if libc::prctl(
@@ -76,6 +76,12 @@ impl Peer {
                 // The parent may have died before the line above: then no signal will come.
                 if libc::getppid() != parent {
                     libc::_exit(1);
+                }
+                // A Ctrl-C goes to the whole process group; the parent alone decides what it
+                // ends, and the child ends when the parent closes its pipes. SIG_IGN, unlike
+                // a handler, survives exec, so the child is covered from its first instruction.
+                if libc::signal(libc::SIGINT, libc::SIG_IGN) == libc::SIG_ERR {
+                    return Err(io::Error::last_os_error());
                 }
                 // Descriptors are close-on-exec by default in Rust; keep the ones passed on.
                 // This changes only the child's descriptor table.
@@ -117,24 +123,11 @@ impl Peer {
 
     /// Waits at most `limit` for the child to end (a hang guard, not a way to detect death).
     pub fn wait_for(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.status {
-                return Ok(Some(status));
-            }
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .with_context(|| format!("waitpid({})", self.child.id()))?
-            {
-                self.status = Some(status);
-                return Ok(Some(status));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if self.status.is_none() {
+            self.status = wait_timeout(&mut self.child, limit)
+                .with_context(|| format!("waitpid({})", self.child.id()))?;
         }
+        Ok(self.status)
     }
 
     /// Waits for a child that finished its part; an error says how it ended otherwise.
@@ -182,6 +175,21 @@ impl Drop for Peer {
     }
 }
 
+/// Waits at most `limit` for any `std::process::Child` to end: `None` if it is still running.
+/// A hang guard for tests and tools; a peer's death is detected by EOF, not by this.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// "exited with code 3", "was killed by SIGKILL", "exited normally".
 pub fn describe(status: ExitStatus) -> String {
     if let Some(sig) = status.signal() {
@@ -216,14 +224,14 @@ impl RoleArgs {
             .collect()
     }
 
-    /// In a child: the setup every role shares. Pins to `--cpu` if given, and ignores SIGINT
-    /// so that a Ctrl-C, sent to the whole process group, is handled by the parent alone.
+    /// In a child: the setup every role shares: pins to `--cpu` if given. (SIGINT is already
+    /// ignored, since before exec: see [`Peer::spawn`].)
     pub fn enter_child(&self) -> Result<()> {
         if let Some(cpu) = self.cpu {
             crate::pin::pin_current_thread(cpu)
                 .with_context(|| format!("sched_setaffinity(CPU {cpu})"))?;
         }
-        crate::signals::ignore_sigint().context("signal(SIGINT, SIG_IGN)")
+        Ok(())
     }
 }
 

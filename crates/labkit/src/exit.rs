@@ -77,12 +77,19 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
             FAILED
         }
         Err(err) => {
-            if let Some(Interrupted(signal)) = err.downcast_ref::<Interrupted>() {
+            // After SIGINT/SIGTERM, whatever broke is the shutdown's doing: a poll cut short
+            // (EINTR), a child killed by the same signal sent to the whole group.
+            let signal = err
+                .downcast_ref::<Interrupted>()
+                .map(|i| i.0)
+                .or_else(crate::signals::requested);
+            if let Some(signal) = signal {
                 let _ = writeln!(
                     stderr,
-                    "{topic}: {err:#}; stopped cleanly, nothing left behind"
+                    "{topic}: interrupted by {}; stopped cleanly, nothing left behind",
+                    signal.as_str()
                 );
-                128 + *signal as u8
+                128 + signal as u8
             } else if err.downcast_ref::<UsageError>().is_some() {
                 let _ = writeln!(stderr, "{topic}: error: {err:#}");
                 USAGE

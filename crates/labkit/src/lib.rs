@@ -15,6 +15,7 @@
 //! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
 //! | [`pin`] | CPU placement from the process's allowed set |
 //! | [`host`] | what machine the figures come from |
+//! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //! | [`claims`] | the seed's claims and the topics that give evidence for them |
 //!
 //! The mechanism of each lesson lives in its topic crate, never here: `labkit` only measures,
@@ -35,6 +36,7 @@ pub mod host;
 pub mod measure;
 pub mod names;
 pub mod pin;
+pub mod procfs;
 pub mod report;
 pub mod signals;
 pub mod verdict;

@@ -11,6 +11,10 @@
 //! * A path (a FIFO, a socket) lives in a [`PrivateDir`]: a fresh 0700 directory, ledgered too.
 //! * Tests can make the next name predictable with `LABKIT_TEST_NEXT_NAME=<token>`: the next
 //!   reservation in that process is then `/pvt-test-<token>`, so a test can squat it first.
+//!   Debug builds only: a release binary ignores the variable.
+//! * `clean` trusts a ledger only in a directory that is this user's own and private (0700, not
+//!   a symbolic link), and removes only names of the lab's own shapes (`/pvt-<pid>-…` of that
+//!   ledger's pid, or `pvt-test-…`), so a planted line cannot aim it elsewhere.
 
 use std::ffi::CString;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -62,6 +66,10 @@ pub const TEST_NEXT_NAME_ENV: &str = "LABKIT_TEST_NEXT_NAME";
 /// Where ledgers live: `$LABKIT_LEDGER_DIR`, else `$XDG_RUNTIME_DIR/pvt-ledger`, else
 /// `<temp dir>/pvt-ledger`.
 pub fn ledger_dir() -> PathBuf {
+    #[cfg(test)]
+    if let Some(dir) = tests::PRIVATE_LEDGER.get() {
+        return dir.clone();
+    }
     if let Some(dir) = std::env::var_os(LEDGER_DIR_ENV) {
         return PathBuf::from(dir);
     }
@@ -99,9 +107,11 @@ pub fn reserve(kind: Kind) -> Result<Reservation> {
 }
 
 fn next_name() -> Result<String> {
-    if let Ok(token) = std::env::var(TEST_NEXT_NAME_ENV) {
-        if !TEST_NAME_TAKEN.swap(true, Ordering::SeqCst) {
-            return Ok(format!("/{PREFIX}-test-{token}"));
+    if cfg!(debug_assertions) {
+        if let Ok(token) = std::env::var(TEST_NEXT_NAME_ENV) {
+            if !TEST_NAME_TAKEN.swap(true, Ordering::SeqCst) {
+                return Ok(format!("/{PREFIX}-test-{token}"));
+            }
         }
     }
     Ok(format!(
@@ -212,13 +222,17 @@ fn ledger_path(pid: u32) -> PathBuf {
 
 fn ledger_add(kind: Kind, name: &str) -> Result<()> {
     let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = ledger_dir();
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("mkdir {}", dir.display()))?;
-    let path = ledger_path(std::process::id());
+    let dir = private_ledger_dir(true)?;
+    let me = std::process::id();
+    let path = dir.join(format!("{me}.ledger"));
+    let my_start = crate::procfs::start_time(me).unwrap_or(0);
+    match fs::read_to_string(&path) {
+        // A ledger under our pid from an earlier process that died: its objects are leftovers.
+        Ok(text) if recorded_start(&text) != Some(my_start) => {
+            clean_file(&path, me, &text);
+        }
+        _ => {}
+    }
     let fresh = !path.exists();
     let mut file = OpenOptions::new()
         .create(true)
@@ -228,13 +242,42 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
         .with_context(|| format!("open {}", path.display()))?;
     let mut text = String::new();
     if fresh {
-        let start = start_time(std::process::id()).unwrap_or(0);
-        text.push_str(&format!("start {start}\n"));
+        text.push_str(&format!("start {my_start}\n"));
     }
     text.push_str(&format!("{} {name}\n", kind.as_str()));
     // One write, so a crash leaves whole lines.
     file.write_all(text.as_bytes())
         .with_context(|| format!("write {}", path.display()))
+}
+
+/// The ledger directory, created if asked, and only if it is this user's own private directory:
+/// a directory another user planted in a shared temp dir could list anything.
+fn private_ledger_dir(create: bool) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = ledger_dir();
+    if create {
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(e).with_context(|| format!("mkdir {}", dir.display()));
+            }
+            _ => {}
+        }
+    }
+    let meta = fs::symlink_metadata(&dir).with_context(|| format!("stat {}", dir.display()))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != euid || meta.mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is not a private directory of this user (uid {euid}, mode 0700); refusing to use it as the ledger",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn recorded_start(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("start "))
+        .and_then(|s| s.parse().ok())
 }
 
 fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
@@ -273,15 +316,6 @@ fn ignore_not_found(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`),
-/// which tells a living creator from a later process that reused its pid.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// The ledger files present now (one per creator that has objects, dead or alive).
 pub fn ledger_files() -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(ledger_dir()) else {
@@ -305,7 +339,12 @@ pub struct Cleaned {
 
 /// Removes every object listed by a creator that is no longer alive, then its ledger.
 /// Ledgers of living creators are left alone, as is everything not in a ledger.
-pub fn clean_dead() -> Vec<Cleaned> {
+pub fn clean_dead() -> Result<Vec<Cleaned>> {
+    let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if !ledger_dir().exists() {
+        return Ok(Vec::new());
+    }
+    private_ledger_dir(false)?;
     let mut done = Vec::new();
     for path in ledger_files() {
         let Some(pid) = path
@@ -318,43 +357,174 @@ pub fn clean_dead() -> Vec<Cleaned> {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
-        let recorded_start = text
-            .lines()
-            .find_map(|l| l.strip_prefix("start "))
-            .and_then(|s| s.parse::<u64>().ok());
-        let alive = match (start_time(pid), recorded_start) {
+        let alive = match (crate::procfs::start_time(pid), recorded_start(&text)) {
             (Some(now), Some(then)) => now == then,
             (Some(_), None) => true, // Cannot tell: assume it is the creator, and leave it be.
             (None, _) => false,
         };
-        if alive {
-            continue;
+        if !alive {
+            done.extend(clean_file(&path, pid, &text));
         }
-        for line in text.lines().filter(|l| !l.starts_with("start ")) {
-            let Some((kind, name)) = line
-                .split_once(' ')
-                .and_then(|(k, n)| Some((Kind::parse(k)?, n)))
-            else {
-                continue;
-            };
-            let result = remove_object(kind, name).map_err(|e| e.to_string());
-            done.push(Cleaned {
-                creator: pid,
-                what: format!("{} {name}", kind.as_str()),
-                result,
-            });
-        }
-        let _ = fs::remove_file(&path);
     }
+    Ok(done)
+}
+
+/// Removes what one dead creator's ledger lists (names of the lab's shapes only), then the file.
+fn clean_file(path: &Path, pid: u32, text: &str) -> Vec<Cleaned> {
+    let mut done = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with("start ")) {
+        let Some((kind, name)) = line
+            .split_once(' ')
+            .and_then(|(k, n)| Some((Kind::parse(k)?, n)))
+        else {
+            continue;
+        };
+        let what = format!("{} {name}", kind.as_str());
+        let result = if is_ours(kind, name, pid) {
+            remove_object(kind, name).map_err(|e| e.to_string())
+        } else {
+            Err("not a name this lab makes; left alone".to_owned())
+        };
+        done.push(Cleaned {
+            creator: pid,
+            what,
+            result,
+        });
+    }
+    let _ = fs::remove_file(path);
     done
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether `name` has a shape the lab gives to objects of creator `pid`: `/pvt-<pid>-<random>`
+/// (or `/pvt-test-<token>`), and for a directory, that name directly inside the temp dir.
+fn is_ours(kind: Kind, name: &str, pid: u32) -> bool {
+    let bare = match kind {
+        Kind::Dir => {
+            let path = Path::new(name);
+            if path.parent() != Some(std::env::temp_dir().as_path()) {
+                return false;
+            }
+            match path.file_name().and_then(|n| n.to_str()) {
+                Some(n) => n,
+                None => return false,
+            }
+        }
+        _ => match name.strip_prefix('/') {
+            Some(n) => n,
+            None => return false,
+        },
+    };
+    let mine = format!("{PREFIX}-{pid}-");
+    let test = format!("{PREFIX}-test-");
+    let rest = bare
+        .strip_prefix(&mine)
+        .or_else(|| bare.strip_prefix(&test));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..")
+}
 
-    /// Tests in this module share the process's ledger file and the environment.
-    static SERIAL: Mutex<()> = Mutex::new(());
+/// Names with the lab's prefix present now in /dev/shm (`pvt-…`, `sem.pvt-…`) and in the temp
+/// dir, as paths: what a run could leave behind.
+pub fn present() -> Vec<PathBuf> {
+    let prefix = format!("{PREFIX}-");
+    let mut found = Vec::new();
+    for dir in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bare = name.strip_prefix("sem.").unwrap_or(&name);
+            if bare.starts_with(&prefix) && entry.path() != ledger_dir() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// Where this test binary keeps its ledgers, so tests never touch the user's own.
+    pub(crate) static PRIVATE_LEDGER: OnceLock<PathBuf> = OnceLock::new();
+
+    /// Tests in this module share the process's ledger file; each holds this guard, which also
+    /// points the ledger at a private directory and removes it, once empty, at the end.
+    struct Serial(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    impl Drop for Serial {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(ledger_dir());
+        }
+    }
+
+    fn serial() -> Serial {
+        static SERIAL: Mutex<()> = Mutex::new(());
+        PRIVATE_LEDGER.get_or_init(|| {
+            std::env::temp_dir().join(format!("labkit-unittest-ledger-{}", std::process::id()))
+        });
+        Serial(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    #[test]
+    fn a_stale_ledger_under_our_pid_is_cleaned_first() {
+        let _s = serial();
+        use nix::fcntl::OFlag;
+        use nix::sys::stat::Mode;
+        let me = std::process::id();
+        let stale = format!("/pvt-{me}-stale");
+        drop(
+            nix::sys::mman::shm_open(
+                stale.as_str(),
+                OFlag::O_CREAT | OFlag::O_RDWR,
+                Mode::S_IRUSR | Mode::S_IWUSR,
+            )
+            .unwrap(),
+        );
+        private_ledger_dir(true).unwrap();
+        // A process that had our pid before us (another start time) left this.
+        fs::write(ledger_path(me), format!("start 1\nshm {stale}\n")).unwrap();
+        let fresh = reserve(Kind::Mq).unwrap();
+        assert!(
+            !Path::new(&format!("/dev/shm{stale}")).exists(),
+            "the stale object survived"
+        );
+        let text = ledger_text();
+        assert!(
+            !text.contains(&stale) && !text.starts_with("start 1\n"),
+            "{text}"
+        );
+        drop(fresh);
+    }
+
+    #[test]
+    fn only_the_labs_own_shapes_are_ours() {
+        let tmp = std::env::temp_dir();
+        assert!(is_ours(Kind::Shm, "/pvt-12-abc", 12));
+        assert!(is_ours(Kind::Sem, "/pvt-test-x", 99));
+        assert!(!is_ours(Kind::Shm, "/pvt-13-abc", 12));
+        assert!(!is_ours(Kind::Shm, "/pvt-12-", 12));
+        assert!(!is_ours(Kind::Mq, "pvt-12-abc", 12));
+        assert!(is_ours(
+            Kind::Dir,
+            tmp.join("pvt-12-abc").to_str().unwrap(),
+            12
+        ));
+        assert!(!is_ours(
+            Kind::Dir,
+            tmp.join("x/pvt-12-abc").to_str().unwrap(),
+            12
+        ));
+        assert!(!is_ours(Kind::Dir, "/home/someone", 12));
+        assert!(!is_ours(
+            Kind::Dir,
+            tmp.join("pvt-12-..").to_str().unwrap(),
+            12
+        ));
+    }
 
     fn ledger_text() -> String {
         fs::read_to_string(ledger_path(std::process::id())).unwrap_or_default()
@@ -362,25 +532,23 @@ mod tests {
 
     #[test]
     fn names_are_prefixed_and_distinct() {
-        let _s = SERIAL.lock().unwrap();
+        let _s = serial();
         let a = reserve(Kind::Shm).unwrap();
         let b = reserve(Kind::Shm).unwrap();
         let pid_prefix = format!("/pvt-{}-", std::process::id());
         assert!(a.name().starts_with(&pid_prefix), "{}", a.name());
         assert_ne!(a.name(), b.name());
         assert!(ledger_text().contains(a.name()));
+        let a_name = a.name().to_owned();
         drop(a);
-        assert!(
-            !ledger_text().contains(&format!("shm {pid_prefix}"))
-                || ledger_text().contains(b.name())
-        );
+        assert!(!ledger_text().contains(a_name.as_str()) && ledger_text().contains(b.name()));
         drop(b);
         assert!(!ledger_text().contains(&pid_prefix));
     }
 
     #[test]
     fn a_created_object_is_unlinked_and_a_squatted_one_is_not() {
-        let _s = SERIAL.lock().unwrap();
+        let _s = serial();
         use nix::fcntl::OFlag;
         use nix::sys::stat::Mode;
         let mut mine = reserve(Kind::Shm).unwrap();
@@ -421,7 +589,7 @@ mod tests {
 
     #[test]
     fn private_dirs_are_0700_and_removed() {
-        let _s = SERIAL.lock().unwrap();
+        let _s = serial();
         use std::os::unix::fs::PermissionsExt;
         let dir = PrivateDir::create().unwrap();
         let path = dir.path().to_owned();
@@ -435,15 +603,8 @@ mod tests {
     }
 
     #[test]
-    fn start_time_tells_this_process_apart() {
-        let me = start_time(std::process::id()).unwrap();
-        assert!(me > 0);
-        assert_eq!(start_time(u32::MAX), None);
-    }
-
-    #[test]
     fn clean_removes_only_what_dead_creators_left() {
-        let _s = SERIAL.lock().unwrap();
+        let _s = serial();
         // A ledger of a "dead" creator (pid beyond pid_max) listing a real shm object.
         let dead_pid = 4_000_000u32 + (std::process::id() % 1000);
         let name = format!("/pvt-{dead_pid}-cleantest{}", std::process::id());
@@ -456,12 +617,30 @@ mod tests {
         )
         .unwrap();
         drop(fd);
-        fs::create_dir_all(ledger_dir()).unwrap();
+        private_ledger_dir(true).unwrap();
         fs::write(ledger_path(dead_pid), format!("start 1\nshm {name}\n")).unwrap();
         // And a living creator's entry (this process), which must survive.
         let mine = reserve(Kind::Mq).unwrap();
 
-        let cleaned = clean_dead();
+        // And a planted line naming something that is not the lab's: never removed.
+        let planted = std::env::temp_dir().join(format!("not-the-lab-{}", std::process::id()));
+        fs::create_dir(&planted).unwrap();
+        let mut ledger = fs::OpenOptions::new()
+            .append(true)
+            .open(ledger_path(dead_pid))
+            .unwrap();
+        writeln!(ledger, "dir {}", planted.display()).unwrap();
+        writeln!(ledger, "shm /pvt-{}-belongs-to-someone-else", dead_pid + 1).unwrap();
+        drop(ledger);
+
+        let cleaned = clean_dead().unwrap();
+        assert!(planted.is_dir(), "a planted path was removed");
+        fs::remove_dir(&planted).unwrap();
+        assert_eq!(
+            cleaned.iter().filter(|c| c.result.is_err()).count(),
+            2,
+            "{cleaned:?}"
+        );
         assert!(
             cleaned.iter().any(|c| c.creator == dead_pid
                 && c.what == format!("shm {name}")

@@ -31,8 +31,9 @@ pub struct Placement {
 
 impl Placement {
     /// The placement `pin` asks for, or a usage error naming what this machine allows.
-    pub fn choose(pin: Pin) -> Result<Placement, UsageError> {
-        let allowed = allowed_cpus().map_err(|e| UsageError(format!("sched_getaffinity: {e}")))?;
+    pub fn choose(pin: Pin) -> anyhow::Result<Placement> {
+        use anyhow::Context;
+        let allowed = allowed_cpus().context("sched_getaffinity")?;
         match (pin, allowed.as_slice()) {
             (Pin::None, _) => Ok(Placement {
                 main: None,
@@ -46,11 +47,11 @@ impl Placement {
                 main: Some(*first),
                 peer: Some(*second),
             }),
-            (_, cpus) => Err(UsageError(format!(
+            (_, cpus) => Err(anyhow::Error::new(UsageError(format!(
                 "--pin {} needs {} CPU(s) this process may use; it may use only {cpus:?}",
                 pin.as_str(),
                 if pin == Pin::Split { 2 } else { 1 },
-            ))),
+            )))),
         }
     }
 
@@ -113,7 +114,7 @@ mod tests {
         assert_eq!(same.main, same.peer);
         match Placement::choose(Pin::Split) {
             Ok(p) => assert!(p.main != p.peer && allowed.contains(&p.peer.unwrap())),
-            Err(e) => assert!(allowed.len() < 2 && e.0.contains("needs 2")),
+            Err(e) => assert!(allowed.len() < 2 && e.to_string().contains("needs 2")),
         }
         assert_eq!(Placement::choose(Pin::None).unwrap().main, None);
     }

@@ -272,15 +272,12 @@ impl Report {
         });
     }
 
-    /// Records a claim decided by a yes/no outcome of the run.
-    pub fn claim_observed(&mut self, id: &str, holds: bool, evidence: impl Into<String>) {
+    /// Records a claim decided by an outcome of the run: `Holds` or `DoesNotHold` when it was
+    /// observed, `Inconclusive` when the run could not observe it (e.g. a check failed).
+    pub fn claim_observed(&mut self, id: &str, verdict: Verdict, evidence: impl Into<String>) {
         self.claims.push(Claim {
             id: id.to_owned(),
-            verdict: if holds {
-                Verdict::Holds
-            } else {
-                Verdict::DoesNotHold
-            },
+            verdict,
             basis: Basis::Observed,
             ratio: None,
             ratio_range: None,

@@ -17,6 +17,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::exit::Interrupted;
 
+/// The signal that asked this process to shut down, if [`install`] was called and one came.
+pub fn requested() -> Option<Signal> {
+    SHUTDOWN.get().and_then(Shutdown::requested)
+}
+
 /// The process-wide shutdown flag; see [`install`].
 pub struct Shutdown {
     signal: Arc<AtomicUsize>,
@@ -73,15 +78,4 @@ impl Shutdown {
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
-}
-
-/// Ignores SIGINT in this process: a child lets its parent decide when a Ctrl-C ends the run
-/// (the terminal sends it to the whole process group), and ends when the parent closes its pipes.
-pub fn ignore_sigint() -> io::Result<()> {
-    use nix::sys::signal::{SigHandler, signal};
-    // SAFETY: installing SIG_IGN runs no code of ours in signal context, so no handler can
-    // break async-signal safety.
-    unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }
-        .map(drop)
-        .map_err(io::Error::from)
 }

@@ -177,18 +177,18 @@ fn run(args: Args) -> Result<Outcome> {
             stream(&mut report, &contenders, &plan, shutdown)?,
         )
     };
-    let mut ipc_seen = None;
-    if common.wants(Variant::Process) {
+    let processes_ran = common.wants(Variant::Process);
+    if processes_ran {
         show_eof_needs_every_writer(&mut report)?;
         show_epipe(&mut report, plan.bytes)?;
-        ipc_seen = Some(show_fifo(&mut report, shutdown)?);
+        show_fifo(&mut report, shutdown)?;
     }
     judge_claims(
         &mut report,
         &plan,
         &latency_blocks,
         &throughput_blocks,
-        ipc_seen,
+        processes_ran,
     );
     report
         .emit(common.json)
@@ -238,7 +238,8 @@ fn contenders(common: &CommonArgs) -> Vec<Contender> {
 /// The far side of an exchange: a child process or a thread of ours.
 enum Far<T> {
     Process(Peer),
-    Thread(JoinHandle<std::io::Result<T>>),
+    /// `None` once joined after a broken exchange.
+    Thread(Option<JoinHandle<std::io::Result<T>>>),
 }
 
 impl<T> Far<T> {
@@ -252,9 +253,29 @@ impl<T> Far<T> {
 
     /// Turns a broken exchange into an error that says what happened to the far side.
     fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
+        if let Some(signal) = labkit::signals::requested() {
+            // Not a failure: we are shutting down, and the far side may be going with us.
+            return labkit::Interrupted(signal).into();
+        }
         match self {
             Far::Process(peer) => peer.death(err),
-            Far::Thread(_) => anyhow::Error::new(err).context("the exchange with the thread broke"),
+            Far::Thread(slot) => {
+                // If the thread failed first, its error is the story; it ends right after one.
+                let started = Instant::now();
+                while slot.as_ref().is_some_and(|h| !h.is_finished())
+                    && started.elapsed() < Duration::from_secs(1)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                match slot.take_if(|h| h.is_finished()).map(JoinHandle::join) {
+                    Some(Ok(Err(theirs))) => anyhow::Error::new(theirs)
+                        .context(format!("the far thread failed (our side saw: {err})")),
+                    Some(Err(_)) => {
+                        anyhow::anyhow!("the far thread panicked (our side saw: {err})")
+                    }
+                    _ => anyhow::Error::new(err).context("the exchange with the thread broke"),
+                }
+            }
         }
     }
 
@@ -262,7 +283,8 @@ impl<T> Far<T> {
     fn finish(self) -> Result<Option<T>> {
         match self {
             Far::Process(peer) => peer.finish().map(|()| None),
-            Far::Thread(handle) => match handle.join() {
+            Far::Thread(None) => Ok(None),
+            Far::Thread(Some(handle)) => match handle.join() {
                 Ok(result) => Ok(Some(result.context("the far thread failed")?)),
                 Err(_) => bail!("the far thread panicked"),
             },
@@ -270,13 +292,13 @@ impl<T> Far<T> {
     }
 }
 
-/// Starts a thread pinned to `cpu` (if any) running `work`.
-fn spawn_pinned<T: Send + 'static>(
+/// Starts the far side as a thread pinned to `cpu` (if any) running `work`.
+fn spawn_far_thread<T: Send + 'static>(
     name: &str,
     cpu: Option<usize>,
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<JoinHandle<std::io::Result<T>>> {
-    std::thread::Builder::new()
+) -> Result<Far<T>> {
+    let handle = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
             if let Some(cpu) = cpu {
@@ -284,7 +306,8 @@ fn spawn_pinned<T: Send + 'static>(
             }
             work()
         })
-        .with_context(|| format!("spawn thread {name}"))
+        .with_context(|| format!("spawn thread {name}"))?;
+    Ok(Far::Thread(Some(handle)))
 }
 
 /// Two pipes, one each way: (our reader, our writer, their reader, their writer).
@@ -310,9 +333,7 @@ fn start_pipe_peer<T: Send + 'static>(
         drop((their_rx, their_tx));
         Far::Process(peer)
     } else {
-        Far::Thread(spawn_pinned(role, cpu, move || {
-            thread_work(their_rx, their_tx)
-        })?)
+        spawn_far_thread(role, cpu, move || thread_work(their_rx, their_tx))?
     };
     Ok((our_rx, our_tx, far))
 }
@@ -320,8 +341,10 @@ fn start_pipe_peer<T: Send + 'static>(
 /// One contender's ping-pong link and its measurements.
 struct Link {
     contender: Contender,
-    pinger: Pinger,
+    // Fields drop in order: a child peer is killed before our pipe ends close, so on an early
+    // exit it dies quietly instead of reporting the EOF it would otherwise see.
     far: Far<u64>,
+    pinger: Pinger,
     latency: LatencyRecorder,
     block: LatencyRecorder,
     block_p50s: Vec<f64>,
@@ -356,9 +379,9 @@ fn start_link(contender: Contender, bytes: usize, cpu: Option<usize>) -> Result<
         Contender::ThreadChannel => {
             let (to_echo, echo_rx) = bounded(1);
             let (echo_tx, from_echo) = bounded(1);
-            let far = Far::Thread(spawn_pinned("echo", cpu, move || {
+            let far = spawn_far_thread("echo", cpu, move || {
                 pingpong::channel_echo(echo_rx, echo_tx)
-            })?);
+            })?;
             (
                 Pinger::Channel(ChannelPinger::new(to_echo, from_echo, bytes)),
                 far,
@@ -377,17 +400,23 @@ fn start_link(contender: Contender, bytes: usize, cpu: Option<usize>) -> Result<
 }
 
 impl Link {
+    /// One round trip; a failure says what became of the far side.
+    fn round_trip(&mut self, shutdown: &Shutdown) -> Result<()> {
+        shutdown.check()?;
+        self.pinger
+            .as_round_trip()
+            .round_trip()
+            .map_err(|err| self.far.broke(err))
+    }
+
     /// `n` timed round trips; the block's median goes to the verdict, its samples to the total.
     fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
         let pids = self.far.pids();
         let cpu_before = CpuClock::now(&pids)?;
         self.block.reset();
         for _ in 0..n {
-            shutdown.check()?;
             let start = Instant::now();
-            if let Err(err) = self.pinger.as_round_trip().round_trip() {
-                return Err(self.far.broke(err));
-            }
+            self.round_trip(shutdown)?;
             self.block.record(start.elapsed());
         }
         self.cpu += CpuClock::since(cpu_before, &pids)?;
@@ -398,13 +427,7 @@ impl Link {
 
     /// Untimed round trips, so caches, page tables and the scheduler settle first.
     fn warm_up(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
-        for _ in 0..n {
-            shutdown.check()?;
-            if let Err(err) = self.pinger.as_round_trip().round_trip() {
-                return Err(self.far.broke(err));
-            }
-        }
-        Ok(())
+        (0..n).try_for_each(|_| self.round_trip(shutdown))
     }
 
     /// Ends the exchange; returns (round trips we made, messages the far side counted,
@@ -499,8 +522,9 @@ fn ping_pong(
 /// One contender's streaming link: what writes, and the far side that reads.
 struct Pipeline {
     contender: Contender,
-    writer: StreamWriter,
+    // `far` before `writer`, for the drop order: see `Link`.
     far: Far<u64>,
+    writer: StreamWriter,
     block_mib_s: Vec<f64>,
     elapsed: Duration,
     cpu: Duration,
@@ -547,9 +571,9 @@ fn start_pipeline(contender: Contender, cpu: Option<usize>) -> Result<Pipeline> 
                     .send(stream::new_chunk())
                     .expect("the pool has room for every buffer");
             }
-            let far = Far::Thread(spawn_pinned("sink", cpu, move || {
+            let far = spawn_far_thread("sink", cpu, move || {
                 Ok(stream::serve_streams_channel(pieces, pool_tx, receipt_tx))
-            })?);
+            })?;
             (StreamWriter::Channel { tx, pool, receipts }, far)
         }
     };
@@ -573,9 +597,11 @@ impl Pipeline {
         let cpu_before = CpuClock::now(&pids)?;
         let start = Instant::now();
         let sent = match &mut self.writer {
-            StreamWriter::Pipe { tx, rx, chunk } => stream::send_stream(tx, rx, total, chunk),
+            StreamWriter::Pipe { tx, rx, chunk } => {
+                stream::send_stream(tx, rx, total, chunk, || shutdown.check().is_ok())
+            }
             StreamWriter::Channel { tx, pool, receipts } => {
-                stream::send_stream_channel(tx, pool, receipts, total)
+                stream::send_stream_channel(tx, pool, receipts, total, || shutdown.check().is_ok())
             }
         };
         let elapsed = start.elapsed();
@@ -728,9 +754,8 @@ fn show_epipe(report: &mut Report, bytes: usize) -> Result<()> {
     Ok(())
 }
 
-/// Step 5: a FIFO, for processes that share no descriptor. Returns whether it carried every
-/// message.
-fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<bool> {
+/// Step 5: a FIFO, for processes that share no descriptor.
+fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<()> {
     // The FIFO's name lives in a fresh 0700 directory, ledgered, removed on every path out.
     let dir = PrivateDir::create()?;
     let path = dir.path().join("fifo");
@@ -761,17 +786,16 @@ fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<bool> {
     semantics::set_blocking(&fifo).context("fcntl(F_SETFL)")?;
     let count = semantics::read_messages(&fifo, HEADER * 2).map_err(|e| peer.death(e))?;
     peer.finish()?;
-    let ok = count == FIFO_MESSAGES;
     report.check(
         "a FIFO joins processes by name",
-        ok,
+        count == FIFO_MESSAGES,
         format!(
             "the child opened the FIFO by its path, having inherited no pipe; {count} of \
              {FIFO_MESSAGES} numbered messages arrived in order; the name was unlinked once both \
              ends were open"
         ),
     );
-    Ok(ok)
+    Ok(())
 }
 
 /// Step 6: the claims, from this run's figures.
@@ -780,7 +804,7 @@ fn judge_claims(
     plan: &Plan,
     latency: &Blocks,
     throughput: &Blocks,
-    fifo_ok: Option<bool>,
+    processes_ran: bool,
 ) {
     let blocks_of = |series: &Blocks, c: Contender| {
         series.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone())
@@ -821,7 +845,11 @@ fn judge_claims(
         );
         summary.push_str(&format!(
             "; per round trip, {}",
-            which_faster(&cmp, "threads over a channel", "processes over pipes")
+            which_faster(
+                &cmp,
+                "the channel between threads",
+                "the pipe between processes"
+            )
         ));
         report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
     }
@@ -843,15 +871,23 @@ fn judge_claims(
         );
         report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
     }
-    if let Some(fifo_ok) = fifo_ok {
-        let delivered = report.passed();
-        report.claim_observed(
-            "comm.process-needs-ipc",
-            delivered && fifo_ok,
-            "the child processes shared no memory with us: every message and byte reached them \
-             through a kernel object, pipe ends inherited at spawn or a FIFO opened by name, \
-             copied by write(2) and read(2); the echo thread instead got the very buffer we sent",
-        );
+    if processes_ran {
+        // A failed check means this run cannot say how the data travelled: no finding either way.
+        let (verdict, evidence) = if report.passed() {
+            (
+                labkit::Verdict::Holds,
+                "the child processes shared no memory with us: every message and byte reached \
+                 them through a kernel object, pipe ends inherited at spawn or a FIFO opened by \
+                 name, copied by write(2) and read(2); the echo thread instead got the very \
+                 buffer we sent",
+            )
+        } else {
+            (
+                labkit::Verdict::Inconclusive,
+                "a check failed, so this run shows nothing either way",
+            )
+        };
+        report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     summary.push_str(if report.passed() {
         "; every message and byte arrived."
@@ -861,23 +897,22 @@ fn judge_claims(
     report.summary = summary;
 }
 
-/// "`favoured` was x3.10 faster (5 of 5 block pairs agree)", or the other way round, or
-/// "neither was consistently faster".
+/// "`favoured` was x3.10 faster than `other` (5 of 5 block pairs agree)", the other way round,
+/// or "neither … was faster in every block pair".
 fn which_faster(cmp: &Comparison, favoured: &str, other: &str) -> String {
     let pairs = cmp.pairs;
     match cmp.verdict {
         labkit::Verdict::Holds => format!(
-            "{favoured} was x{:.2} faster ({pairs} of {pairs} block pairs agree)",
+            "{favoured} was x{:.2} faster than {other} ({pairs} of {pairs} block pairs agree)",
             cmp.ratio
         ),
-        labkit::Verdict::DoesNotHold => {
-            format!(
-                "{other} was x{:.2} faster ({pairs} of {pairs} block pairs agree)",
-                1.0 / cmp.ratio
-            )
-        }
+        labkit::Verdict::DoesNotHold => format!(
+            "{other} was x{:.2} faster than {favoured} ({pairs} of {pairs} block pairs agree)",
+            1.0 / cmp.ratio
+        ),
         labkit::Verdict::Inconclusive => format!(
-            "neither was faster in every block pair (median x{:.2} for {favoured}, pairs from x{:.2} to x{:.2})",
+            "neither {favoured} nor {other} was faster in every block pair (median x{:.2} for \
+             {favoured}, pairs from x{:.2} to x{:.2})",
             cmp.ratio, cmp.range[0], cmp.range[1]
         ),
     }

@@ -76,14 +76,20 @@ pub fn expected_crc(total: u64) -> u32 {
 }
 
 /// Writes one stream of `total` bytes to `tx` and returns the reader's receipt from `rx`.
+/// `keep_going` is asked before every chunk; when it says no, the stream stops with an
+/// `Interrupted` error, so even a stream of gigabytes ends promptly on Ctrl-C.
 pub fn send_stream(
     tx: &mut impl Write,
     rx: &mut impl Read,
     total: u64,
     chunk: &mut [u8],
+    keep_going: impl Fn() -> bool,
 ) -> io::Result<Receipt> {
     tx.write_all(&total.to_le_bytes())?;
     for (index, len) in chunks(total) {
+        if !keep_going() {
+            return Err(stopped());
+        }
         stamp(chunk, index);
         tx.write_all(&chunk[..len])?;
     }
@@ -129,6 +135,10 @@ pub fn serve_streams(mut rx: impl Read, mut tx: impl Write) -> io::Result<u64> {
     }
 }
 
+fn stopped() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "the stream was stopped")
+}
+
 /// What travels over the channel: a chunk, or the end of a stream.
 pub enum Piece {
     Chunk(Vec<u8>),
@@ -141,9 +151,13 @@ pub fn send_stream_channel(
     pool: &Receiver<Vec<u8>>,
     receipts: &Receiver<Receipt>,
     total: u64,
+    keep_going: impl Fn() -> bool,
 ) -> io::Result<Receipt> {
     let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the reading thread is gone");
     for (index, len) in chunks(total) {
+        if !keep_going() {
+            return Err(stopped());
+        }
         let mut chunk = pool.recv().map_err(|_| gone())?;
         // A buffer shortened for the last chunk of a stream gets its pattern back.
         let had = chunk.len();
@@ -208,12 +222,18 @@ mod tests {
         let reader = std::thread::spawn(move || serve_streams(a_rx, b_tx));
         let mut chunk = new_chunk();
         let total = 3 * CHUNK as u64 + 1234;
-        let r = send_stream(&mut a_tx, &mut b_rx, total, &mut chunk).unwrap();
+        let r = send_stream(&mut a_tx, &mut b_rx, total, &mut chunk, || true).unwrap();
         assert_eq!((r.bytes, r.crc), (total, expected_crc(total)));
-        let r2 = send_stream(&mut a_tx, &mut b_rx, 100, &mut chunk).unwrap();
+        let r2 = send_stream(&mut a_tx, &mut b_rx, 100, &mut chunk, || true).unwrap();
         assert_eq!((r2.bytes, r2.crc), (100, expected_crc(100)));
+        // Stopped at once: nothing of a third stream's body is sent.
+        let err = send_stream(&mut a_tx, &mut b_rx, total, &mut chunk, || false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
         drop(a_tx);
-        assert_eq!(reader.join().unwrap().unwrap(), 2);
+        assert!(
+            reader.join().unwrap().is_err(),
+            "the reader saw EOF inside the third stream"
+        );
     }
 
     #[test]
@@ -226,10 +246,10 @@ mod tests {
         }
         let reader = std::thread::spawn(move || serve_streams_channel(rx, pool_tx, receipt_tx));
         let total = 5 * CHUNK as u64 + 7;
-        let r = send_stream_channel(&tx, &pool, &receipts, total).unwrap();
+        let r = send_stream_channel(&tx, &pool, &receipts, total, || true).unwrap();
         assert_eq!((r.bytes, r.crc, r.reads), (total, expected_crc(total), 6));
         // The short last buffer is reused whole by the next stream.
-        let r = send_stream_channel(&tx, &pool, &receipts, total).unwrap();
+        let r = send_stream_channel(&tx, &pool, &receipts, total, || true).unwrap();
         assert_eq!((r.bytes, r.crc), (total, expected_crc(total)));
         drop(tx);
         assert_eq!(reader.join().unwrap(), 2);

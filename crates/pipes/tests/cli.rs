@@ -3,6 +3,7 @@
 //! /dev/shm, no ledger entry, no temporary directory, no process left.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,22 +33,48 @@ fn pipes(tag: &str, args: &[&str]) -> Command {
     c
 }
 
-fn run(tag: &str, args: &[&str]) -> Output {
-    pipes(tag, args).output().expect("run pipes")
+/// A finished run: the pid it had, and what it printed.
+struct Done {
+    pid: u32,
+    out: Output,
 }
 
-/// Waits at most `limit` for `child`; kills it and fails the test if it hangs.
-fn wait_guarded(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pipes did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+fn start(tag: &str, args: &[&str]) -> Child {
+    pipes(tag, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pipes")
+}
+
+/// Waits at most `limit` for `child`, draining its output meanwhile; a hang kills it and fails
+/// the test.
+fn finish(mut child: Child, limit: Duration) -> Done {
+    let pid = child.id();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let Some(status) = labkit::child::wait_timeout(&mut child, limit).unwrap() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pipes did not finish within {limit:?}");
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    Done { pid, out }
+}
+
+fn run(tag: &str, args: &[&str]) -> Done {
+    finish(start(tag, args), Duration::from_secs(120))
 }
 
 fn parse(out: &Output) -> Report {
@@ -60,7 +87,9 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Processes still alive that carry `tag` in their environment.
+/// Processes still running that carry `tag` in their environment. (A zombie's environ reads
+/// empty; by the time this is called the run itself has been reaped, and an orphan is reaped
+/// by whoever adopts it.)
 fn tagged_processes(tag: &str) -> Vec<u32> {
     let needle = format!("{TAG_VAR}={tag}");
     let mut found = Vec::new();
@@ -71,7 +100,6 @@ fn tagged_processes(tag: &str) -> Vec<u32> {
         let Ok(env) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        // A zombie has an empty environ; what we look for is a process still running.
         if env.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
             found.push(pid);
         }
@@ -79,32 +107,8 @@ fn tagged_processes(tag: &str) -> Vec<u32> {
     found
 }
 
-/// The children of `pid` (by the parent field of /proc/<child>/stat).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        if after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-            == Some(pid)
-        {
-            found.push(child);
-        }
-    }
-    found
-}
-
-/// Nothing the run with this tag and top-level pid made is left behind.
+/// Nothing the run with this tag and top-level pid made is left behind: no process, no name
+/// in /dev/shm or the temp dir, no ledger.
 fn assert_nothing_left(tag: &str, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !tagged_processes(tag).is_empty() && Instant::now() < deadline {
@@ -116,14 +120,13 @@ fn assert_nothing_left(tag: &str, pid: u32) {
         "processes left behind"
     );
     let prefix = format!("pvt-{pid}-");
-    for dir in ["/dev/shm", std::env::temp_dir().to_str().unwrap()] {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(
-                !name.trim_start_matches("sem.").starts_with(&prefix),
-                "left behind: {dir}/{name}"
-            );
-        }
+    for path in labkit::names::present() {
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.trim_start_matches("sem.").starts_with(&prefix),
+            "left behind: {}",
+            path.display()
+        );
     }
     let ledger = labkit::names::ledger_dir().join(format!("{pid}.ledger"));
     assert!(!ledger.exists(), "ledger left behind: {}", ledger.display());
@@ -132,13 +135,7 @@ fn assert_nothing_left(tag: &str, pid: u32) {
 #[test]
 fn the_quick_run_passes_every_check() {
     let t = tag("quick");
-    let child = pipes(&t, &["--quick", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = wait_guarded(child, Duration::from_secs(120));
+    let Done { pid, out } = run(&t, &["--quick", "--json"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = parse(&out);
     assert_eq!(report.topic, "pipes");
@@ -182,9 +179,14 @@ fn the_quick_run_passes_every_check() {
             claim.id
         );
     }
-    assert!(
+    // The same profile built this test and the binary; a debug build says so.
+    let debug = report.host.profile == "debug";
+    assert_eq!(debug, cfg!(debug_assertions));
+    assert_eq!(
         stderr(&out).contains("debug build"),
-        "the debug warning is missing"
+        debug,
+        "{}",
+        stderr(&out)
     );
     assert_nothing_left(&t, pid);
 }
@@ -192,19 +194,17 @@ fn the_quick_run_passes_every_check() {
 #[test]
 fn one_side_and_a_placement_can_be_chosen() {
     let t = tag("thread-same");
-    let out = run(
-        &t,
-        &[
-            "--quick",
-            "--json",
-            "--variant",
-            "thread",
-            "--pin",
-            "same",
-            "--bytes",
-            "4096",
-        ],
-    );
+    let args = [
+        "--quick",
+        "--json",
+        "--variant",
+        "thread",
+        "--pin",
+        "same",
+        "--bytes",
+        "4KiB",
+    ];
+    let Done { pid, out } = run(&t, &args);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = parse(&out);
     assert!(
@@ -215,7 +215,9 @@ fn one_side_and_a_placement_can_be_chosen() {
     );
     assert!(report.find("round_trip/thread/channel").is_some());
     assert_eq!(report.params["pin"], "same");
+    assert_eq!(report.params["bytes"], 4096);
     assert!(report.passed());
+    assert_nothing_left(&t, pid);
 }
 
 #[test]
@@ -234,7 +236,8 @@ fn bad_flags_exit_2_naming_the_limit() {
         (&["--frobnicate"], "--frobnicate"),
     ];
     for (args, needle) in cases {
-        let out = run(&tag("bad"), args);
+        let t = tag("bad");
+        let Done { pid, out } = run(&t, args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
@@ -247,27 +250,30 @@ fn bad_flags_exit_2_naming_the_limit() {
             "{args:?}: the message should be short: {err}"
         );
         assert!(out.stdout.is_empty(), "{args:?}");
+        assert_nothing_left(&t, pid);
     }
 }
 
 /// Starts a long run and waits until it has a child (the echo peer): the run is under way.
+/// With `own_group`, the run leads a process group of its own, so a signal can reach the run
+/// and its peer together, as a terminal's or a service manager's does.
 #[expect(
     clippy::zombie_processes,
     reason = "the caller waits for the child it is given"
 )]
-fn start_long_run(t: &str) -> (Child, u32) {
-    let mut child = pipes(
+fn start_long_run(t: &str, own_group: bool) -> (Child, u32) {
+    let mut command = pipes(
         t,
         &["--json", "--variant", "process", "--messages", "5000000"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let pid = child.id();
+    );
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if own_group {
+        command.process_group(0);
+    }
+    let mut child = command.spawn().expect("start pipes");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(&peer) = children_of(pid).first() {
+        if let Some(&peer) = labkit::procfs::children_of(child.id()).first() {
             // Let a few thousand round trips happen first.
             std::thread::sleep(Duration::from_millis(300));
             return (child, peer);
@@ -284,10 +290,9 @@ fn start_long_run(t: &str) -> (Child, u32) {
 #[test]
 fn a_peer_killed_mid_run_is_reported_with_exit_1() {
     let t = tag("kill");
-    let (child, peer) = start_long_run(&t);
-    let pid = child.id();
+    let (child, peer) = start_long_run(&t, false);
     kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
-    let out = wait_guarded(child, Duration::from_secs(30));
+    let Done { pid, out } = finish(child, Duration::from_secs(30));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("died") && err.contains("SIGKILL"), "{err}");
@@ -299,36 +304,42 @@ fn a_peer_killed_mid_run_is_reported_with_exit_1() {
 #[test]
 fn sigint_mid_run_stops_cleanly_with_130() {
     let t = tag("sigint");
-    let (child, _peer) = start_long_run(&t);
-    let pid = child.id();
-    kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
-    let out = wait_guarded(child, Duration::from_secs(30));
+    let (child, _peer) = start_long_run(&t, false);
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let Done { pid, out } = finish(child, Duration::from_secs(30));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
+    // The peer is killed before our pipe ends close, so it reports nothing of its own.
+    assert!(!err.contains("(child)"), "{err}");
+    assert_nothing_left(&t, pid);
+}
+
+#[test]
+fn sigterm_to_the_whole_group_stops_cleanly_with_143() {
+    let t = tag("sigterm");
+    let (child, _peer) = start_long_run(&t, true);
+    kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGTERM).unwrap();
+    let Done { pid, out } = finish(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
     assert_nothing_left(&t, pid);
 }
 
 #[test]
 fn two_copies_at_once_both_pass() {
     let t = tag("pair");
-    let spawn = || {
-        pipes(&t, &["--quick", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
-    let pids = [a.id(), b.id()];
-    for out in [
-        wait_guarded(a, Duration::from_secs(120)),
-        wait_guarded(b, Duration::from_secs(120)),
+    let (a, b) = (
+        start(&t, &["--quick", "--json"]),
+        start(&t, &["--quick", "--json"]),
+    );
+    for Done { pid, out } in [
+        finish(a, Duration::from_secs(120)),
+        finish(b, Duration::from_secs(120)),
     ] {
         assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
         assert!(parse(&out).passed());
-    }
-    for pid in pids {
         assert_nothing_left(&t, pid);
     }
 }
@@ -336,12 +347,9 @@ fn two_copies_at_once_both_pass() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let t = tag("closed");
-    let mut child = pipes(&t, &["--quick", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read a few bytes, as `| head -c 10` would, then close: the rest of the write gets EPIPE.
+    let mut child = start(&t, &["--quick", "--json"]);
+    // Close our end at once, as `| head -c 10` does once it has its bytes: the Report's write
+    // then fails with EPIPE, which must end the program quietly.
     drop(child.stdout.take());
     let mut err = String::new();
     child
@@ -350,25 +358,41 @@ fn a_closed_stdout_ends_quietly() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    let status = child.wait().unwrap();
+    let pid = child.id();
+    let status = labkit::child::wait_timeout(&mut child, Duration::from_secs(120)).unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pipes hung with a closed stdout");
+    };
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    assert_nothing_left(&t, pid);
 }
 
 #[test]
 fn a_squatted_name_is_refused_and_left_alone() {
+    if !cfg!(debug_assertions) {
+        return; // The predictable-name setting exists in debug builds only.
+    }
     let t = tag("squat");
     let token = format!("squat-{}", std::process::id());
     let squatted = std::env::temp_dir().join(format!("pvt-test-{token}"));
     std::fs::create_dir(&squatted).unwrap();
-    let out = pipes(&t, &["--quick", "--json"])
-        .env("LABKIT_TEST_NEXT_NAME", &token)
-        .output()
-        .unwrap();
+    let Done { pid, out } = finish(
+        pipes(&t, &["--quick", "--json"])
+            .env("LABKIT_TEST_NEXT_NAME", &token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(120),
+    );
     let err = stderr(&out);
     let still_there = Path::new(&squatted).is_dir();
     std::fs::remove_dir(&squatted).unwrap();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("File exists") && err.contains(&token), "{err}");
     assert!(still_there, "the squatter's directory was removed");
+    assert_nothing_left(&t, pid);
 }
