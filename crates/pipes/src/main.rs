@@ -806,27 +806,11 @@ fn judge_claims(
     throughput: &Blocks,
     processes_ran: bool,
 ) {
-    let blocks_of = |series: &Blocks, c: Contender| {
-        series.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone())
-    };
-    let find = |report: &Report, name: &str, c: Contender| {
-        report
-            .find(&format!("{name}/{}", c.label()))
-            .cloned()
-            .expect("measured above")
-    };
     let mut summary = format!(
         "{} round trips of {} bytes and {} streams of {} bytes per contender",
         plan.messages, plan.bytes, plan.blocks, plan.total
     );
-    if let (Some(p), Some(t)) = (
-        blocks_of(latency, Contender::ProcessPipe),
-        blocks_of(latency, Contender::ThreadChannel),
-    ) {
-        let (process, channel) = (
-            find(report, "round_trip", Contender::ProcessPipe),
-            find(report, "round_trip", Contender::ThreadChannel),
-        );
+    if let Some(([p, t], [process, channel])) = process_vs_channel(report, latency, "round_trip") {
         let cmp = Comparison::expect_lower(&t, &p);
         let thread_pipe = report
             .find("round_trip/thread/pipe")
@@ -853,14 +837,8 @@ fn judge_claims(
         ));
         report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
     }
-    if let (Some(p), Some(t)) = (
-        blocks_of(throughput, Contender::ProcessPipe),
-        blocks_of(throughput, Contender::ThreadChannel),
-    ) {
-        let (process, channel) = (
-            find(report, "throughput", Contender::ProcessPipe),
-            find(report, "throughput", Contender::ThreadChannel),
-        );
+    if let Some(([p, t], [process, channel])) = process_vs_channel(report, throughput, "throughput")
+    {
         let cmp = Comparison::expect_higher(&t, &p);
         let evidence = format!(
             "stream of 64 KiB writes: threads over a channel {:.0} MiB/s, processes over a pipe \
@@ -895,6 +873,22 @@ fn judge_claims(
         "; a check FAILED."
     });
     report.summary = summary;
+}
+
+/// The block figures and the measurements called `name` of the two contenders the claim sets
+/// against each other, processes over a pipe and threads over a channel, if both ran.
+fn process_vs_channel(
+    report: &Report,
+    series: &Blocks,
+    name: &str,
+) -> Option<([Vec<f64>; 2], [Measurement; 2])> {
+    let [process, channel] = [Contender::ProcessPipe, Contender::ThreadChannel].map(|c| {
+        let blocks = series.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+        let measured = report.find(&format!("{name}/{}", c.label())).cloned();
+        blocks.zip(measured)
+    });
+    let ((p, pm), (t, tm)) = (process?, channel?);
+    Some(([p, t], [pm, tm]))
 }
 
 /// "`favoured` was x3.10 faster than `other` (5 of 5 block pairs agree)", the other way round,
