@@ -110,12 +110,8 @@ fn ledger_text(reports: &[Report]) -> String {
                 (Basis::Measured, Some(r), Some([lo, hi])) => format!("x{r:.2} ({lo:.2}..{hi:.2})"),
                 _ => "observed".to_owned(),
             };
-            let _ = writeln!(
-                s,
-                "  {topic:<10} {:<13} {basis:<22} {}",
-                claim.verdict.as_str(),
-                claim.evidence
-            );
+            let _ = writeln!(s, "  {topic:<10} {:<13} {basis}", claim.verdict.as_str());
+            labkit::report::wrap_into(&mut s, &claim.evidence);
         }
     }
     let _ = writeln!(

@@ -443,26 +443,63 @@ impl Report {
                     Status::Fail => "FAIL",
                     Status::Skip => "skip",
                 };
-                let _ = writeln!(s, "  {status}  {}: {}", c.name, c.detail);
+                let _ = writeln!(s, "  {status}  {}", c.name);
+                wrap_into(&mut s, &c.detail);
             }
         }
         if !self.claims.is_empty() {
             let _ = writeln!(s, "\nclaims");
             for c in &self.claims {
                 let ratio = match (c.ratio, c.ratio_range) {
-                    (Some(r), Some([lo, hi])) => format!(" (x{r:.2}, pairs {lo:.2}..{hi:.2})"),
-                    _ => String::new(),
+                    (Some(r), Some([lo, hi])) => {
+                        format!(" x{r:.2} (block pairs x{lo:.2} to x{hi:.2})")
+                    }
+                    _ => " (observed)".to_owned(),
                 };
-                let _ = writeln!(
-                    s,
-                    "  {:<14} {}{ratio}: {}",
-                    c.verdict.as_str(),
-                    c.id,
-                    c.evidence
-                );
+                let _ = writeln!(s, "  {:<13} {}{ratio}", c.verdict.as_str(), c.id);
+                wrap_into(&mut s, &c.evidence);
             }
         }
         s
+    }
+}
+
+/// Appends `text` wrapped at [`WRAP`] columns, each line indented under the item it explains.
+pub fn wrap_into(out: &mut String, text: &str) {
+    const INDENT: &str = "        ";
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && INDENT.len() + line.chars().count() + 1 + word.chars().count() > WRAP
+        {
+            let _ = writeln!(out, "{INDENT}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{INDENT}{line}");
+    }
+}
+
+/// The width the human account's prose is wrapped to.
+const WRAP: usize = 100;
+
+/// A byte count as people say it: `64 B`, `4 KiB`, `32 MiB`, `1.50 GiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
     }
 }
 
@@ -574,7 +611,31 @@ mod tests {
         let mut r = sample();
         r.check("broken", false, "1 lost");
         assert!(!r.passed());
-        assert!(r.render().contains("FAIL  broken: 1 lost"));
+        assert!(
+            r.render().contains("FAIL  broken\n        1 lost\n"),
+            "{}",
+            r.render()
+        );
+    }
+
+    #[test]
+    fn bytes_read_as_people_say_them() {
+        assert_eq!(format_bytes(64), "64 B");
+        assert_eq!(format_bytes(65536), "64 KiB");
+        assert_eq!(format_bytes(32 << 20), "32 MiB");
+        assert_eq!(format_bytes(3 << 29), "1.50 GiB");
+    }
+
+    #[test]
+    fn long_details_wrap_under_their_item() {
+        let mut out = String::new();
+        wrap_into(&mut out, &"word ".repeat(60));
+        assert!(out.lines().count() > 2);
+        assert!(
+            out.lines()
+                .all(|l| l.starts_with("        word") && l.len() <= WRAP),
+            "{out}"
+        );
     }
 
     #[test]

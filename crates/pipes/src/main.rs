@@ -45,6 +45,7 @@ use labkit::child::{Peer, liveness};
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::report::format_bytes;
 use labkit::signals::Shutdown;
 use labkit::{
     CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
@@ -678,11 +679,11 @@ fn stream(
     }
     let detail = if bad.is_empty() {
         format!(
-            "{} streams of {} bytes per contender, length and CRC-32 matched at the far end; \
+            "{} streams of {} per contender, length and CRC-32 matched at the far end; \
              {} writes of at most 64 KiB arrived as {} (a pipe keeps no write boundaries; a \
              channel hands over whole buffers)",
             plan.blocks,
-            plan.total,
+            format_bytes(plan.total),
             writes_per_stream * plan.blocks,
             reads.join(", ")
         )
@@ -714,12 +715,24 @@ fn show_eof_needs_every_writer(report: &mut Report) -> Result<()> {
         "EOF comes only once every write end is closed",
         held,
         format!(
-            "the child wrote 5 bytes and exited ({first:?}); with our own write end still open the \
-             reader got no EOF in {} ms ({trapped:?}); after closing it: {fixed:?}",
-            TRAP_WAIT.as_millis()
+            "the child wrote 5 bytes and exited: {}; with our own copy of the write end still \
+             open: {} within {} ms; once we closed it: {}",
+            describe(first),
+            describe(trapped),
+            TRAP_WAIT.as_millis(),
+            describe(fixed)
         ),
     );
     Ok(())
+}
+
+/// What a guarded read found, for people.
+fn describe(next: Next) -> String {
+    match next {
+        Next::Data(n) => format!("{n} bytes read"),
+        Next::Eof => "EOF".to_owned(),
+        Next::Nothing => "no EOF".to_owned(),
+    }
 }
 
 /// Step 4: writing to a pipe whose only reader has gone.
@@ -807,8 +820,11 @@ fn judge_claims(
     processes_ran: bool,
 ) {
     let mut summary = format!(
-        "{} round trips of {} bytes and {} streams of {} bytes per contender",
-        plan.messages, plan.bytes, plan.blocks, plan.total
+        "{} round trips of {} and {} streams of {} per contender",
+        plan.messages,
+        format_bytes(plan.bytes as u64),
+        plan.blocks,
+        format_bytes(plan.total)
     );
     if let Some(([p, t], [process, channel])) = process_vs_channel(report, latency, "round_trip") {
         let cmp = Comparison::expect_lower(&t, &p);
