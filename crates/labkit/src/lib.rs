@@ -17,6 +17,7 @@
 //! | [`host`] | what machine the figures come from |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //! | [`claims`] | the seed's claims and the topics that give evidence for them |
+//! | [`testkit`] | running a topic's binary in its tests: hang guard, Report, leftovers |
 //!
 //! The mechanism of each lesson lives in its topic crate, never here: `labkit` only measures,
 //! checks and reports.
@@ -39,6 +40,7 @@ pub mod pin;
 pub mod procfs;
 pub mod report;
 pub mod signals;
+pub mod testkit;
 pub mod verdict;
 
 pub use cli::{CommonArgs, Pin, RoleArgs, Variant};

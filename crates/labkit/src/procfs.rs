@@ -22,6 +22,17 @@ pub fn start_time(pid: u32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
+/// How many threads process `pid` has now (`Threads:` of `/proc/<pid>/status`).
+pub fn thread_count(pid: u32) -> Option<usize> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The processes whose parent is `pid`, zombies included.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -44,6 +55,12 @@ mod tests {
         assert!(start_time(me).is_some_and(|t| t > 0));
         assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
         assert_eq!(start_time(u32::MAX), None);
+        let before = thread_count(me).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert_eq!(thread_count(me), Some(before + 1));
+        drop(tx);
+        let _ = t.join();
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()

@@ -2,142 +2,40 @@
 //! SIGINT mid-run, two copies at once, a closed stdout, a squatted name. After each: nothing in
 //! /dev/shm, no ledger entry, no temporary directory, no process left.
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use labkit::report::{Report, Status};
+use labkit::report::Status;
+use labkit::testkit::{self, Done, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pipes");
-/// Every process a test starts carries this variable, so leftovers can be found by it.
-const TAG_VAR: &str = "PIPES_TEST_TAG";
 
-/// A tag unique to one test in this run.
-fn tag(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn pipes(tag: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args).env(TAG_VAR, tag).env_remove("RUST_BACKTRACE");
-    c
-}
-
-/// A finished run: the pid it had, and what it printed.
-struct Done {
-    pid: u32,
-    out: Output,
+fn run(tag: &str, args: &[&str]) -> Done {
+    testkit::run(BIN, tag, args)
 }
 
 fn start(tag: &str, args: &[&str]) -> Child {
-    pipes(tag, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pipes")
+    command(BIN, tag, args).spawn().expect("start pipes")
 }
 
-/// Waits at most `limit` for `child`, draining its output meanwhile; a hang kills it and fails
-/// the test.
-fn finish(mut child: Child, limit: Duration) -> Done {
-    let pid = child.id();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let Some(status) = labkit::child::wait_timeout(&mut child, limit).unwrap() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("pipes did not finish within {limit:?}");
-    };
-    let out = Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    Done { pid, out }
-}
-
-fn run(tag: &str, args: &[&str]) -> Done {
-    finish(start(tag, args), Duration::from_secs(120))
-}
-
-fn parse(out: &Output) -> Report {
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", stderr(out)))
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Processes still running that carry `tag` in their environment. (A zombie's environ reads
-/// empty; by the time this is called the run itself has been reaped, and an orphan is reaped
-/// by whoever adopts it.)
-fn tagged_processes(tag: &str) -> Vec<u32> {
-    let needle = format!("{TAG_VAR}={tag}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if env.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Nothing the run with this tag and top-level pid made is left behind: no process, no name
-/// in /dev/shm or the temp dir, no ledger.
 fn assert_nothing_left(tag: &str, pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !tagged_processes(tag).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert_eq!(
-        tagged_processes(tag),
-        Vec::<u32>::new(),
-        "processes left behind"
+        testkit::leftovers(tag, pid),
+        Vec::<String>::new(),
+        "left behind"
     );
-    let prefix = format!("pvt-{pid}-");
-    for path in labkit::names::present() {
-        let name = path.file_name().unwrap().to_string_lossy();
-        assert!(
-            !name.trim_start_matches("sem.").starts_with(&prefix),
-            "left behind: {}",
-            path.display()
-        );
-    }
-    let ledger = labkit::names::ledger_dir().join(format!("{pid}.ledger"));
-    assert!(!ledger.exists(), "ledger left behind: {}", ledger.display());
 }
 
 #[test]
 fn the_quick_run_passes_every_check() {
     let t = tag("quick");
-    let Done { pid, out } = run(&t, &["--quick", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let report = parse(&out);
+    let done = run(&t, &["--quick", "--json"]);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
     assert_eq!(report.topic, "pipes");
     assert!(report.problems().is_empty(), "{:?}", report.problems());
     for check in &report.checks {
@@ -183,12 +81,12 @@ fn the_quick_run_passes_every_check() {
     let debug = report.host.profile == "debug";
     assert_eq!(debug, cfg!(debug_assertions));
     assert_eq!(
-        stderr(&out).contains("debug build"),
+        done.stderr().contains("debug build"),
         debug,
         "{}",
-        stderr(&out)
+        done.stderr()
     );
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -204,9 +102,9 @@ fn one_side_and_a_placement_can_be_chosen() {
         "--bytes",
         "4KiB",
     ];
-    let Done { pid, out } = run(&t, &args);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let report = parse(&out);
+    let done = run(&t, &args);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
     assert!(
         report
             .measurements
@@ -217,7 +115,7 @@ fn one_side_and_a_placement_can_be_chosen() {
     assert_eq!(report.params["pin"], "same");
     assert_eq!(report.params["bytes"], 4096);
     assert!(report.passed());
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -237,9 +135,9 @@ fn bad_flags_exit_2_naming_the_limit() {
     ];
     for (args, needle) in cases {
         let t = tag("bad");
-        let Done { pid, out } = run(&t, args);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let done = run(&t, args);
+        let err = done.stderr();
+        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.contains(needle),
             "{args:?}: expected {needle:?} in {err}"
@@ -249,8 +147,8 @@ fn bad_flags_exit_2_naming_the_limit() {
             err.lines().count() <= 6,
             "{args:?}: the message should be short: {err}"
         );
-        assert!(out.stdout.is_empty(), "{args:?}");
-        assert_nothing_left(&t, pid);
+        assert!(done.out.stdout.is_empty(), "{args:?}");
+        assert_nothing_left(&t, done.pid);
     }
 }
 
@@ -262,11 +160,11 @@ fn bad_flags_exit_2_naming_the_limit() {
     reason = "the caller waits for the child it is given"
 )]
 fn start_long_run(t: &str, own_group: bool) -> (Child, u32) {
-    let mut command = pipes(
+    let mut command = command(
+        BIN,
         t,
         &["--json", "--variant", "process", "--messages", "5000000"],
     );
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     if own_group {
         command.process_group(0);
     }
@@ -292,13 +190,13 @@ fn a_peer_killed_mid_run_is_reported_with_exit_1() {
     let t = tag("kill");
     let (child, peer) = start_long_run(&t, false);
     kill(Pid::from_raw(peer as i32), Signal::SIGKILL).unwrap();
-    let Done { pid, out } = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let done = finish(child, Duration::from_secs(30));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
     assert!(err.contains("died") && err.contains("SIGKILL"), "{err}");
     assert!(err.contains(&format!("pid {peer}")), "{err}");
-    assert!(out.stdout.is_empty(), "no report after a broken run");
-    assert_nothing_left(&t, pid);
+    assert!(done.out.stdout.is_empty(), "no report after a broken run");
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -306,13 +204,13 @@ fn sigint_mid_run_stops_cleanly_with_130() {
     let t = tag("sigint");
     let (child, _peer) = start_long_run(&t, false);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
-    let Done { pid, out } = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    let done = finish(child, Duration::from_secs(30));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
     // The peer is killed before our pipe ends close, so it reports nothing of its own.
     assert!(!err.contains("(child)"), "{err}");
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -320,11 +218,11 @@ fn sigterm_to_the_whole_group_stops_cleanly_with_143() {
     let t = tag("sigterm");
     let (child, _peer) = start_long_run(&t, true);
     kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGTERM).unwrap();
-    let Done { pid, out } = finish(child, Duration::from_secs(30));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(143), "{err}");
+    let done = finish(child, Duration::from_secs(30));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(143), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -334,13 +232,13 @@ fn two_copies_at_once_both_pass() {
         start(&t, &["--quick", "--json"]),
         start(&t, &["--quick", "--json"]),
     );
-    for Done { pid, out } in [
+    for done in [
         finish(a, Duration::from_secs(120)),
         finish(b, Duration::from_secs(120)),
     ] {
-        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-        assert!(parse(&out).passed());
-        assert_nothing_left(&t, pid);
+        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+        assert!(done.report().passed());
+        assert_nothing_left(&t, done.pid);
     }
 }
 
@@ -351,23 +249,11 @@ fn a_closed_stdout_ends_quietly() {
     // Close our end at once, as `| head -c 10` does once it has its bytes: the Report's write
     // then fails with EPIPE, which must end the program quietly.
     drop(child.stdout.take());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let pid = child.id();
-    let status = labkit::child::wait_timeout(&mut child, Duration::from_secs(120)).unwrap();
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("pipes hung with a closed stdout");
-    };
-    assert_eq!(status.code(), Some(0), "{err}");
+    let done = finish(child, Duration::from_secs(120));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(0), "{err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }
 
 #[test]
@@ -379,20 +265,18 @@ fn a_squatted_name_is_refused_and_left_alone() {
     let token = format!("squat-{}", std::process::id());
     let squatted = std::env::temp_dir().join(format!("pvt-test-{token}"));
     std::fs::create_dir(&squatted).unwrap();
-    let Done { pid, out } = finish(
-        pipes(&t, &["--quick", "--json"])
+    let done = finish(
+        command(BIN, &t, &["--quick", "--json"])
             .env("LABKIT_TEST_NEXT_NAME", &token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
         Duration::from_secs(120),
     );
-    let err = stderr(&out);
+    let err = done.stderr();
     let still_there = Path::new(&squatted).is_dir();
     std::fs::remove_dir(&squatted).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(done.code(), Some(1), "{err}");
     assert!(err.contains("File exists") && err.contains(&token), "{err}");
     assert!(still_there, "the squatter's directory was removed");
-    assert_nothing_left(&t, pid);
+    assert_nothing_left(&t, done.pid);
 }

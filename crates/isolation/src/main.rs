@@ -1,0 +1,512 @@
+//! # isolation: what a process keeps to itself, and what threads share
+//!
+//! **Claims** (from the seed, checked on this machine):
+//! * `mem.process-isolated`: a process cannot directly access another's memory;
+//! * `mem.threads-share`: threads of a process share its memory;
+//! * `resources.shared`: threads share resources such as open files; processes do not;
+//! * `isolation.fault-contained`: a fault in one process does not take down another, while a
+//!   fault in a thread takes down its whole process;
+//! * `usecase.isolation`: so processes suit tasks that must be isolated.
+//!
+//! **Steps**
+//! 1. [`show_memory`]: after `fork`, a child writes a global and a heap value; we still see
+//!    the old values at the very same addresses (copy-on-write). With ptrace permission,
+//!    `process_vm_readv` reads the child's value anyway: "not directly", but not impossible.
+//!    A thread's write to the same values is seen at once.
+//! 2. [`measure_first_writes`]: what that copy costs: the first write to each page in a forked
+//!    child (a copy-on-write fault) against the same write by a thread (a plain store).
+//! 3. [`show_fd_tables`]: a thread's `close` closes the descriptor for every thread; a child's
+//!    `close` leaves ours open; but a child's `read` moves our offset (one shared description).
+//! 4. [`show_faults`]: a child that faults for real dies of SIGSEGV and we carry on; a thread
+//!    that faults kills its whole process and the work of its other thread (shown inside a
+//!    sacrificial child); a thread that *panics* only ends itself.
+//! 5. [`judge_claims`]: each claim from what was observed.
+//!
+//! Every crashing process first sets `RLIMIT_CORE` to 0 and `PR_SET_DUMPABLE` to 0: no core file.
+//! Forks happen while this process has a single thread.
+//!
+//! **Run it**: `cargo run --release -p isolation` (well under a second), `-- --json` for the
+//! Report, `-- --pages 65536` to time copy-on-write over 256 MiB.
+
+mod fault;
+mod fds;
+mod fork;
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use labkit::child::{Peer, describe};
+use labkit::exit::usage;
+use labkit::names::PrivateDir;
+use labkit::report::format_bytes;
+use labkit::{
+    CommonArgs, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs, Variant, Verdict,
+};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use serde_json::json;
+
+/// Pages whose first write is timed, by default and with `--quick`; at most 1 GiB of 4 KiB pages.
+const PAGES: u64 = 4096;
+const QUICK_PAGES: u64 = 256;
+const MAX_PAGES: u64 = 1 << 18;
+/// The value the child writes, and the one the thread writes.
+const CHILD_VALUE: u64 = 0xC0FFEE;
+const THREAD_VALUE: u64 = 0xBEEF;
+/// Bytes the child reads from the shared description.
+const MOVED_BY: usize = 4;
+/// Units of work the doomed process's worker thread plans, and after how many its sibling faults.
+const PLANNED_UNITS: u64 = 1_000_000;
+const FAULT_AFTER: u64 = 20;
+/// Waits that should end at once; reaching one means something is wrong, not slow.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "isolation",
+    about = "What a process keeps to itself and what threads share: memory, descriptors, faults.",
+    after_help = "Examples:\n  \
+        cargo run --release -p isolation\n  \
+        cargo run --release -p isolation -- --json | jq .claims\n  \
+        cargo run --release -p isolation -- --pages 65536"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Pages whose first write is timed [default: 4096; --quick: 256; from 1 to 262144].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_PAGES))]
+    pages: Option<u64>,
+
+    #[command(flatten)]
+    role: RoleArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.role.role.is_some() {
+        return labkit::finish("isolation (child)", run_child(args));
+    }
+    labkit::finish("isolation", run(args))
+}
+
+fn run(args: Args) -> Result<Outcome> {
+    labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let common = &args.common;
+    if common.pin != Pin::None {
+        return Err(usage(
+            "isolation places nothing on CPUs; --pin must be `none`",
+        ));
+    }
+    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
+        return Err(usage(
+            "isolation shows processes against threads; it runs both (no --variant)",
+        ));
+    }
+    let pages = args
+        .pages
+        .unwrap_or(if common.quick { QUICK_PAGES } else { PAGES }) as usize;
+
+    let mut report = Report::new("isolation");
+    report.param("pages", pages);
+    let memory = show_memory(&mut report)?;
+    measure_first_writes(&mut report, pages)?;
+    let files = show_fd_tables(&mut report)?;
+    let faults = show_faults(&mut report)?;
+    judge_claims(&mut report, &memory, &files, &faults);
+    report
+        .emit(common.json)
+        .context("write the report to stdout")?;
+    Ok(Outcome::of(&report))
+}
+
+/// What step 1 found.
+struct Memory {
+    child_isolated: bool,
+    thread_shared: bool,
+    read_through_kernel: String,
+}
+
+/// Step 1: one address, two values after `fork`; one value for all threads.
+fn show_memory(report: &mut Report) -> Result<Memory> {
+    let mut heap = Box::new(1u64);
+    fork::GLOBAL.store(1, Ordering::SeqCst);
+    let cow = fork::copy_on_write(&mut heap, CHILD_VALUE).context("fork the writing child")?;
+    if !matches!(cow.status, WaitStatus::Exited(_, 0)) {
+        bail!("the writing child ended badly: {:?}", cow.status);
+    }
+    let child_isolated = cow.child.global == CHILD_VALUE
+        && cow.child.heap == CHILD_VALUE
+        && cow.parent.global == 1
+        && cow.parent.heap == 1
+        && cow.child.heap_addr == cow.parent.heap_addr;
+    report.check(
+        "a forked child's writes stay in the child",
+        child_isolated,
+        format!(
+            "the child wrote {CHILD_VALUE:#x} to a global and to the heap value at {:#x} and saw \
+             ({:#x}, {:#x}); here, at the same address, we still see ({:#x}, {:#x})",
+            cow.child.heap_addr,
+            cow.child.global,
+            cow.child.heap,
+            cow.parent.global,
+            cow.parent.heap
+        ),
+    );
+    let read_through_kernel = match cow.read_through_kernel {
+        Ok(v) if v == CHILD_VALUE => format!(
+            "process_vm_readv was permitted here and read the child's {v:#x} at that address: \
+             through the kernel, with ptrace permission, not directly"
+        ),
+        Ok(v) => format!("process_vm_readv read {v:#x}, not the child's value"),
+        Err(e) => format!("process_vm_readv was refused here ({e}): no ptrace permission"),
+    };
+    report.check(
+        "another process's memory can be read only through the kernel, with permission",
+        !matches!(cow.read_through_kernel, Ok(v) if v != CHILD_VALUE),
+        read_through_kernel.clone(),
+    );
+
+    // The same writes from a thread: one address space, one value.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            fork::GLOBAL.store(THREAD_VALUE, Ordering::SeqCst);
+            *heap = THREAD_VALUE;
+        });
+    });
+    let thread_shared =
+        fork::GLOBAL.load(Ordering::SeqCst) == THREAD_VALUE && *heap == THREAD_VALUE;
+    report.check(
+        "a thread's writes are everyone's",
+        thread_shared,
+        format!(
+            "a thread wrote {THREAD_VALUE:#x} to the same global and heap value; the main thread \
+             now sees ({:#x}, {:#x})",
+            fork::GLOBAL.load(Ordering::SeqCst),
+            *heap
+        ),
+    );
+    Ok(Memory {
+        child_isolated,
+        thread_shared,
+        read_through_kernel,
+    })
+}
+
+/// Step 2: the first write to a page, in a forked child (a copy-on-write fault) and in a
+/// thread (a store to a page already ours).
+fn measure_first_writes(report: &mut Report, pages: usize) -> Result<()> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .context("sysconf(PAGE_SIZE)")?
+        .map_or(4096, |p| p as usize);
+    let mut times = vec![0u64; pages];
+    let config = json!({ "pages": pages, "page_bytes": page });
+
+    // Every page is written (present, private) before the fork, so the child's first write to
+    // each is a copy-on-write fault: the kernel copies the page for it.
+    let mut buf = vec![1u8; pages * page];
+    let status = fork::time_first_writes_in_child(&mut buf, page, &mut times)
+        .context("fork the timing child")?;
+    if !matches!(status, WaitStatus::Exited(_, 0)) {
+        bail!("the timing child ended badly: {status:?}");
+    }
+    let process = record(&times);
+    report.measure(Measurement::histogram(
+        "first_write",
+        Variant::Process,
+        "cow-fault",
+        config.clone(),
+        &process,
+        None,
+    ));
+
+    // A fresh buffer, written first by this thread; another thread's write is a plain store.
+    let mut buf = vec![1u8; pages * page];
+    std::thread::scope(|s| {
+        s.spawn(|| fork::time_first_writes(&mut buf, page, &mut times))
+            .join()
+    })
+    .map_err(|_| anyhow::anyhow!("the timing thread panicked"))?;
+    let thread = record(&times);
+    report.measure(Measurement::histogram(
+        "first_write",
+        Variant::Thread,
+        "shared-page",
+        config,
+        &thread,
+        None,
+    ));
+    report.check(
+        "every page's first write was timed",
+        process.len() == pages as u64 && thread.len() == pages as u64,
+        format!(
+            "{pages} pages of {}: child p50 {} (the kernel copies each page), thread p50 {}",
+            format_bytes(page as u64),
+            labkit::report::format_ns(process.p50() as f64),
+            labkit::report::format_ns(thread.p50() as f64)
+        ),
+    );
+    Ok(())
+}
+
+fn record(times: &[u64]) -> LatencyRecorder {
+    let mut r = LatencyRecorder::new();
+    times.iter().for_each(|&t| r.record_ns(t));
+    r
+}
+
+/// What step 3 found.
+struct Files {
+    thread_closed_for_all: bool,
+    child_close_contained: bool,
+    offset_shared: bool,
+}
+
+/// Step 3: descriptor tables.
+fn show_fd_tables(report: &mut Report) -> Result<Files> {
+    let dir = PrivateDir::create()?;
+    let path = dir.path().join("alphabet");
+    let content = b"abcdefghijklmnopqrstuvwxyz";
+    std::fs::write(&path, content).with_context(|| format!("write {}", path.display()))?;
+    let t = fds::demonstrate(&path, MOVED_BY).context("descriptor demos")?;
+    let files = Files {
+        thread_closed_for_all: t.closed_by_thread,
+        child_close_contained: t.open_after_child_closed,
+        offset_shared: t.read_after_child == content[MOVED_BY..2 * MOVED_BY],
+    };
+    report.check(
+        "a thread's close closes the descriptor for every thread",
+        files.thread_closed_for_all,
+        "another thread closed it; here fcntl(F_GETFD) then failed with EBADF: one table",
+    );
+    report.check(
+        "a child's close leaves the parent's descriptor open",
+        files.child_close_contained,
+        "a forked child closed its copy; ours still answered fcntl(F_GETFD): two tables",
+    );
+    report.check(
+        "a forked child shares the open file description, offset included",
+        files.offset_shared,
+        format!(
+            "the child read {MOVED_BY} bytes; our next read returned {:?}, not {:?}: the same \
+             description, so the same offset",
+            String::from_utf8_lossy(&t.read_after_child),
+            String::from_utf8_lossy(&content[..MOVED_BY])
+        ),
+    );
+    Ok(files)
+}
+
+/// What step 4 found.
+struct Faults {
+    child_fault_contained: bool,
+    thread_fault_killed_all: bool,
+    lost: String,
+    panic_contained: bool,
+}
+
+/// Step 4: faults and panics.
+fn show_faults(report: &mut Report) -> Result<Faults> {
+    // A child faults: it dies, we go on.
+    let child = fork::fork_and_run(|| {
+        if fault::no_core_dumps().is_err() {
+            return 1; // Never crash on purpose where a core file could be left.
+        }
+        fault::segfault_now()
+    })
+    .context("fork the faulting child")?;
+    let status = fork::wait(child).context("waitpid")?;
+    let child_fault_contained = matches!(status, WaitStatus::Signaled(_, Signal::SIGSEGV, false));
+    report.check(
+        "a child that faults dies alone",
+        child_fault_contained,
+        format!(
+            "the child wrote to a PROT_NONE page and {}; this process went on; no core was dumped",
+            match status {
+                WaitStatus::Signaled(_, sig, _) => format!("was killed by {}", sig.as_str()),
+                other => format!("ended otherwise: {other:?}"),
+            }
+        ),
+    );
+
+    // A thread faults, inside a sacrificial process: the whole process goes, with the work of
+    // its other thread.
+    let (mut progress, progress_tx) = std::io::pipe().context("pipe")?;
+    let mut peer = Peer::spawn("thread-fault", &[progress_tx.as_fd()], None, &[])?;
+    drop(progress_tx); // Only the child may write, so its death is our EOF.
+    let mut bytes = Vec::new();
+    progress
+        .read_to_end(&mut bytes)
+        .context("read the worker's progress")?;
+    let done = bytes
+        .chunks_exact(8)
+        .last()
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let status = peer
+        .wait_for(HANG_GUARD)?
+        .context("hang guard: the faulting process did not end")?;
+    let killed = status_signal(status) == Some(libc::SIGSEGV);
+    let thread_fault_killed_all = killed && done < PLANNED_UNITS;
+    let lost = format!(
+        "{} of its {PLANNED_UNITS} planned units of work",
+        PLANNED_UNITS - done
+    );
+    report.check(
+        "a thread that faults takes its whole process down",
+        thread_fault_killed_all,
+        format!(
+            "in a sacrificial process, one thread faulted after its sibling had done {done} units; \
+             the process {}, and the sibling lost {lost}",
+            describe(status)
+        ),
+    );
+
+    // A thread panics: it ends, and the process does not.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {})); // This panic is on purpose: keep stderr clean.
+    let worker = AtomicU64::new(0);
+    let joined = std::thread::scope(|s| {
+        let panicking = s.spawn(|| panic!("on purpose"));
+        let working = s.spawn(|| (0..1000u64).for_each(|i| worker.store(i + 1, Ordering::Relaxed)));
+        (panicking.join().is_err(), working.join().is_ok())
+    });
+    std::panic::set_hook(previous);
+    let panic_contained = joined == (true, true) && worker.load(Ordering::Relaxed) == 1000;
+    report.check(
+        "a thread that panics ends alone",
+        panic_contained,
+        "join returned Err for the panicking thread; its sibling finished all 1000 units and the \
+         process went on (a panic unwinds one thread; a fault is a signal to the whole process)",
+    );
+    Ok(Faults {
+        child_fault_contained,
+        thread_fault_killed_all,
+        lost,
+        panic_contained,
+    })
+}
+
+fn status_signal(status: std::process::ExitStatus) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&status)
+}
+
+/// Step 5: the claims.
+fn judge_claims(report: &mut Report, memory: &Memory, files: &Files, faults: &Faults) {
+    let observed = |ok: bool| {
+        if ok {
+            Verdict::Holds
+        } else {
+            Verdict::DoesNotHold
+        }
+    };
+    report.claim_observed(
+        "mem.process-isolated",
+        observed(memory.child_isolated),
+        format!(
+            "after fork the child's writes changed only its own copy: the same address held the \
+             old value here; {}",
+            memory.read_through_kernel
+        ),
+    );
+    report.claim_observed(
+        "mem.threads-share",
+        observed(memory.thread_shared),
+        "a thread's writes to a global and a heap value were seen by the main thread at once",
+    );
+    report.claim_observed(
+        "resources.shared",
+        observed(files.thread_closed_for_all && files.child_close_contained),
+        format!(
+            "threads share one descriptor table (a thread's close closed it for all); a child has \
+             its own table (its close left ours open); but the seed simplifies: a forked child \
+             {} the open file description, so its reads move our offset",
+            if files.offset_shared {
+                "shares"
+            } else {
+                "did not visibly share"
+            }
+        ),
+    );
+    let contained = faults.child_fault_contained && faults.thread_fault_killed_all;
+    report.claim_observed(
+        "isolation.fault-contained",
+        observed(contained),
+        format!(
+            "a child's SIGSEGV ended only the child; a thread's SIGSEGV ended its whole process; \
+             a thread's panic {} only that thread",
+            if faults.panic_contained {
+                "ended"
+            } else {
+                "did not end"
+            }
+        ),
+    );
+    report.claim_observed(
+        "usecase.isolation",
+        observed(contained),
+        format!(
+            "a crash in a worker process cost only that process; the same crash in a worker thread \
+             cost the whole process, and its sibling thread lost {}",
+            faults.lost
+        ),
+    );
+    let held = report
+        .claims
+        .iter()
+        .filter(|c| c.verdict == Verdict::Holds)
+        .count();
+    report.summary = format!(
+        "fork gave a child its own copy of memory and descriptors (but a shared file offset); \
+         threads shared both; a fault killed one process, or every thread of one; {held} of {} \
+         claims hold{}",
+        report.claims.len(),
+        if report.passed() {
+            "."
+        } else {
+            "; a check FAILED."
+        }
+    );
+}
+
+/// The sacrificial process of step 4: a worker thread reports progress while its sibling faults.
+fn run_child(mut args: Args) -> Result<Outcome> {
+    args.role.enter_child()?;
+    match args.role.role.as_deref().unwrap_or_default() {
+        "thread-fault" => {
+            let fd = args
+                .role
+                .take_fds()?
+                .into_iter()
+                .next()
+                .context("no progress fd passed")?;
+            let progress = std::io::PipeWriter::from(fd);
+            fault::no_core_dumps().context("no core dumps")?;
+            let done = AtomicU64::new(0);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    use std::io::Write;
+                    for unit in 1..=PLANNED_UNITS {
+                        std::thread::sleep(Duration::from_micros(100));
+                        done.store(unit, Ordering::SeqCst);
+                        if (&progress).write_all(&unit.to_le_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+                s.spawn(|| {
+                    while done.load(Ordering::SeqCst) < FAULT_AFTER {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    fault::segfault_now()
+                });
+            });
+            bail!("the faulting thread did not end the process")
+        }
+        other => Err(usage(format!("unknown role `{other}`"))),
+    }
+}

@@ -1,0 +1,137 @@
+//! End-to-end tests of the `isolation` binary: the quick run, bad flags, no core file, eight
+//! copies at once. After each: no process, no name in /dev/shm or the temp dir, no ledger left.
+
+use std::time::Duration;
+
+use labkit::report::Status;
+use labkit::testkit::{self, Done, command, finish, tag};
+use labkit::{Variant, Verdict};
+
+const BIN: &str = env!("CARGO_BIN_EXE_isolation");
+
+fn assert_nothing_left(tag: &str, pid: u32) {
+    assert_eq!(
+        testkit::leftovers(tag, pid),
+        Vec::<String>::new(),
+        "left behind"
+    );
+}
+
+/// Files whose name starts with `core` in `dir`: what a core dump would leave with the
+/// default `core_pattern`.
+fn cores_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("core"))
+        .collect()
+}
+
+/// A fresh working directory, so a core file would land where the test can see it.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("isolation-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_quick_run_passes_every_check_and_dumps_no_core() {
+    let t = tag("quick");
+    let cwd = scratch("quick");
+    let done = finish(
+        command(BIN, &t, &["--quick", "--json"])
+            .current_dir(&cwd)
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(120),
+    );
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(
+            check.status,
+            Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    for variant in [Variant::Process, Variant::Thread] {
+        let m = report
+            .measurements
+            .iter()
+            .find(|m| m.variant == variant)
+            .expect("both variants");
+        assert_eq!(m.samples, Some(256), "every page timed");
+    }
+    for id in [
+        "mem.process-isolated",
+        "mem.threads-share",
+        "resources.shared",
+        "isolation.fault-contained",
+        "usecase.isolation",
+    ] {
+        let claim = report
+            .claims
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(claim.verdict, Verdict::Holds, "{id}: {}", claim.evidence);
+    }
+    // Two processes crashed on purpose; neither left a core file.
+    assert_eq!(cores_in(&cwd), Vec::<String>::new());
+    std::fs::remove_dir_all(&cwd).unwrap();
+    assert_nothing_left(&t, done.pid);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--pages", "0"], "at least 1"),
+        (&["--pages", "262145"], "at most 262144"),
+        (&["--pages", "many"], "from 1 to 262144"),
+        (&["--pin", "same"], "--pin must be `none`"),
+        (&["--variant", "process"], "runs both"),
+        (&["--bogus"], "--bogus"),
+    ];
+    for (args, needle) in cases {
+        let t = tag("bad");
+        let done = testkit::run(BIN, &t, args);
+        let err = done.stderr();
+        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(done.out.stdout.is_empty(), "{args:?}");
+        assert_nothing_left(&t, done.pid);
+    }
+}
+
+#[test]
+fn eight_copies_at_once_all_pass() {
+    let t = tag("eight");
+    let cwd = scratch("eight");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            command(BIN, &t, &["--quick", "--json"])
+                .current_dir(&cwd)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Done> = children
+        .into_iter()
+        .map(|c| finish(c, Duration::from_secs(120)))
+        .collect();
+    for done in &runs {
+        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+        assert!(done.report().passed());
+        assert_nothing_left(&t, done.pid);
+    }
+    assert_eq!(cores_in(&cwd), Vec::<String>::new());
+    std::fs::remove_dir_all(&cwd).unwrap();
+}

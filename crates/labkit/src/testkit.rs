@@ -1,0 +1,154 @@
+//! Helpers for the topics' end-to-end tests (`crates/<topic>/tests/cli.rs`): run the binary
+//! under a hang guard while draining its output, parse its Report, and find what it left behind.
+//!
+//! Every process a test starts carries [`TAG_VAR`] in its environment, and children inherit it,
+//! so a leftover process is found by its tag however it was started.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::report::Report;
+
+/// The environment variable that marks a test's processes.
+pub const TAG_VAR: &str = "LABKIT_TEST_TAG";
+
+/// A tag unique to one use in this test process.
+pub fn tag(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `bin args…` with the tag set, output piped, and no `RUST_BACKTRACE` (so output does not
+/// depend on the caller's environment).
+pub fn command(bin: &str, tag: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env(TAG_VAR, tag)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// A finished run: the pid it had, and what it printed.
+pub struct Done {
+    pub pid: u32,
+    pub out: Output,
+}
+
+impl Done {
+    pub fn code(&self) -> Option<i32> {
+        self.out.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    /// Stdout parsed as the typed Report (unknown fields refused); panics with both streams.
+    pub fn report(&self) -> Report {
+        let text = String::from_utf8_lossy(&self.out.stdout);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", self.stderr()))
+    }
+}
+
+/// Waits at most `limit` for `child` (started with piped output), draining its output meanwhile;
+/// a hang kills it and fails the test.
+pub fn finish(mut child: Child, limit: Duration) -> Done {
+    let pid = child.id();
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let Some(status) = crate::child::wait_timeout(&mut child, limit).expect("waitpid") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pid {pid} did not finish within {limit:?}");
+    };
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    Done { pid, out }
+}
+
+/// Runs `bin args…` to the end (two minutes at most).
+pub fn run(bin: &str, tag: &str, args: &[&str]) -> Done {
+    finish(
+        command(bin, tag, args).spawn().expect("start the binary"),
+        Duration::from_secs(120),
+    )
+}
+
+/// Running processes that carry `tag`. (A zombie's environ reads empty; by the time this is
+/// called the run itself has been reaped, and an orphan is reaped by whoever adopts it.)
+pub fn tagged_processes(tag: &str) -> Vec<u32> {
+    let needle = format!("{TAG_VAR}={tag}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            env.split(|&b| b == 0)
+                .any(|var| var == needle.as_bytes())
+                .then_some(pid)
+        })
+        .collect()
+}
+
+/// What the run with this tag and top-level pid left behind: processes (after a grace period
+/// for those dying), names of that pid in /dev/shm or the temp dir, its ledger.
+pub fn leftovers(tag: &str, pid: u32) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tagged_processes(tag).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut found: Vec<String> = tagged_processes(tag)
+        .iter()
+        .map(|p| format!("process {p}"))
+        .collect();
+    let prefix = format!("{}-{pid}-", crate::PREFIX);
+    for path in crate::names::present() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.trim_start_matches("sem.").starts_with(&prefix) {
+            found.push(path.display().to_string());
+        }
+    }
+    let ledger = crate::names::ledger_dir().join(format!("{pid}.ledger"));
+    if ledger.exists() {
+        found.push(format!("ledger {}", ledger.display()));
+    }
+    found
+}
