@@ -1,0 +1,161 @@
+//! Three ways to spread the job over `w` workers, and one to run it alone.
+//!
+//! * threads from a rayon pool, which steals chunks as workers free up;
+//! * scoped threads (`std::thread::scope`), each taking an interleaved share;
+//! * forked worker processes, each computing a share and writing its result to a pipe.
+//!
+//! Forking happens in a helper process that never starts a thread ([`serve_forks`]), so each
+//! fork copies a consistent process: the rule for `fork` in a program that has threads.
+
+use std::io::{self, Read, Write};
+
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::time::TimeValLike;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork};
+use rayon::prelude::*;
+
+use crate::primes::{CHUNKS, Tally, chunk, share};
+
+/// The job on the calling thread alone.
+pub fn serial(limit: u64) -> Tally {
+    share(limit, 0, 1)
+}
+
+/// The job on a rayon pool: chunks are stolen by whichever worker is free.
+pub fn rayon(pool: &rayon::ThreadPool, limit: u64) -> Tally {
+    pool.install(|| {
+        (0..CHUNKS)
+            .into_par_iter()
+            .map(|i| chunk(limit, i))
+            .reduce(Tally::default, |a, b| a + b)
+    })
+}
+
+/// The job on `workers` scoped threads, each with an interleaved share.
+pub fn scoped_threads(limit: u64, workers: u64) -> Tally {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| s.spawn(move || share(limit, w, workers)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .fold(Tally::default(), |a, b| a + b)
+    })
+}
+
+/// What the fork helper answers for one job: the result and its workers' CPU time.
+#[derive(Clone, Copy, Debug)]
+pub struct Forked {
+    pub tally: Tally,
+    pub cpu_ns: u64,
+}
+
+/// Asks the fork helper (through `requests`/`replies`) to run the job on `workers` processes.
+pub fn forked(
+    requests: &mut impl Write,
+    replies: &mut impl Read,
+    limit: u64,
+    workers: u64,
+) -> io::Result<Forked> {
+    let mut request = [0u8; 16];
+    request[..8].copy_from_slice(&limit.to_le_bytes());
+    request[8..].copy_from_slice(&workers.to_le_bytes());
+    requests.write_all(&request)?;
+    let mut reply = [0u8; 24];
+    replies.read_exact(&mut reply)?;
+    let word = |i: usize| u64::from_le_bytes(reply[i..i + 8].try_into().expect("8 bytes"));
+    Ok(Forked {
+        tally: Tally {
+            count: word(0),
+            sum: word(8),
+        },
+        cpu_ns: word(16),
+    })
+}
+
+/// The fork helper's loop: for each request, fork the workers, gather their results over one
+/// pipe, reap them, and reply. Ends at EOF between requests. Must run in a process that has
+/// never started a thread.
+pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Result<()> {
+    loop {
+        let mut request = [0u8; 16];
+        match requests.read_exact(&mut request) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            other => other?,
+        }
+        let limit = u64::from_le_bytes(request[..8].try_into().expect("8 bytes"));
+        let workers = u64::from_le_bytes(request[8..].try_into().expect("8 bytes"));
+        let cpu_before = children_cpu_ns()?;
+        let (mut results, results_tx) = std::io::pipe()?;
+        let mut pids = Vec::new();
+        for w in 0..workers {
+            // SAFETY: this helper process never starts a thread, so the child is a consistent
+            // copy; it computes, writes one result and leaves with `_exit`.
+            match unsafe { fork() }? {
+                ForkResult::Child => {
+                    let t = share(limit, w, workers);
+                    let mut out = [0u8; 16];
+                    out[..8].copy_from_slice(&t.count.to_le_bytes());
+                    out[8..].copy_from_slice(&t.sum.to_le_bytes());
+                    // One write of 16 bytes (< PIPE_BUF) is atomic: results never interleave.
+                    let ok = (&results_tx).write_all(&out).is_ok();
+                    // SAFETY: `_exit` ends the child without running the helper's exit code.
+                    unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+                }
+                ForkResult::Parent { child } => pids.push(child),
+            }
+        }
+        // Our copy of the write end goes, so EOF comes once every worker is done.
+        drop(results_tx);
+        let mut bytes = Vec::new();
+        results.read_to_end(&mut bytes)?;
+        let mut failed = 0;
+        for pid in pids {
+            if !matches!(waitpid(pid, None)?, WaitStatus::Exited(_, 0)) {
+                failed += 1;
+            }
+        }
+        if failed > 0 || bytes.len() != 16 * workers as usize {
+            return Err(io::Error::other(format!(
+                "{failed} of {workers} workers failed"
+            )));
+        }
+        let tally = bytes.chunks_exact(16).fold(Tally::default(), |t, b| {
+            t + Tally {
+                count: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+                sum: u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
+            }
+        });
+        let cpu_ns = children_cpu_ns()?.saturating_sub(cpu_before);
+        let mut reply = [0u8; 24];
+        reply[..8].copy_from_slice(&tally.count.to_le_bytes());
+        reply[8..16].copy_from_slice(&tally.sum.to_le_bytes());
+        reply[16..].copy_from_slice(&cpu_ns.to_le_bytes());
+        replies.write_all(&reply)?;
+    }
+}
+
+/// CPU time (user + system) of this process's reaped children, in ns.
+fn children_cpu_ns() -> io::Result<u64> {
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    Ok(((u.user_time().num_microseconds() + u.system_time().num_microseconds()) * 1000) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_way_gives_the_same_result() {
+        let limit = 300_000;
+        let expected = serial(limit);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert_eq!(rayon(&pool, limit), expected);
+        assert_eq!(scoped_threads(limit, 3), expected);
+    }
+}
