@@ -1,0 +1,729 @@
+//! # switch: what a context switch costs between processes and between threads
+//!
+//! **Claim** (from the seed, checked on this machine): `switch.process-costlier`: switching
+//! between processes costs more than between threads, since it switches the address space.
+//!
+//! **Steps**
+//! 1. [`start_contenders`]: for each placement, two processes and two threads set up to hand
+//!    the CPU back and forth, over a pipe (as `perf bench sched pipe` does) and over a futex in
+//!    a shared page. With both sides on one CPU (`same`), every hand-off is a context switch: the
+//!    round trip is two switches. With the sides on two CPUs (`split`), it is two cross-CPU
+//!    wake-ups instead, labelled as such.
+//! 2. [`run_blocks`]: every contender runs `--messages` round trips in alternating blocks after a
+//!    warm-up; each round trip is timed, each side counts its own voluntary context switches.
+//! 3. [`check_switches`]: on one CPU, each side must switch about once per round trip, or the
+//!    figure is not a context switch. (A side that wakes its peer is often preempted by it at
+//!    once, an involuntary switch, instead of blocking a moment later, a voluntary one.)
+//! 4. [`run_perf_bench`]: if `perf` is installed, `perf bench sched pipe` (processes) and `-T`
+//!    (threads), pinned to the same CPU with `taskset`, beside ours.
+//! 5. [`judge_claims`]: processes against threads on one CPU, block by block, per mechanism.
+//!
+//! **Run it**: `cargo run --release -p switch` (about two seconds; `--pin none`, the default,
+//! measures both placements), `-- --pin same` for the switch cost alone, `-- --json`.
+
+mod handoff;
+
+use std::io::{PipeReader, PipeWriter};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use labkit::child::Peer;
+use labkit::exit::usage;
+use labkit::measure::cpu_ns_per_op;
+use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::report::format_ns;
+use labkit::signals::Shutdown;
+use labkit::{
+    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    Variant,
+};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use handoff::SharedWord;
+
+/// Round trips per contender by default, and with `--quick`; the most `--messages` accepts.
+const MESSAGES: u64 = 5_000;
+const QUICK_MESSAGES: u64 = 300;
+const MAX_MESSAGES: u64 = 10_000_000;
+/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
+const BLOCKS: u64 = 5;
+const QUICK_BLOCKS: u64 = 3;
+/// Untimed round trips per contender first.
+const WARMUP: u32 = 200;
+/// On one CPU each side must switch (voluntarily or not) about once per round trip.
+const SWITCHES_PER_ROUND_TRIP: std::ops::RangeInclusive<f64> = 0.8..=1.5;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switch",
+    about = "Context-switch cost: two processes vs two threads, over a pipe and over a futex.",
+    after_help = "Examples:\n  \
+        cargo run --release -p switch\n  \
+        cargo run --release -p switch -- --pin same --messages 100000\n  \
+        cargo run --release -p switch -- --json | jq .claims\n\n\
+        --pin none (the default) measures both placements: same (the switch cost) and split \
+        (cross-CPU wake-up latency)."
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Round trips per contender [default: 5000; --quick: 300; from 1 to 10000000].
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    messages: Option<u64>,
+
+    #[command(flatten)]
+    role: RoleArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.role.role.is_some() {
+        return labkit::finish("switch (child)", run_child(args));
+    }
+    labkit::finish("switch", run(args))
+}
+
+fn run(args: Args) -> Result<Outcome> {
+    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let common = &args.common;
+    if !common.wants(Variant::Process) && !common.wants(Variant::Thread) {
+        return Err(usage(
+            "switch compares `process` and `thread`; it has no `serial` variant",
+        ));
+    }
+    let messages = args.messages.unwrap_or(if common.quick {
+        QUICK_MESSAGES
+    } else {
+        MESSAGES
+    });
+    let blocks = (if common.quick { QUICK_BLOCKS } else { BLOCKS }).min(messages);
+    let mut report = Report::new("switch");
+    report.param("messages", messages);
+    report.param("blocks", blocks);
+    report.param("pin", common.pin.as_str());
+
+    let mut placements = Vec::new();
+    for pin in if common.pin == Pin::None {
+        vec![Pin::Same, Pin::Split]
+    } else {
+        vec![common.pin]
+    } {
+        match Placement::choose(pin) {
+            Ok(p) => placements.push((pin, p)),
+            // Asked for by name, an impossible placement is a usage error; by default, a skip.
+            Err(e) if common.pin != Pin::None => return Err(e),
+            Err(e) => report.skip(
+                &format!("round trips with --pin {}", pin.as_str()),
+                format!("{e:#}"),
+            ),
+        }
+    }
+    let mut contenders = start_contenders(common, &placements)?;
+    run_blocks(&mut contenders, messages, blocks, shutdown)?;
+    let mut results = Vec::new();
+    for c in contenders {
+        results.push(c.finish(&mut report)?);
+    }
+    check_switches(&mut report, &results);
+    run_perf_bench(&mut report, &placements, messages)?;
+    judge_claims(&mut report, &results);
+    report
+        .emit(common.json)
+        .context("write the report to stdout")?;
+    Ok(Outcome::of(&report))
+}
+
+/// What carries the hand-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mechanism {
+    Pipe,
+    Futex,
+}
+
+impl Mechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Pipe => "pipe",
+            Mechanism::Futex => "futex",
+        }
+    }
+}
+
+/// The far side: a child process (with the pipe it reports on, whose EOF is its death) or a
+/// thread. Both report the round trips they served and their voluntary/involuntary switches.
+enum Far {
+    Process { peer: Peer, report: PipeReader },
+    Thread(JoinHandle<std::io::Result<[u64; 3]>>),
+}
+
+impl Far {
+    fn pids(&self) -> Vec<Pid> {
+        match self {
+            Far::Process { peer, .. } => vec![peer.pid()],
+            Far::Thread(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the far side is still there (checked only when a futex wait is long).
+    fn alive(&self) -> bool {
+        match self {
+            Far::Process { report, .. } => {
+                let mut fds = [PollFd::new(report.as_fd(), PollFlags::empty())];
+                // POLLHUP is always reported: every write end is closed, so the child is gone.
+                !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+            }
+            Far::Thread(h) => !h.is_finished(),
+        }
+    }
+
+    fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
+        if let Some(signal) = labkit::signals::requested() {
+            return labkit::Interrupted(signal).into();
+        }
+        match self {
+            Far::Process { peer, .. } => peer.death(err),
+            Far::Thread(_) => anyhow::Error::new(err).context("the hand-off with the thread broke"),
+        }
+    }
+
+    /// The far side's own tally, once it has stopped: `[round trips, voluntary, involuntary]`.
+    fn finish(self) -> Result<[u64; 3]> {
+        match self {
+            Far::Process { peer, mut report } => {
+                let mut bytes = [0u8; 24];
+                std::io::Read::read_exact(&mut report, &mut bytes)
+                    .context("read the child's tally")?;
+                peer.finish()?;
+                Ok(decode(bytes))
+            }
+            Far::Thread(h) => match h.join() {
+                Ok(r) => r.context("the far thread failed"),
+                Err(_) => bail!("the far thread panicked"),
+            },
+        }
+    }
+}
+
+fn encode(t: [u64; 3]) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    for (i, v) in t.iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn decode(b: [u8; 24]) -> [u64; 3] {
+    std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
+}
+
+/// Our end of the hand-off. (`far` first: fields drop in order, so a child is killed before
+/// our ends close, and ends quietly.)
+struct Contender {
+    variant: Variant,
+    mechanism: Mechanism,
+    pin: Pin,
+    placement: Placement,
+    far: Far,
+    ends: Ends,
+    next: u32,
+    latency: LatencyRecorder,
+    block: LatencyRecorder,
+    block_p50s: Vec<f64>,
+    cpu: Duration,
+    switches: [u64; 2],
+}
+
+enum Ends {
+    Pipe { tx: PipeWriter, rx: PipeReader },
+    Futex { word: SharedWord },
+}
+
+/// Step 1: every placement × mechanism × variant, each with its far side waiting.
+fn start_contenders(
+    common: &CommonArgs,
+    placements: &[(Pin, Placement)],
+) -> Result<Vec<Contender>> {
+    let mut all = Vec::new();
+    for &(pin, placement) in placements {
+        for mechanism in [Mechanism::Pipe, Mechanism::Futex] {
+            for variant in [Variant::Process, Variant::Thread] {
+                if common.wants(variant) {
+                    all.push(start(variant, mechanism, pin, placement)?);
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn start(
+    variant: Variant,
+    mechanism: Mechanism,
+    pin: Pin,
+    placement: Placement,
+) -> Result<Contender> {
+    let cpu = placement.peer;
+    let (ends, far) = match mechanism {
+        Mechanism::Pipe => {
+            let (their_rx, tx) = std::io::pipe().context("pipe")?;
+            let (rx, their_tx) = std::io::pipe().context("pipe")?;
+            let far = if variant == Variant::Process {
+                let (report, report_tx) = std::io::pipe().context("pipe")?;
+                let fds = [their_rx.as_fd(), their_tx.as_fd(), report_tx.as_fd()];
+                let peer = Peer::spawn("pipe-pong", &fds, cpu, &[])?;
+                drop((their_rx, their_tx, report_tx)); // The child has them; ours would hide EOF.
+                Far::Process { peer, report }
+            } else {
+                Far::Thread(spawn_thread(cpu, move || {
+                    let before = handoff::switches()?;
+                    let served = handoff::pipe_pong(their_rx, their_tx)?;
+                    tally(served, before)
+                })?)
+            };
+            (Ends::Pipe { tx, rx }, far)
+        }
+        Mechanism::Futex => {
+            let memfd: OwnedFd = handoff::memfd().context("memfd_create")?;
+            let word = SharedWord::map(&memfd).context("mmap the shared page")?;
+            let far = if variant == Variant::Process {
+                let (report, report_tx) = std::io::pipe().context("pipe")?;
+                let peer =
+                    Peer::spawn("futex-pong", &[memfd.as_fd(), report_tx.as_fd()], cpu, &[])?;
+                drop(report_tx);
+                Far::Process { peer, report }
+            } else {
+                let theirs = SharedWord::map(&memfd).context("mmap the shared page")?;
+                Far::Thread(spawn_thread(cpu, move || {
+                    let before = handoff::switches()?;
+                    // Our pinging side is in this process: it is alive while this thread runs.
+                    let served = handoff::futex_pong(theirs.word(), &|| true)?;
+                    tally(served, before)
+                })?)
+            };
+            (Ends::Futex { word }, far)
+        }
+    };
+    Ok(Contender {
+        variant,
+        mechanism,
+        pin,
+        placement,
+        far,
+        ends,
+        next: 0,
+        latency: LatencyRecorder::new(),
+        block: LatencyRecorder::new(),
+        block_p50s: Vec::new(),
+        cpu: Duration::ZERO,
+        switches: [0, 0],
+    })
+}
+
+/// `[served, voluntary, involuntary]` since `before`.
+fn tally(served: u32, before: (u64, u64)) -> std::io::Result<[u64; 3]> {
+    let after = handoff::switches()?;
+    Ok([u64::from(served), after.0 - before.0, after.1 - before.1])
+}
+
+fn spawn_thread(
+    cpu: Option<usize>,
+    work: impl FnOnce() -> std::io::Result<[u64; 3]> + Send + 'static,
+) -> Result<JoinHandle<std::io::Result<[u64; 3]>>> {
+    std::thread::Builder::new()
+        .name("pong".to_owned())
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                pin_current_thread(cpu)?;
+            }
+            work()
+        })
+        .context("spawn the pong thread")
+}
+
+impl Contender {
+    fn label(&self) -> String {
+        format!(
+            "{}/{} --pin {}",
+            self.variant.as_str(),
+            self.mechanism.as_str(),
+            self.pin.as_str()
+        )
+    }
+
+    fn round_trip(&mut self) -> Result<()> {
+        let i = self.next;
+        let far = &self.far;
+        let done = match &mut self.ends {
+            Ends::Pipe { tx, rx } => handoff::pipe_round_trip(tx, rx, i),
+            Ends::Futex { word } => handoff::futex_round_trip(word.word(), i, &|| far.alive()),
+        };
+        done.map_err(|e| self.far.broke(e))?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// `n` timed round trips on this contender's CPU; the block median goes to the verdict.
+    fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
+        let _pin = PinGuard::pin(self.placement.main).context("sched_setaffinity (main thread)")?;
+        let pids = self.far.pids();
+        let cpu_before = CpuClock::now(&pids)?;
+        let switches_before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
+        self.block.reset();
+        for _ in 0..n {
+            shutdown.check()?;
+            let start = Instant::now();
+            self.round_trip()?;
+            self.block.record(start.elapsed());
+        }
+        let switches_after = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
+        self.switches[0] += switches_after.0 - switches_before.0;
+        self.switches[1] += switches_after.1 - switches_before.1;
+        self.cpu += CpuClock::since(cpu_before, &pids)?;
+        self.latency.add(&self.block);
+        self.block_p50s.push(self.block.p50() as f64);
+        Ok(())
+    }
+
+    /// Stops the far side, records the measurements, and returns what the checks need.
+    fn finish(mut self, report: &mut Report) -> Result<Finished> {
+        let label = self.label();
+        match &mut self.ends {
+            Ends::Pipe { .. } => {}
+            Ends::Futex { word } => handoff::futex_stop(word.word()).context("FUTEX_WAKE")?,
+        }
+        let Contender {
+            variant,
+            mechanism,
+            pin,
+            far,
+            ends,
+            next,
+            latency,
+            block_p50s,
+            cpu,
+            switches,
+            ..
+        } = self;
+        drop(ends); // A pipe's far side stops at EOF.
+        let far_tally = far.finish()?;
+        let timed = latency.len();
+        let config = json!({ "pin": pin.as_str() });
+        let m = Measurement::histogram(
+            "round_trip",
+            variant,
+            mechanism.as_str(),
+            config.clone(),
+            &latency,
+            cpu_ns_per_op(cpu, timed),
+        );
+        let per_switch = latency.p50() as f64 / 2.0;
+        // Half a round trip: on one CPU, one context switch; on two, one cross-CPU wake-up.
+        let name = if pin == Pin::Same {
+            "context_switch"
+        } else {
+            "wake_up"
+        };
+        report.measure(m.clone());
+        report.measure(Measurement::value(
+            name,
+            variant,
+            mechanism.as_str(),
+            config,
+            "ns",
+            per_switch,
+            None,
+        ));
+        Ok(Finished {
+            label,
+            variant,
+            mechanism,
+            pin,
+            measurement: m,
+            block_p50s,
+            timed,
+            sent: u64::from(next),
+            ours: switches,
+            theirs: far_tally,
+        })
+    }
+}
+
+/// A contender's figures after it stopped.
+struct Finished {
+    label: String,
+    variant: Variant,
+    mechanism: Mechanism,
+    pin: Pin,
+    measurement: Measurement,
+    block_p50s: Vec<f64>,
+    timed: u64,
+    sent: u64,
+    /// Our thread's voluntary and involuntary switches over the timed blocks.
+    ours: [u64; 2],
+    /// The far side's round trips served and its voluntary and involuntary switches (lifetime).
+    theirs: [u64; 3],
+}
+
+/// Step 2: warm-up, then alternating blocks.
+fn run_blocks(
+    all: &mut [Contender],
+    messages: u64,
+    blocks: u64,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    for c in all.iter_mut() {
+        let _pin = PinGuard::pin(c.placement.main).context("sched_setaffinity (main thread)")?;
+        for _ in 0..WARMUP {
+            shutdown.check()?;
+            c.round_trip()?;
+        }
+    }
+    for block in 0..blocks {
+        let n = messages / blocks + u64::from(block < messages % blocks);
+        for c in all.iter_mut() {
+            c.run_block(n, shutdown)?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 3: every hand-off arrived, and on one CPU each was a context switch on each side.
+fn check_switches(report: &mut Report, all: &[Finished]) {
+    let served_all = all.iter().all(|f| f.theirs[0] == f.sent);
+    let counts: Vec<String> = all
+        .iter()
+        .map(|f| format!("{}: {} of {}", f.label, f.theirs[0], f.sent))
+        .collect();
+    report.check(
+        "every hand-off arrived once, in order",
+        served_all,
+        format!(
+            "sequence numbers checked on both sides; {}",
+            counts.join("; ")
+        ),
+    );
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for f in all.iter().filter(|f| f.pin == Pin::Same) {
+        // A side either blocks (a voluntary switch) or, woken peer first, is preempted by it
+        // (an involuntary one): either way, one switch per round trip.
+        let per_trip = |[vol, invol]: [u64; 2], trips: u64| {
+            let t = trips.max(1) as f64;
+            ((vol + invol) as f64 / t, vol as f64 / t, invol as f64 / t)
+        };
+        let ours = per_trip(f.ours, f.timed);
+        let theirs = per_trip([f.theirs[1], f.theirs[2]], f.theirs[0]);
+        ok &= SWITCHES_PER_ROUND_TRIP.contains(&ours.0)
+            && SWITCHES_PER_ROUND_TRIP.contains(&theirs.0);
+        lines.push(format!(
+            "{}: {:.2} here ({:.2} voluntary + {:.2} involuntary), {:.2} there ({:.2} + {:.2})",
+            f.label, ours.0, ours.1, ours.2, theirs.0, theirs.1, theirs.2
+        ));
+    }
+    if lines.is_empty() {
+        report.skip(
+            "on one CPU, each hand-off is a context switch",
+            "no run with --pin same",
+        );
+    } else {
+        report.check(
+            "on one CPU, each hand-off is a context switch",
+            ok,
+            format!(
+                "context switches per round trip, each side (getrusage RUSAGE_THREAD), expected \
+                 {:.1} to {:.1}: {}",
+                SWITCHES_PER_ROUND_TRIP.start(),
+                SWITCHES_PER_ROUND_TRIP.end(),
+                lines.join("; ")
+            ),
+        );
+    }
+}
+
+/// Step 4: perf's own loop, pinned alike, beside ours.
+fn run_perf_bench(
+    report: &mut Report,
+    placements: &[(Pin, Placement)],
+    messages: u64,
+) -> Result<()> {
+    let name = "perf bench sched pipe beside ours";
+    let Some(cpu) = placements
+        .iter()
+        .find(|(p, _)| *p == Pin::Same)
+        .and_then(|(_, pl)| pl.main)
+    else {
+        report.skip(
+            name,
+            "perf is run only with both sides on one CPU (--pin same)",
+        );
+        return Ok(());
+    };
+    let mut figures = Vec::new();
+    for (variant, extra) in [(Variant::Process, None), (Variant::Thread, Some("-T"))] {
+        let loops = messages.max(1000).to_string();
+        let mut cmd = std::process::Command::new("taskset");
+        cmd.args([
+            "-c",
+            &cpu.to_string(),
+            "perf",
+            "bench",
+            "sched",
+            "pipe",
+            "-l",
+            &loops,
+        ]);
+        cmd.args(extra);
+        let out = match cmd
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => out,
+            Ok(out) => {
+                report.skip(
+                    name,
+                    format!("taskset … perf bench sched pipe exited with {}", out.status),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                report.skip(name, format!("perf or taskset is not available here ({e})"));
+                return Ok(());
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(us) = text
+            .lines()
+            .find(|l| l.contains("usecs/op"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        else {
+            report.skip(name, "perf bench printed no usecs/op line");
+            return Ok(());
+        };
+        let config = json!({ "pin": "same" });
+        report.measure(Measurement::value(
+            "round_trip_mean",
+            variant,
+            "perf-bench-pipe",
+            config,
+            "ns",
+            us * 1000.0,
+            None,
+        ));
+        figures.push(format!("{} {}", variant.as_str(), format_ns(us * 1000.0)));
+    }
+    report.check(
+        name,
+        true,
+        format!(
+            "perf's mean round trip on CPU {cpu}: {} (ours above, same placement)",
+            figures.join(", ")
+        ),
+    );
+    Ok(())
+}
+
+/// Step 5: processes against threads, on one CPU, per mechanism.
+fn judge_claims(report: &mut Report, all: &[Finished]) {
+    let mut summary = Vec::new();
+    for mechanism in [Mechanism::Pipe, Mechanism::Futex] {
+        let find = |v: Variant| {
+            all.iter()
+                .find(|f| f.pin == Pin::Same && f.mechanism == mechanism && f.variant == v)
+        };
+        let (Some(p), Some(t)) = (find(Variant::Process), find(Variant::Thread)) else {
+            continue;
+        };
+        let cmp = Comparison::expect_lower(&t.block_p50s, &p.block_p50s);
+        let (pp, tp) = (
+            p.measurement.p50.unwrap_or(0) as f64,
+            t.measurement.p50.unwrap_or(0) as f64,
+        );
+        let outcome = match cmp.verdict {
+            labkit::Verdict::Holds => format!(
+                "threads switched x{:.2} faster in all {} block pairs",
+                cmp.ratio, cmp.pairs
+            ),
+            labkit::Verdict::DoesNotHold => {
+                format!(
+                    "processes switched x{:.2} faster in all {} block pairs",
+                    1.0 / cmp.ratio,
+                    cmp.pairs
+                )
+            }
+            labkit::Verdict::Inconclusive => format!(
+                "the gap is inside the noise: block pairs from x{:.2} to x{:.2}",
+                cmp.range[0], cmp.range[1]
+            ),
+        };
+        report.claim_measured(
+            "switch.process-costlier",
+            &cmp,
+            [&p.measurement, &t.measurement],
+            format!(
+                "both sides on one CPU, over a {}: a round trip (two switches) took {} between \
+                 processes and {} between threads, so {} vs {} per switch; {outcome}",
+                mechanism.as_str(),
+                format_ns(pp),
+                format_ns(tp),
+                format_ns(pp / 2.0),
+                format_ns(tp / 2.0)
+            ),
+        );
+        summary.push(format!(
+            "{} {} (process) vs {} (thread)",
+            mechanism.as_str(),
+            format_ns(pp / 2.0),
+            format_ns(tp / 2.0)
+        ));
+    }
+    report.summary = if summary.is_empty() {
+        "no run with both sides on one CPU, so no switch cost to compare".to_owned()
+    } else {
+        format!("one context switch on one CPU: {}", summary.join("; "))
+    } + if report.passed() {
+        "; every hand-off arrived."
+    } else {
+        "; a check FAILED."
+    };
+}
+
+/// The far side of each hand-off, when this binary runs as a child (`--role`).
+fn run_child(mut args: Args) -> Result<Outcome> {
+    args.role.enter_child()?;
+    let mut fds = args.role.take_fds()?.into_iter();
+    let mut next_fd = |what: &str| fds.next().with_context(|| format!("no {what} fd passed"));
+    let before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
+    let (served, report) = match args.role.role.as_deref().unwrap_or_default() {
+        "pipe-pong" => {
+            let rx = PipeReader::from(next_fd("read")?);
+            let tx = PipeWriter::from(next_fd("write")?);
+            let report = PipeWriter::from(next_fd("report")?);
+            (
+                handoff::pipe_pong(rx, tx).context("pipe hand-offs")?,
+                report,
+            )
+        }
+        "futex-pong" => {
+            let memfd = next_fd("memfd")?;
+            let report = PipeWriter::from(next_fd("report")?);
+            let word = SharedWord::map(&memfd).context("mmap the shared page")?;
+            // The parent's death kills us (PR_SET_PDEATHSIG); no need to watch for it here.
+            (
+                handoff::futex_pong(word.word(), &|| true).context("futex hand-offs")?,
+                report,
+            )
+        }
+        other => return Err(usage(format!("unknown role `{other}`"))),
+    };
+    let t = tally(served, before).context("getrusage(RUSAGE_THREAD)")?;
+    std::io::Write::write_all(&mut &report, &encode(t)).context("write the tally")?;
+    Ok(Outcome::Passed)
+}
