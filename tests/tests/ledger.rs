@@ -90,7 +90,7 @@ fn every_landed_topic_names_its_claims_in_its_header() {
             .take_while(|l| l.starts_with("//!"))
             .collect::<Vec<_>>()
             .join("\n");
-        for section in ["**Claims**", "**Steps**", "**Run it**"] {
+        for section in ["**Claim", "**Steps**", "**Run it**"] {
             assert!(
                 header.contains(section),
                 "{name}'s //! header lacks {section}"
