@@ -1,0 +1,104 @@
+//! Memory: what a process costs, what a thread costs, and how a big parent makes `fork` slower.
+//!
+//! Figures come from `/proc`: `Pss` of `smaps_rollup` (each page divided among the processes
+//! that share it, so forked children sharing copy-on-write pages are not counted twice),
+//! `VmRSS` and `VmPTE` (the page tables, kernel memory that RSS does not show) of `status`.
+
+use std::io;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, fork};
+
+/// A `kB` field of a `/proc/<pid>/…` file.
+fn kib_field(path: &str, field: &str) -> io::Result<u64> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no {field} in {path}")))
+}
+
+/// Proportional set size of `pid`, KiB.
+pub fn pss_kib(pid: u32) -> io::Result<u64> {
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+/// Resident set size of `pid`, KiB.
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// Page-table memory of `pid`, KiB.
+pub fn pte_kib(pid: u32) -> io::Result<u64> {
+    kib_field(&format!("/proc/{pid}/status"), "VmPTE:")
+}
+
+/// A buffer of `mib` MiB with every page written, so it is resident (`vec![0; n]` alone
+/// maps zero pages lazily and touches nothing).
+pub fn resident_buffer(mib: usize, page: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; mib << 20];
+    for p in buf.chunks_mut(page) {
+        // SAFETY: `p` is a valid, non-empty, exclusive slice; a volatile write keeps the
+        // compiler from eliding the store to memory it knows is zero.
+        unsafe { std::ptr::write_volatile(p.as_mut_ptr(), 1) };
+    }
+    buf
+}
+
+/// Memory added by `k` idle forked children: total PSS (ours and theirs) and their page tables,
+/// per child, in KiB. The children sleep until they are killed, right after the count.
+///
+/// # Safety
+/// The process must have a single thread (see `create::fork_exit_wait`).
+pub unsafe fn per_forked_child(k: usize) -> io::Result<f64> {
+    let me = std::process::id();
+    let before = pss_kib(me)?;
+    let mut children = Vec::new();
+    for _ in 0..k {
+        // SAFETY: single-threaded by this function's contract; the child only sleeps (`pause`,
+        // async-signal-safe) until the SIGKILL below.
+        match unsafe { fork() }? {
+            ForkResult::Child => loop {
+                // SAFETY: `pause` has no preconditions.
+                unsafe { libc::pause() };
+            },
+            ForkResult::Parent { child } => children.push(child),
+        }
+    }
+    // Let every child reach its read, with its stack and first pages in place.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut total = pss_kib(me)?;
+    for c in &children {
+        total += pss_kib(c.as_raw() as u32)? + pte_kib(c.as_raw() as u32)?;
+    }
+    // SIGKILL cannot be caught or ignored: every child goes, and is reaped.
+    for c in children {
+        let _ = kill(c, Signal::SIGKILL);
+        waitpid(c, None)?;
+    }
+    Ok(total.saturating_sub(before) as f64 / k as f64)
+}
+
+/// Memory added by `k` idle threads, per thread, in KiB (PSS of this process).
+pub fn per_thread(k: usize) -> io::Result<f64> {
+    let me = std::process::id();
+    let before = pss_kib(me)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let mut threads = Vec::new();
+    for _ in 0..k {
+        let rx = std::sync::Arc::clone(&rx);
+        threads.push(std::thread::spawn(move || {
+            let _ = rx.lock().map(|r| r.recv());
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let after = pss_kib(me)?;
+    drop(tx);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(after.saturating_sub(before) as f64 / k as f64)
+}

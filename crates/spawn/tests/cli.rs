@@ -1,0 +1,127 @@
+//! End-to-end tests of the `spawn` binary: the quick run, bad flags, SIGINT mid-run, eight
+//! copies at once. After each: no process, no name, no ledger left.
+
+use std::time::{Duration, Instant};
+
+use labkit::report::Status;
+use labkit::testkit::{self, Done, command, finish, tag};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spawn");
+
+fn assert_nothing_left(tag: &str, pid: u32) {
+    assert_eq!(
+        testkit::leftovers(tag, pid),
+        Vec::<String>::new(),
+        "left behind"
+    );
+}
+
+#[test]
+fn the_quick_run_passes_every_check() {
+    let t = tag("quick");
+    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(
+            check.status,
+            Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    for mechanism in ["fork", "fork-exec", "posix_spawn", "command"] {
+        let m = report
+            .find(&format!("create/process/{mechanism}"))
+            .unwrap_or_else(|| panic!("no {mechanism}"));
+        assert_eq!(m.samples, Some(30));
+    }
+    for key in [
+        "create/thread/thread-spawn",
+        "create/thread/scoped-thread",
+        "create/thread/rayon-task",
+    ] {
+        assert!(report.find(key).is_some(), "no {key}");
+    }
+    // --quick goes up to an 8 MiB parent: 1 and 8 MiB, three ways each.
+    assert_eq!(
+        report
+            .measurements
+            .iter()
+            .filter(|m| m.name == "create_vs_rss")
+            .count(),
+        6
+    );
+    let ids: Vec<&str> = report.claims.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["overhead.process-creation", "overhead.process-memory"]
+    );
+    assert_nothing_left(&t, done.pid);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--iterations", "0"], "at least 1"),
+        (&["--max-rss", "0"], "at least 1"),
+        (&["--max-rss", "16385"], "at most 16384"),
+        (&["--pin", "same"], "--pin must be `none`"),
+        (&["--variant", "thread"], "runs both"),
+        (&["--fast"], "--fast"),
+    ];
+    for (args, needle) in cases {
+        let t = tag("bad");
+        let done = testkit::run(BIN, &t, args);
+        let err = done.stderr();
+        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_nothing_left(&t, done.pid);
+    }
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    let t = tag("sigint");
+    let child = command(BIN, &t, &["--json", "--iterations", "1000000"])
+        .spawn()
+        .unwrap();
+    // Wait until it has created some children, then interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen_children = false;
+    while !seen_children && Instant::now() < deadline {
+        seen_children = !labkit::procfs::children_of(child.id()).is_empty();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let done = finish(child, Duration::from_secs(30));
+    assert!(seen_children, "spawn never created a child");
+    assert_eq!(done.code(), Some(130), "{}", done.stderr());
+    assert_nothing_left(&t, done.pid);
+}
+
+#[test]
+fn eight_copies_at_once_all_pass() {
+    let t = tag("eight");
+    let children: Vec<_> = (0..8)
+        .map(|_| command(BIN, &t, &["--quick", "--json"]).spawn().unwrap())
+        .collect();
+    let runs: Vec<Done> = children
+        .into_iter()
+        .map(|c| finish(c, Duration::from_secs(300)))
+        .collect();
+    for done in &runs {
+        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+        assert!(done.report().passed());
+        assert_nothing_left(&t, done.pid);
+    }
+}
