@@ -10,6 +10,7 @@
 //! | [`posix_spawn_wait`] | starts a new program without copying this one (a `vfork`-style clone) |
 //! | [`command_wait`] | `std::process::Command`, which uses `posix_spawn` where it can |
 //! | [`thread_spawn_join`] | a new thread in this process: a stack and a task, nothing copied |
+//! | [`pthread_create_join`] | the same through libc alone, without what std adds (a name, an alternate signal stack for overflow reports) |
 //! | [`scoped_thread`] | the same, through `std::thread::scope` |
 
 use std::ffi::CString;
@@ -125,6 +126,30 @@ pub fn thread_spawn_join() -> io::Result<()> {
         .spawn(|| {})?
         .join()
         .map_err(|_| io::Error::other("the thread panicked"))
+}
+
+extern "C" fn nothing(arg: *mut libc::c_void) -> *mut libc::c_void {
+    arg
+}
+
+/// `pthread_create` of an empty function, then `pthread_join`: a thread as C creates it.
+pub fn pthread_create_join() -> io::Result<()> {
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `thread` is a valid out-parameter, null attributes mean the defaults, and
+    // `nothing` is a valid start routine that touches no memory.
+    let rc = unsafe {
+        libc::pthread_create(&mut thread, std::ptr::null(), nothing, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: `thread` was just created, is joinable, and is joined exactly once.
+    let rc = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
+    if rc != 0 {
+        Err(io::Error::from_raw_os_error(rc))
+    } else {
+        Ok(())
+    }
 }
 
 /// One scoped thread (`std::thread::scope`), joined at the end of the scope.

@@ -8,7 +8,7 @@
 //! 1. [`measure_creation`]: each way to start a unit and wait for it, in alternating blocks
 //!    after a warm-up: `fork` + `_exit` + `waitpid`; `fork` + `execv` of `/bin/true`;
 //!    `posix_spawn` of it; `std::process::Command` (which itself uses `posix_spawn` where it
-//!    can); `std::thread::spawn` + `join`; a scoped thread.
+//!    can); `std::thread::spawn` + `join`; a scoped thread; bare `pthread_create` + `join`.
 //! 2. [`measure_against_parent_size`]: the parent writes every page of a buffer of 1 MiB up to
 //!    `--max-rss` MiB; at each size, `fork`, `posix_spawn` and a thread again: `fork` copies the
 //!    page tables of everything resident, the others do not.
@@ -238,6 +238,7 @@ fn create_one(mechanism: &str, tiny: &Program) -> std::io::Result<()> {
         "posix_spawn" => create::posix_spawn_wait(tiny),
         "command" => create::command_wait(TINY),
         "thread-spawn" => create::thread_spawn_join(),
+        "pthread" => create::pthread_create_join(),
         "scoped-thread" => create::scoped_thread(),
         other => Err(std::io::Error::other(format!("no mechanism {other}"))),
     }
@@ -258,6 +259,7 @@ fn measure_creation(
         Way::new(Variant::Process, "command"),
         Way::new(Variant::Thread, "thread-spawn"),
         Way::new(Variant::Thread, "scoped-thread"),
+        Way::new(Variant::Thread, "pthread"),
     ];
     for way in &mut ways {
         way.run(iterations.div_ceil(10).min(20), tiny, false, shutdown)?;
@@ -422,13 +424,15 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
     let rss_note = rss_growth(report);
     let evidence = format!(
         "create and wait, p50: fork {}, fork+exec {}, posix_spawn {}, Command {} (std uses \
-         posix_spawn where it can); thread spawn+join {}, scoped thread {}{pool}; {}{rss_note}",
+         posix_spawn where it can); thread spawn+join {}, scoped thread {}, bare pthread_create \
+         {}{pool}; {}{rss_note}",
         p50("fork"),
         p50("fork-exec"),
         p50("posix_spawn"),
         p50("command"),
         p50("thread-spawn"),
         p50("scoped-thread"),
+        p50("pthread"),
         outcome(&cmp, "a thread", "a fork")
     );
     let mem = |r: &Report, key: &str| r.find(key).cloned();

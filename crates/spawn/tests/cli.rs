@@ -43,6 +43,7 @@ fn the_quick_run_passes_every_check() {
     for key in [
         "create/thread/thread-spawn",
         "create/thread/scoped-thread",
+        "create/thread/pthread",
         "create/thread/rayon-task",
     ] {
         assert!(report.find(key).is_some(), "no {key}");
