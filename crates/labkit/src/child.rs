@@ -31,6 +31,8 @@ pub struct Peer {
     role: String,
     child: Child,
     status: Option<ExitStatus>,
+    /// A pidfd: readable once the child has exited (`None` where the kernel lacks pidfd_open).
+    pidfd: Option<OwnedFd>,
 }
 
 impl Peer {
@@ -96,11 +98,24 @@ impl Peer {
         let child = command
             .spawn()
             .with_context(|| format!("spawn {} --role {role}", exe.display()))?;
+        let pidfd = pidfd_open(child.id()).ok();
         Ok(Peer {
             role: role.to_owned(),
             child,
             status: None,
+            pidfd,
         })
+    }
+
+    /// A descriptor that becomes readable when the child exits, however it exits: poll it
+    /// beside the descriptors you wait on, and a death wakes you at once.
+    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The role this child plays.
+    pub fn role(&self) -> &str {
+        &self.role
     }
 
     /// The child's pid.
@@ -173,6 +188,17 @@ impl Drop for Peer {
             let _ = self.wait();
         }
     }
+}
+
+/// `pidfd_open(pid)`: a descriptor that is readable once `pid` has exited (Linux 5.3+).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Waits at most `limit` for any `std::process::Child` to end: `None` if it is still running.

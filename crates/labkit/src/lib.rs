@@ -14,6 +14,7 @@
 //! | [`child`] | re-executed children that never outlive their parent, and liveness pipes |
 //! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
 //! | [`pin`] | CPU placement from the process's allowed set |
+//! | [`shared`] | memory shared with a child through a `memfd`, with no name anywhere |
 //! | [`host`] | what machine the figures come from |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //! | [`claims`] | the seed's claims and the topics that give evidence for them |
@@ -39,6 +40,7 @@ pub mod names;
 pub mod pin;
 pub mod procfs;
 pub mod report;
+pub mod shared;
 pub mod signals;
 pub mod testkit;
 pub mod verdict;

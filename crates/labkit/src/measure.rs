@@ -120,7 +120,8 @@ impl CpuClock {
         ))
     }
 
-    /// CPU time used since `earlier`, read again now for the same `children`.
+    /// CPU time used since `earlier`, read again now for `children`: the same living ones, or
+    /// none once they have been reaped (their time is then in `RUSAGE_CHILDREN`).
     pub fn since(earlier: CpuClock, children: &[Pid]) -> Result<Duration> {
         Ok(CpuClock::now(children)?.0.saturating_sub(earlier.0))
     }
