@@ -57,6 +57,11 @@ pub fn close_raw(fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Whether a child exited with status 0 (its part of a demo succeeded).
+fn exited_ok(status: nix::sys::wait::WaitStatus) -> bool {
+    matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0))
+}
+
 /// What the descriptor demos observed.
 #[derive(Debug)]
 pub struct Tables {
@@ -86,16 +91,19 @@ pub fn demonstrate(path: &Path, moved_by: usize) -> io::Result<Tables> {
     // 2. A child closes its copy: ours is untouched.
     let fd = open_raw(path)?;
     let child = fork_and_run(|| if close_raw(fd).is_ok() { 0 } else { 1 })?;
-    wait(child)?;
-    let open_after_child_closed = is_open(fd);
+    let closed_in_child = exited_ok(wait(child)?);
+    let open_after_child_closed = closed_in_child && is_open(fd);
 
     // 3. A child reads: the offset it moves is ours too, since the description is shared.
     let child = fork_and_run(|| match read_raw(fd, moved_by) {
         Ok(bytes) if bytes.len() == moved_by => 0,
         _ => 1,
     })?;
-    wait(child)?;
-    let read_after_child = read_raw(fd, moved_by)?;
+    let read_in_child = exited_ok(wait(child)?);
+    let mut read_after_child = read_raw(fd, moved_by)?;
+    if !read_in_child {
+        read_after_child.clear(); // The child did not read: there is nothing to show.
+    }
     close_raw(fd)?;
     Ok(Tables {
         closed_by_thread,

@@ -224,6 +224,7 @@ fn measure_first_writes(report: &mut Report, pages: usize) -> Result<()> {
         &process,
         None,
     ));
+    drop(buf); // One buffer at a time: `--pages` can ask for a gigabyte.
 
     // A fresh buffer, written first by this thread; another thread's write is a plain store.
     let mut buf = vec![1u8; pages * page];
@@ -339,10 +340,9 @@ fn show_faults(report: &mut Report) -> Result<Faults> {
     let (mut progress, progress_tx) = std::io::pipe().context("pipe")?;
     let mut peer = Peer::spawn("thread-fault", &[progress_tx.as_fd()], None, &[])?;
     drop(progress_tx); // Only the child may write, so its death is our EOF.
-    let mut bytes = Vec::new();
-    progress
-        .read_to_end(&mut bytes)
-        .context("read the worker's progress")?;
+    let bytes = read_until_eof(&mut progress, HANG_GUARD)
+        .context("read the worker's progress")?
+        .context("hang guard: the faulting process did not end")?;
     let done = bytes
         .chunks_exact(8)
         .last()
@@ -389,6 +389,33 @@ fn show_faults(report: &mut Report) -> Result<Faults> {
         lost,
         panic_contained,
     })
+}
+
+/// Reads `pipe` to EOF, but gives up after `limit` (`None`): a process that should have died
+/// and did not must not hang the demo.
+fn read_until_eof(
+    pipe: &mut std::io::PipeReader,
+    limit: Duration,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = std::time::Instant::now() + limit;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(ms))? == 0 {
+            continue;
+        }
+        match pipe.read(&mut chunk)? {
+            0 => return Ok(Some(bytes)),
+            n => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 fn status_signal(status: std::process::ExitStatus) -> Option<i32> {

@@ -127,6 +127,13 @@ impl CpuClock {
     }
 }
 
+/// The median of `values` (the upper middle one for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// CPU nanoseconds per operation, or `None` when there were no operations.
 pub fn cpu_ns_per_op(cpu: Duration, ops: u64) -> Option<f64> {
     (ops > 0).then(|| cpu.as_nanos() as f64 / ops as f64)

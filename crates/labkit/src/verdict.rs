@@ -60,6 +60,33 @@ impl Comparison {
         Self::from_ratios(favoured.iter().zip(other).map(|(f, o)| f / o).collect())
     }
 
+    /// The finding in words: "`favoured` was x3.10 `better` than `other` (all 5 block pairs
+    /// agree)", the other way round, or why there is no verdict.
+    pub fn describe(&self, favoured: &str, other: &str, better: &str) -> String {
+        let pairs = self.pairs;
+        match self.verdict {
+            Verdict::Holds => {
+                format!(
+                    "{favoured} was x{:.2} {better} than {other} (all {pairs} block pairs agree)",
+                    self.ratio
+                )
+            }
+            Verdict::DoesNotHold => format!(
+                "{other} was x{:.2} {better} than {favoured} (all {pairs} block pairs agree)",
+                1.0 / self.ratio
+            ),
+            Verdict::Inconclusive if pairs < MIN_PAIRS => {
+                format!(
+                    "too few block pairs ({pairs}) to say whether {favoured} or {other} was {better}"
+                )
+            }
+            Verdict::Inconclusive => format!(
+                "neither {favoured} nor {other} was {better} in every block pair (pairs from x{:.2} to x{:.2})",
+                self.range[0], self.range[1]
+            ),
+        }
+    }
+
     fn from_ratios(mut ratios: Vec<f64>) -> Comparison {
         ratios.retain(|r| r.is_finite());
         ratios.sort_by(f64::total_cmp);
@@ -146,6 +173,25 @@ mod tests {
         assert_eq!(
             Comparison::expect_higher(&fast, &slow).verdict,
             Verdict::Holds
+        );
+    }
+
+    #[test]
+    fn the_finding_reads_the_right_way_round() {
+        let holds = Comparison::expect_lower(&[1.0; 5], &[3.0; 5]);
+        assert_eq!(
+            holds.describe("a", "b", "faster"),
+            "a was x3.00 faster than b (all 5 block pairs agree)"
+        );
+        let not = Comparison::expect_lower(&[4.0; 5], &[2.0; 5]);
+        assert_eq!(
+            not.describe("a", "b", "faster"),
+            "b was x2.00 faster than a (all 5 block pairs agree)"
+        );
+        assert!(
+            Comparison::expect_lower(&[1.0], &[3.0])
+                .describe("a", "b", "faster")
+                .contains("too few")
         );
     }
 

@@ -380,9 +380,11 @@ fn read_messages(
             }
         }
         if readable || exited {
-            // A child exited: fine if it said everything it had to; a death otherwise.
+            // A child exited, or every one closed the pipe (EOF): then each is exiting, though
+            // its pipe closes a moment before it can be reaped, so wait for that moment.
+            let limit = if readable { HANG_GUARD } else { Duration::ZERO };
             for peer in peers.iter_mut() {
-                if let Some(status) = peer.wait_for(Duration::ZERO)? {
+                if let Some(status) = peer.wait_for(limit)? {
                     if !status.success() {
                         return Err(peer.death(format!("before it could {what}")));
                     }

@@ -89,12 +89,29 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
         let workers = u64::from_le_bytes(request[8..].try_into().expect("8 bytes"));
         let cpu_before = children_cpu_ns()?;
         let (mut results, results_tx) = std::io::pipe()?;
-        let mut pids = Vec::new();
+        let helper = std::process::id() as libc::pid_t;
+        let mut pids = Workers(Vec::new());
         for w in 0..workers {
             // SAFETY: this helper process never starts a thread, so the child is a consistent
             // copy; it computes, writes one result and leaves with `_exit`.
             match unsafe { fork() }? {
                 ForkResult::Child => {
+                    // Die with the helper (which dies with the main process): a worker must
+                    // never go on counting for nobody. If the helper is already gone, leave.
+                    // SAFETY: prctl and getppid are plain system calls with no memory arguments.
+                    unsafe {
+                        if libc::prctl(
+                            libc::PR_SET_PDEATHSIG,
+                            libc::SIGKILL as libc::c_ulong,
+                            0,
+                            0,
+                            0,
+                        ) != 0
+                            || libc::getppid() != helper
+                        {
+                            libc::_exit(1);
+                        }
+                    }
                     let t = share(limit, w, workers);
                     let mut out = [0u8; 16];
                     out[..8].copy_from_slice(&t.count.to_le_bytes());
@@ -104,7 +121,7 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
                     // SAFETY: `_exit` ends the child without running the helper's exit code.
                     unsafe { libc::_exit(if ok { 0 } else { 1 }) }
                 }
-                ForkResult::Parent { child } => pids.push(child),
+                ForkResult::Parent { child } => pids.0.push(child),
             }
         }
         // Our copy of the write end goes, so EOF comes once every worker is done.
@@ -112,7 +129,7 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
         let mut bytes = Vec::new();
         results.read_to_end(&mut bytes)?;
         let mut failed = 0;
-        for pid in pids {
+        for pid in std::mem::take(&mut pids.0) {
             if !matches!(waitpid(pid, None)?, WaitStatus::Exited(_, 0)) {
                 failed += 1;
             }
@@ -134,6 +151,18 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
         reply[8..16].copy_from_slice(&tally.sum.to_le_bytes());
         reply[16..].copy_from_slice(&cpu_ns.to_le_bytes());
         replies.write_all(&reply)?;
+    }
+}
+
+/// Forked workers not yet reaped: on any early return they are killed and reaped.
+struct Workers(Vec<nix::unistd::Pid>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
     }
 }
 

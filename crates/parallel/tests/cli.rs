@@ -69,8 +69,8 @@ fn bad_flags_exit_2_naming_the_limit() {
     let cases: &[(&[&str], &str)] = &[
         (&["--limit", "999"], "at least 1000"),
         (&["--workers", "0"], "at least 1"),
-        (&["--workers", "257"], "at most 256"),
-        (&["--workers", "two"], "from 1 to 256"),
+        (&["--workers", "33"], "at most 32"),
+        (&["--workers", "two"], "from 1 to 32"),
         (&["--pin", "split"], "--pin must be `none`"),
         (&["--nope"], "--nope"),
     ];
@@ -103,4 +103,61 @@ fn eight_copies_at_once_all_pass() {
         assert!(done.report().passed());
         assert_nothing_left(&t, done.pid);
     }
+}
+
+/// Starts a run big enough to be mid-way when the test acts; returns it and its fork helper.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the caller waits for the child it is given"
+)]
+fn start_long_run(t: &str) -> (std::process::Child, u32) {
+    let mut child = command(BIN, t, &["--json", "--limit", "2000000"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(&helper) = labkit::procfs::children_of(child.id()).first() {
+            std::thread::sleep(Duration::from_millis(300));
+            return (child, helper);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("parallel never started its fork helper");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_killed_fork_helper_is_reported_with_exit_1() {
+    let t = tag("kill");
+    let (child, helper) = start_long_run(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let done = finish(child, Duration::from_secs(120));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(
+        err.contains("forker peer") && err.contains("SIGKILL"),
+        "{err}"
+    );
+    assert_nothing_left(&t, done.pid);
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    let t = tag("sigint");
+    let (child, _) = start_long_run(&t);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let done = finish(child, Duration::from_secs(120));
+    assert_eq!(done.code(), Some(130), "{}", done.stderr());
+    assert_nothing_left(&t, done.pid);
 }

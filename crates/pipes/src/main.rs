@@ -841,14 +841,14 @@ fn judge_claims(
             "round trip p50: threads over a channel {}, processes over pipes {}{thread_pipe}; {}",
             labkit::report::format_ns(channel.p50.unwrap_or(0) as f64),
             labkit::report::format_ns(process.p50.unwrap_or(0) as f64),
-            which_faster(&cmp, "the channel", "the pipe between processes"),
+            cmp.describe("the channel", "the pipe between processes", "faster"),
         );
         summary.push_str(&format!(
             "; per round trip, {}",
-            which_faster(
-                &cmp,
+            cmp.describe(
                 "the channel between threads",
-                "the pipe between processes"
+                "the pipe between processes",
+                "faster"
             )
         ));
         report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
@@ -861,7 +861,7 @@ fn judge_claims(
              {:.0} MiB/s; {}",
             channel.value.unwrap_or(0.0),
             process.value.unwrap_or(0.0),
-            which_faster(&cmp, "the channel", "the pipe between processes"),
+            cmp.describe("the channel", "the pipe between processes", "faster"),
         );
         report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
     }
@@ -905,27 +905,6 @@ fn process_vs_channel(
     });
     let ((p, pm), (t, tm)) = (process?, channel?);
     Some(([p, t], [pm, tm]))
-}
-
-/// "`favoured` was x3.10 faster than `other` (5 of 5 block pairs agree)", the other way round,
-/// or "neither … was faster in every block pair".
-fn which_faster(cmp: &Comparison, favoured: &str, other: &str) -> String {
-    let pairs = cmp.pairs;
-    match cmp.verdict {
-        labkit::Verdict::Holds => format!(
-            "{favoured} was x{:.2} faster than {other} ({pairs} of {pairs} block pairs agree)",
-            cmp.ratio
-        ),
-        labkit::Verdict::DoesNotHold => format!(
-            "{other} was x{:.2} faster than {favoured} ({pairs} of {pairs} block pairs agree)",
-            1.0 / cmp.ratio
-        ),
-        labkit::Verdict::Inconclusive => format!(
-            "neither {favoured} nor {other} was faster in every block pair (median x{:.2} for \
-             {favoured}, pairs from x{:.2} to x{:.2})",
-            cmp.ratio, cmp.range[0], cmp.range[1]
-        ),
-    }
 }
 
 /// The other side of each exchange, when this binary runs as a child (`--role`).

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
-use labkit::measure::cpu_ns_per_op;
+use labkit::measure::{cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
@@ -295,9 +295,13 @@ fn measure_against_parent_size(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let mut lines = Vec::new();
+    let mut resident = true;
     for &mib in RSS_STEPS.iter().filter(|&&m| m <= max_rss) {
+        let before = memory::rss_kib(std::process::id()).context("read VmRSS")?;
         let buffer = memory::resident_buffer(mib as usize, page);
         let rss = memory::rss_kib(std::process::id()).context("read VmRSS")?;
+        // Every written page must now be resident (90%: the allocator may reuse freed pages).
+        resident &= (rss.saturating_sub(before)) as f64 >= 0.9 * (mib * 1024) as f64;
         let mut ways = [
             Way::new(Variant::Process, "fork"),
             Way::new(Variant::Process, "posix_spawn"),
@@ -325,7 +329,7 @@ fn measure_against_parent_size(
     }
     report.check(
         "the parent's memory was resident at each size",
-        !lines.is_empty(),
+        resident && !lines.is_empty(),
         format!(
             "transparent huge pages: {}; {}",
             report.host.thp,
@@ -333,6 +337,14 @@ fn measure_against_parent_size(
         ),
     );
     Ok(())
+}
+
+/// The page size in KiB.
+fn page_kib() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4, |p| p as u64 / 1024)
 }
 
 /// Step 3: memory per idle unit, in alternating rounds.
@@ -347,13 +359,11 @@ fn measure_memory_per_unit(
         single_threaded()?;
         // SAFETY: `single_threaded` just saw one thread, and nothing since has started one.
         processes.push(unsafe { memory::per_forked_child(UNITS) }.context("fork idle children")?);
-        threads.push(memory::per_thread(UNITS).context("spawn idle threads")?);
+        // At least a page: a thread touches at least one page of its stack, though PSS shows
+        // less when glibc hands it a cached stack that is already resident.
+        let per_thread = memory::per_thread(UNITS).context("spawn idle threads")?;
+        threads.push(per_thread.max((page_kib()) as f64));
     }
-    let median = |v: &[f64]| {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        s[s.len() / 2]
-    };
     let config = json!({ "units": UNITS });
     report.measure(Measurement::value(
         "memory_per_unit",
@@ -433,7 +443,7 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
         p50("thread-spawn"),
         p50("scoped-thread"),
         p50("pthread"),
-        outcome(&cmp, "a thread", "a fork")
+        cmp.describe("a thread", "a fork", "cheaper")
     );
     let mem = |r: &Report, key: &str| r.find(key).cloned();
     if let (Some(fm), Some(tm)) = (
@@ -455,7 +465,7 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
              task that /proc does not count; {}",
             pm.value.unwrap_or(0.0),
             tm.value.unwrap_or(0.0),
-            outcome(&mcmp, "a thread", "a process")
+            mcmp.describe("a thread", "a process", "smaller")
         );
         report.claim_measured("overhead.process-memory", &mcmp, [&pm, &tm], evidence);
     }
@@ -477,25 +487,6 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
             "; a check FAILED."
         }
     );
-}
-
-/// "a thread cost x8.1 less than a fork in all 5 block pairs", or the other way, or not.
-fn outcome(cmp: &Comparison, favoured: &str, other: &str) -> String {
-    match cmp.verdict {
-        labkit::Verdict::Holds => format!(
-            "{favoured} cost x{:.2} less than {other} in all {} pairs",
-            cmp.ratio, cmp.pairs
-        ),
-        labkit::Verdict::DoesNotHold => format!(
-            "{other} cost x{:.2} less than {favoured} in all {} pairs",
-            1.0 / cmp.ratio,
-            cmp.pairs
-        ),
-        labkit::Verdict::Inconclusive => format!(
-            "pairs ranged from x{:.2} to x{:.2}",
-            cmp.range[0], cmp.range[1]
-        ),
-    }
 }
 
 /// "; fork from a 64 MiB parent took 1.2 ms, x9 its cost from 1 MiB" when more than one size ran.

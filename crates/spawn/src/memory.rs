@@ -55,30 +55,55 @@ pub fn resident_buffer(mib: usize, page: usize) -> Vec<u8> {
 pub unsafe fn per_forked_child(k: usize) -> io::Result<f64> {
     let me = std::process::id();
     let before = pss_kib(me)?;
-    let mut children = Vec::new();
+    let parent = me as libc::pid_t;
+    let mut children = Idle(Vec::new());
     for _ in 0..k {
-        // SAFETY: single-threaded by this function's contract; the child only sleeps (`pause`,
-        // async-signal-safe) until the SIGKILL below.
+        // SAFETY: single-threaded by this function's contract; the child makes only plain
+        // system calls (prctl, getppid, pause, _exit) until the SIGKILL that ends it.
         match unsafe { fork() }? {
-            ForkResult::Child => loop {
-                // SAFETY: `pause` has no preconditions.
-                unsafe { libc::pause() };
+            // SAFETY: only plain system calls with no memory arguments, then `_exit` or a
+            // `pause` that the SIGKILL below ends.
+            ForkResult::Child => unsafe {
+                // Die with the parent, whatever happens to it; leave if it is already gone.
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                    || libc::getppid() != parent
+                {
+                    libc::_exit(1);
+                }
+                loop {
+                    libc::pause();
+                }
             },
-            ForkResult::Parent { child } => children.push(child),
+            ForkResult::Parent { child } => children.0.push(child),
         }
     }
-    // Let every child reach its read, with its stack and first pages in place.
+    // Let every child settle, its stack and first pages in place.
     std::thread::sleep(Duration::from_millis(20));
     let mut total = pss_kib(me)?;
-    for c in &children {
+    for c in &children.0 {
         total += pss_kib(c.as_raw() as u32)? + pte_kib(c.as_raw() as u32)?;
     }
-    // SIGKILL cannot be caught or ignored: every child goes, and is reaped.
-    for c in children {
-        let _ = kill(c, Signal::SIGKILL);
-        waitpid(c, None)?;
-    }
+    drop(children); // SIGKILL and reap every one.
     Ok(total.saturating_sub(before) as f64 / k as f64)
+}
+
+/// Idle children, killed (SIGKILL cannot be caught or ignored) and reaped when dropped, on
+/// every path out.
+struct Idle(Vec<nix::unistd::Pid>);
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        for &c in &self.0 {
+            let _ = kill(c, Signal::SIGKILL);
+            let _ = waitpid(c, None);
+        }
+    }
 }
 
 /// Memory added by `k` idle threads, per thread, in KiB (PSS of this process).

@@ -646,23 +646,7 @@ fn judge_claims(report: &mut Report, all: &[Finished]) {
             p.measurement.p50.unwrap_or(0) as f64,
             t.measurement.p50.unwrap_or(0) as f64,
         );
-        let outcome = match cmp.verdict {
-            labkit::Verdict::Holds => format!(
-                "threads switched x{:.2} faster in all {} block pairs",
-                cmp.ratio, cmp.pairs
-            ),
-            labkit::Verdict::DoesNotHold => {
-                format!(
-                    "processes switched x{:.2} faster in all {} block pairs",
-                    1.0 / cmp.ratio,
-                    cmp.pairs
-                )
-            }
-            labkit::Verdict::Inconclusive => format!(
-                "the gap is inside the noise: block pairs from x{:.2} to x{:.2}",
-                cmp.range[0], cmp.range[1]
-            ),
-        };
+        let outcome = cmp.describe("threads", "processes", "faster");
         report.claim_measured(
             "switch.process-costlier",
             &cmp,
