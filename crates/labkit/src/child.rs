@@ -145,6 +145,14 @@ impl Peer {
         Ok(self.status)
     }
 
+    /// Whether the child has ended badly (a signal or a non-zero exit); never blocks.
+    pub fn died(&mut self) -> bool {
+        self.wait_for(Duration::ZERO)
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.success())
+    }
+
     /// Waits for a child that finished its part; an error says how it ended otherwise.
     pub fn finish(mut self) -> Result<()> {
         let status = self.wait()?;

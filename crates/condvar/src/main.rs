@@ -1,0 +1,394 @@
+//! # condvar: waiting for a condition, between threads and between processes
+//!
+//! **Claim** (from the seed, checked on this machine): `sync.primitives`: condition variables
+//! coordinate threads (and, process-shared, processes): every hand-off arrives, and a wait in a
+//! predicate loop under the lock never loses a wake-up.
+//!
+//! **Steps**
+//! 1. [`measure_ping_pong`]: two sides take turns through a condition variable: two threads
+//!    with `std::sync::Condvar` + `Mutex`, and two processes with a process-shared
+//!    `pthread_cond_t` (`CLOCK_MONOTONIC`) + robust process-shared mutex in a `memfd` page, in
+//!    alternating blocks. Round-trip latency; every wait in a predicate loop; spurious
+//!    wake-ups (woken, predicate still false) counted on both sides and reported as figures.
+//! 2. [`show_lost_wakeup`]: the classic bug made deterministic: a waiter checks its flag without
+//!    the lock, a handshake makes the notifier set the flag and notify right then, and the
+//!    waiter's timed wait runs out: the wake-up was lost. The cure, checking and waiting under
+//!    the lock in a loop, wakes every time.
+//! 3. [`judge_claims`].
+//!
+//! A process-shared condvar is never destroyed (a peer may have died waiting on it, and
+//! `pthread_cond_destroy` can then hang): the page is unmapped instead.
+//!
+//! **Run it**: `cargo run --release -p condvar` (about a second), `-- --json`,
+//! `-- --messages 100000`.
+
+mod local;
+mod lost;
+mod pshared;
+
+use std::cell::RefCell;
+use std::io::{PipeWriter, Read, Write};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use labkit::child::Peer;
+use labkit::exit::usage;
+use labkit::measure::cpu_ns_per_op;
+use labkit::report::format_ns;
+use labkit::shared::SharedMemory;
+use labkit::signals::Shutdown;
+use labkit::{
+    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs, Variant,
+    Verdict,
+};
+use serde_json::json;
+
+use local::ThreadTurn;
+use pshared::{STOP, Turn, Waits};
+
+/// Round trips per variant by default, and with `--quick`; the most `--messages` accepts.
+const MESSAGES: u64 = 5_000;
+const QUICK_MESSAGES: u64 = 300;
+const MAX_MESSAGES: u64 = 10_000_000;
+/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
+const BLOCKS: u64 = 5;
+const QUICK_BLOCKS: u64 = 3;
+/// How long the buggy waiter waits for the wake-up it lost; rounds of the correct version.
+const LOST_PATIENCE: Duration = Duration::from_millis(200);
+const CURE_ROUNDS: u32 = 100;
+const QUICK_CURE_ROUNDS: u32 = 20;
+/// The correct waiter's hang guard: reaching it would mean a lost wake-up after all.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "condvar",
+    about = "Condition variables: std Condvar between threads vs a process-shared pthread condvar; the lost wake-up.",
+    after_help = "Examples:\n  \
+        cargo run --release -p condvar\n  \
+        cargo run --release -p condvar -- --messages 100000\n  \
+        cargo run --release -p condvar -- --json | jq .checks"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Round trips per variant [default: 5000; --quick: 300; from 1 to 10000000].
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    messages: Option<u64>,
+
+    #[command(flatten)]
+    role: RoleArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.role.role.is_some() {
+        return labkit::finish("condvar (child)", run_child(args));
+    }
+    labkit::finish("condvar", run(args))
+}
+
+fn run(args: Args) -> Result<Outcome> {
+    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let common = &args.common;
+    if common.pin != Pin::None {
+        return Err(usage(
+            "condvar leaves placement to the scheduler; --pin must be `none`",
+        ));
+    }
+    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
+        return Err(usage(
+            "condvar compares processes with threads; it runs both (no --variant)",
+        ));
+    }
+    let messages = args.messages.unwrap_or(if common.quick {
+        QUICK_MESSAGES
+    } else {
+        MESSAGES
+    });
+    let blocks = (if common.quick { QUICK_BLOCKS } else { BLOCKS }).min(messages);
+    let rounds = if common.quick {
+        QUICK_CURE_ROUNDS
+    } else {
+        CURE_ROUNDS
+    };
+
+    let mut report = Report::new("condvar");
+    report.param("messages", messages);
+    report.param("blocks", blocks);
+
+    let memory = SharedMemory::create(std::mem::size_of::<Turn>()).context("shared memory")?;
+    let turn: *mut Turn = memory.cast();
+    // SAFETY: the mapping is fresh, large enough and aligned (checked by `cast`) and unshared
+    // until the child starts; the `Turn` is initialised in place and never moved.
+    let turn: &Turn = unsafe {
+        Turn::init(turn).context("initialise the process-shared condvar")?;
+        &*turn
+    };
+    let arrived = measure_ping_pong(&mut report, &memory, turn, messages, blocks, shutdown)?;
+    let (lost, cured) = show_lost_wakeup(&mut report, rounds);
+    judge_claims(&mut report, arrived, lost, cured);
+    report
+        .emit(common.json)
+        .context("write the report to stdout")?;
+    drop(memory); // Unmapped, never destroyed: see the header.
+    Ok(Outcome::of(&report))
+}
+
+/// Step 1: a condvar ping-pong, processes and threads in alternating blocks. Returns whether
+/// every hand-off arrived.
+fn measure_ping_pong(
+    report: &mut Report,
+    memory: &SharedMemory,
+    turn: &Turn,
+    messages: u64,
+    blocks: u64,
+    shutdown: &Shutdown,
+) -> Result<bool> {
+    let (mut tally_rx, tally_tx) = std::io::pipe().context("pipe")?;
+    let peer = RefCell::new(Peer::spawn(
+        "pong",
+        &[memory.fd(), tally_tx.as_fd()],
+        None,
+        &[],
+    )?);
+    drop(tally_tx); // Only the child may write its tally: its death is our EOF.
+    let pids = vec![peer.borrow().pid()];
+    let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
+    let broke = |e: std::io::Error| -> anyhow::Error {
+        if let Some(signal) = labkit::signals::requested() {
+            return labkit::Interrupted(signal).into();
+        }
+        let mut p = peer.borrow_mut();
+        if p.wait_for(Duration::from_secs(1)).ok().flatten().is_some() {
+            p.death(&e)
+        } else {
+            anyhow::Error::new(e)
+        }
+    };
+    let local = ThreadTurn::new();
+    let (mut ours, mut theirs_thread) = ([Waits::default(), Waits::default()], Waits::default());
+    let mut lat = [LatencyRecorder::new(), LatencyRecorder::new()];
+    let mut cpu = [Duration::ZERO; 2];
+    let mut sent = 0u64;
+    let result = std::thread::scope(|s| -> Result<()> {
+        let thread_pong = s.spawn(|| {
+            let mut waits = Waits::default();
+            let mut i = 0u64;
+            while local.wait_for(2 * i + 1, &mut waits) != STOP {
+                local.set(2 * i + 2);
+                i += 1;
+            }
+            (i, waits)
+        });
+        let result = (|| -> Result<()> {
+            for block in 0..=blocks {
+                let n = if block == 0 {
+                    messages / 10
+                } else {
+                    messages / blocks
+                };
+                for variant in 0..2 {
+                    let watch: &[_] = if variant == 0 { &pids } else { &[] };
+                    let cpu_before = CpuClock::now(watch)?;
+                    for k in 0..n {
+                        shutdown.check()?;
+                        let i = sent + k;
+                        let start = Instant::now();
+                        if variant == 0 {
+                            turn.set(2 * i + 1).map_err(broke)?;
+                            turn.wait_for(2 * i + 2, &mut ours[0], &alive)
+                                .map_err(broke)?;
+                        } else {
+                            local.set(2 * i + 1);
+                            local.wait_for(2 * i + 2, &mut ours[1]);
+                        }
+                        if block > 0 {
+                            lat[variant].record(start.elapsed());
+                        }
+                    }
+                    if block > 0 {
+                        cpu[variant] += CpuClock::since(cpu_before, watch)?;
+                    }
+                }
+                sent += n;
+            }
+            Ok(())
+        })();
+        local.set(STOP);
+        let (served, waits) = thread_pong
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pong thread panicked"))?;
+        theirs_thread = waits;
+        anyhow::ensure!(
+            result.is_err() || served == sent,
+            "the pong thread answered {served} of {sent}"
+        );
+        result
+    });
+    // Stop the child whatever happened (a dead child simply does not read it).
+    let _ = turn.set(STOP);
+    result?;
+    let mut bytes = [0u8; 24];
+    tally_rx
+        .read_exact(&mut bytes)
+        .map_err(|e| peer.borrow_mut().death(e))?;
+    peer.into_inner().finish()?;
+    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    let (served, theirs_process) = (
+        word(0),
+        Waits {
+            spurious: word(1),
+            timeouts: word(2),
+        },
+    );
+
+    for (i, (variant, mechanism)) in [
+        (Variant::Process, "pthread-cond-pshared"),
+        (Variant::Thread, "std-condvar"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let per_op = cpu_ns_per_op(cpu[i], lat[i].len());
+        report.measure(Measurement::histogram(
+            "round_trip",
+            variant,
+            mechanism,
+            json!({}),
+            &lat[i],
+            per_op,
+        ));
+    }
+    let arrived = served == sent;
+    report.check(
+        "every hand-off arrived once, in order",
+        arrived,
+        format!(
+            "{sent} turns each way, sequence-checked in the predicate; the child answered {served}"
+        ),
+    );
+    // Counts, not checks: a spurious wake-up is allowed; the predicate loop absorbs it.
+    let both = |w: [Waits; 2]| w[0].spurious + w[1].spurious;
+    for (variant, mechanism, count) in [
+        (
+            Variant::Process,
+            "pthread-cond-pshared",
+            both([ours[0], theirs_process]),
+        ),
+        (
+            Variant::Thread,
+            "std-condvar",
+            both([ours[1], theirs_thread]),
+        ),
+    ] {
+        let config = json!({ "turns": sent });
+        report.measure(Measurement::value(
+            "spurious_wakeups",
+            variant,
+            mechanism,
+            config,
+            "wake-ups",
+            count as f64,
+            None,
+        ));
+    }
+    Ok(arrived)
+}
+
+/// Step 2: the lost wake-up, and the cure.
+fn show_lost_wakeup(report: &mut Report, rounds: u32) -> (bool, bool) {
+    let lost = lost::unlocked_check_loses_the_wakeup(LOST_PATIENCE);
+    report.check(
+        "checking the condition without the lock loses the wake-up",
+        lost,
+        format!(
+            "the waiter saw `false` unlocked; the notifier then set the flag and notified while \
+             nobody waited; the waiter's wait then {} after {} ms",
+            if lost { "ran out" } else { "did NOT run out" },
+            LOST_PATIENCE.as_millis()
+        ),
+    );
+    let missed = lost::locked_check_never_loses_it(rounds, HANG_GUARD);
+    report.check(
+        "checking and waiting under the lock, in a loop, never loses it",
+        missed == 0,
+        format!("the same handshake, {rounds} times, with the check under the lock: {missed} lost"),
+    );
+    (lost, missed == 0)
+}
+
+/// Step 3: the claim.
+fn judge_claims(report: &mut Report, arrived: bool, lost: bool, cured: bool) {
+    let p50 = |k: &str| {
+        report
+            .find(k)
+            .and_then(|m| m.p50)
+            .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64))
+    };
+    let (process, thread) = (
+        p50("round_trip/process/pthread-cond-pshared"),
+        p50("round_trip/thread/std-condvar"),
+    );
+    report.claim_observed(
+        "sync.primitives",
+        if arrived && lost && cured {
+            Verdict::Holds
+        } else {
+            Verdict::DoesNotHold
+        },
+        format!(
+            "a condition variable carried every turn between threads (std Condvar, round trip \
+             {thread}) and between processes (process-shared pthread condvar, {process}); used \
+             correctly (check and wait under the lock, in a loop) it never lost a wake-up, while \
+             the unlocked check lost one every time"
+        ),
+    );
+    report.summary = format!(
+        "condvar ping-pong round trip {thread} (threads) vs {process} (processes); the lost \
+         wake-up shown and cured{}",
+        if report.passed() {
+            "."
+        } else {
+            "; a check FAILED."
+        }
+    );
+}
+
+/// The answering side of the process ping-pong.
+fn run_child(mut args: Args) -> Result<Outcome> {
+    args.role.enter_child()?;
+    if args.role.role.as_deref() != Some("pong") {
+        return Err(usage(format!(
+            "unknown role `{}`",
+            args.role.role.unwrap_or_default()
+        )));
+    }
+    let mut fds = args.role.take_fds()?.into_iter();
+    let memory = SharedMemory::open(fds.next().context("no shared memory fd passed")?)?;
+    let mut tally = PipeWriter::from(fds.next().context("no tally fd passed")?);
+    // SAFETY: the parent initialised the `Turn` in this mapping before starting us and keeps it
+    // mapped and unmoved.
+    let turn: &Turn = unsafe { &*memory.cast::<Turn>() };
+    let mut waits = Waits::default();
+    let mut i = 0u64;
+    // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
+    while turn
+        .wait_for(2 * i + 1, &mut waits, &|| true)
+        .context("wait for a turn")?
+        != STOP
+    {
+        turn.set(2 * i + 2).context("answer")?;
+        i += 1;
+    }
+    let mut bytes = [0u8; 24];
+    for (k, v) in [i, waits.spurious, waits.timeouts].iter().enumerate() {
+        bytes[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    tally.write_all(&bytes).context("write the tally")?;
+    Ok(Outcome::Passed)
+}
