@@ -198,6 +198,34 @@ impl Drop for Peer {
     }
 }
 
+/// Whether the process behind `pidfd` has ended badly (`Some(true)`: a signal or a non-zero
+/// exit), ended well (`Some(false)`), or still runs (`None`). It does not reap the process
+/// (`WNOWAIT`), so its `Peer` can still wait for it; and it needs only `&`, so a watchdog
+/// thread can ask.
+pub fn ended_badly(pidfd: BorrowedFd<'_>) -> io::Result<Option<bool>> {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is valid for writes; P_PIDFD takes the descriptor as the id.
+    if unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            flags,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info` for a child (si_pid 0 means none has changed state yet).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(info.si_code != libc::CLD_EXITED || status != 0))
+}
+
 /// `pidfd_open(pid)`: a descriptor that is readable once `pid` has exited (Linux 5.3+).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.

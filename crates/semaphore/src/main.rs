@@ -16,9 +16,10 @@
 //!    with the `Condvar` semaphore.
 //! 3. [`judge_claims`].
 //!
-//! A dead peer is noticed while waiting (every 50 ms the waiter checks the peer's pidfd), never
-//! by a short timeout alone. Shared semaphores are never destroyed, since a peer may have died
-//! mid-wait; the page is just unmapped.
+//! A dead peer is noticed through its pidfd, never by a timeout: POSIX waits are plain
+//! `sem_wait`s, and a watchdog thread that polls the children's pidfds posts the semaphores
+//! when one dies, so the waiter wakes and sees why. Shared semaphores are never destroyed, since
+//! a peer may have died mid-wait; the page is just unmapped.
 //!
 //! **Run it**: `cargo run --release -p semaphore` (about a second), `-- --json`,
 //! `-- --producers 4 --items 100000`.
@@ -28,9 +29,9 @@ mod sem;
 
 use std::cell::RefCell;
 use std::io::{PipeReader, PipeWriter, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -220,15 +221,77 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
-/// Whether none of `peers` has died (a normal exit is not a death).
-fn none_died(peers: &RefCell<Vec<Peer>>) -> bool {
-    let exited_well = |s: std::process::ExitStatus| s.success();
-    peers.borrow_mut().iter_mut().all(|p| {
-        p.wait_for(Duration::ZERO)
-            .ok()
-            .flatten()
-            .is_none_or(exited_well)
-    })
+/// Copies of the peers' exit descriptors (pidfds), for the watchdog thread.
+fn exit_fds(peers: &RefCell<Vec<Peer>>) -> Result<Vec<OwnedFd>> {
+    peers
+        .borrow()
+        .iter()
+        .map(|p| {
+            let fd = p
+                .exit_fd()
+                .context("pidfd_open is needed to watch the peers")?;
+            fd.try_clone_to_owned().context("dup a pidfd")
+        })
+        .collect()
+}
+
+/// Wakes this process's POSIX-semaphore waiters when a peer dies or a shutdown signal arrives:
+/// their waits are untimed (as fast as C's), so it takes a post for them to look up. It polls
+/// the peers' pidfds (a normal exit is not a death) and the signal self-pipe, then sets `dead`
+/// and posts `sems`. It stops when the returned pipe end is dropped.
+fn start_watchdog<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    mut exits: Vec<OwnedFd>,
+    shutdown: &'env Shutdown,
+    sems: Vec<&'env PosixSem>,
+    dead: &'env AtomicBool,
+) -> Result<PipeWriter> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let (stop, stop_tx) = std::io::pipe().context("pipe")?;
+    s.spawn(move || {
+        loop {
+            let (stopped, mut trip, ready) = {
+                let mut fds = vec![
+                    PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+                ];
+                fds.extend(
+                    exits
+                        .iter()
+                        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+                );
+                if poll(&mut fds, PollTimeout::NONE) == Err(nix::errno::Errno::EINTR) {
+                    continue;
+                }
+                let hit = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                let ready: Vec<usize> = (2..fds.len())
+                    .filter(|&i| hit(&fds[i]))
+                    .map(|i| i - 2)
+                    .collect();
+                (hit(&fds[0]), hit(&fds[1]), ready)
+            };
+            if stopped {
+                return;
+            }
+            for i in ready.into_iter().rev() {
+                match labkit::child::ended_badly(exits[i].as_fd()) {
+                    Ok(Some(false)) => drop(exits.remove(i)), // Done its part: stop watching it.
+                    Ok(None) => {}
+                    Ok(Some(true)) | Err(_) => trip = true,
+                }
+            }
+            if trip {
+                dead.store(true, Ordering::SeqCst);
+                for sem in &sems {
+                    for _ in 0..16 {
+                        let _ = sem.post();
+                    }
+                }
+                return;
+            }
+        }
+    });
+    Ok(stop_tx)
 }
 
 /// The error for a broken wait: the first dead peer, or the interruption, or the error itself.
@@ -260,12 +323,15 @@ fn measure_wake(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let peers = RefCell::new(vec![Peer::spawn("pong", &[memory.fd()], None, &[])?]);
-    let alive = || none_died(&peers) && shutdown.check().is_ok();
+    let dead = AtomicBool::new(false);
+    let alive = || !dead.load(Ordering::Relaxed);
+    let exits = exit_fds(&peers)?;
     let (t_ping, t_pong, t_stop) = (CondvarSem::new(0), CondvarSem::new(0), AtomicU64::new(0));
     let mut lat = [LatencyRecorder::new(), LatencyRecorder::new()];
     let mut cpu = [Duration::ZERO; 2];
     let pids = vec![peers.borrow()[0].pid()];
     std::thread::scope(|s| -> Result<()> {
+        let _watchdog = start_watchdog(s, exits, shutdown, vec![&unnamed.pong], &dead)?;
         s.spawn(|| pong(&t_ping, &t_pong, &t_stop, &|| true));
         let result = (|| -> Result<()> {
             for block in 0..=blocks {
@@ -488,10 +554,15 @@ fn buffer_processes(
         lock,
         ring: &shared.ring,
     };
-    let alive = || none_died(&peers) && shutdown.check().is_ok();
-    let wrong = buffer
-        .consume(producers, producers * items, &alive)
-        .map_err(|e| broke(&peers, e))?;
+    let dead = AtomicBool::new(false);
+    let alive = || !dead.load(Ordering::Relaxed);
+    let exits = exit_fds(&peers)?;
+    let wrong = std::thread::scope(|s| -> Result<u64> {
+        let _watchdog = start_watchdog(s, exits, shutdown, vec![full], &dead)?;
+        buffer
+            .consume(producers, producers * items, &alive)
+            .map_err(|e| broke(&peers, e))
+    })?;
     let elapsed = start.elapsed();
     for p in peers.into_inner() {
         p.finish()?;

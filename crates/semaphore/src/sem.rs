@@ -8,9 +8,10 @@
 //! * [`CondvarSem`], for threads: std has no semaphore, so a count under a `Mutex` and a
 //!   `Condvar` to sleep on.
 //!
-//! Waits never block blindly: every [`RECHECK`] the waiter asks whether its peer is still alive
-//! (the caller decides how: a pidfd, a liveness pipe), so a dead peer is an error, not a hang.
-//! (`sem_timedwait` takes a CLOCK_REALTIME deadline.)
+//! A POSIX wait is a plain `sem_wait`, as fast as C's; after every wake-up the waiter asks
+//! `peer_alive` (an atomic flag in practice). Something must then wake a waiter whose peer died:
+//! `main.rs` runs a watchdog thread that polls the peers' pidfds and, on a death, sets the flag
+//! and posts the semaphores. A `CondvarSem` waiter looks up every [`RECHECK`] by itself.
 
 use std::ffi::CString;
 use std::io;
@@ -125,34 +126,24 @@ impl Semaphore for PosixSem {
 
     fn wait(&self, peer_alive: &dyn Fn() -> bool) -> io::Result<()> {
         loop {
-            let deadline = realtime_after(RECHECK)?;
-            // SAFETY: `sem` is a live semaphore; `deadline` is a valid timespec.
-            if unsafe { libc::sem_timedwait(self.sem, &deadline) } == 0 {
-                return Ok(());
+            // SAFETY: `sem` is a live semaphore.
+            if unsafe { libc::sem_wait(self.sem) } == 0 {
+                // A wake-up may be the watchdog's, telling us the peer is gone.
+                return if peer_alive() {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the peer is gone",
+                    ))
+                };
             }
             match io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::ETIMEDOUT) if peer_alive() => {}
-                Some(libc::ETIMEDOUT) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "the peer is gone",
-                    ));
-                }
-                _ => return Err(last_error("sem_timedwait")),
+                _ => return Err(last_error("sem_wait")),
             }
         }
     }
-}
-
-/// CLOCK_REALTIME now plus `after`, as `sem_timedwait` wants it.
-fn realtime_after(after: Duration) -> io::Result<libc::timespec> {
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
-    let total = Duration::new(now.tv_sec() as u64, now.tv_nsec() as u32) + after;
-    Ok(libc::timespec {
-        tv_sec: total.as_secs() as libc::time_t,
-        tv_nsec: total.subsec_nanos() as libc::c_long,
-    })
 }
 
 /// A semaphore for threads: a count under a `Mutex`, and a `Condvar` to sleep on.
