@@ -45,7 +45,7 @@ use labkit::exit::usage;
 use labkit::names::PrivateDir;
 use labkit::report::format_bytes;
 use labkit::{
-    CommonArgs, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs, Variant, Verdict,
+    CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
 };
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
@@ -98,16 +98,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if common.pin != Pin::None {
-        return Err(usage(
-            "isolation places nothing on CPUs; --pin must be `none`",
-        ));
-    }
-    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
-        return Err(usage(
-            "isolation shows processes against threads; it runs both (no --variant)",
-        ));
-    }
+    common.refuse_pin("isolation")?;
+    common.require_both_sides("isolation")?;
     let pages = args
         .pages
         .unwrap_or(if common.quick { QUICK_PAGES } else { PAGES }) as usize;

@@ -9,14 +9,6 @@ use labkit::{Variant, Verdict};
 
 const BIN: &str = env!("CARGO_BIN_EXE_isolation");
 
-fn assert_nothing_left(tag: &str, pid: u32) {
-    assert_eq!(
-        testkit::leftovers(tag, pid),
-        Vec::<String>::new(),
-        "left behind"
-    );
-}
-
 /// Files whose name starts with `core` in `dir`: what a core dump would leave with the
 /// default `core_pattern`.
 fn cores_in(dir: &std::path::Path) -> Vec<String> {
@@ -83,32 +75,22 @@ fn the_quick_run_passes_every_check_and_dumps_no_core() {
     // Two processes crashed on purpose; neither left a core file.
     assert_eq!(cores_in(&cwd), Vec::<String>::new());
     std::fs::remove_dir_all(&cwd).unwrap();
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["--pages", "0"], "at least 1"),
-        (&["--pages", "262145"], "at most 262144"),
-        (&["--pages", "many"], "from 1 to 262144"),
-        (&["--pin", "same"], "--pin must be `none`"),
-        (&["--variant", "process"], "runs both"),
-        (&["--bogus"], "--bogus"),
-    ];
-    for (args, needle) in cases {
-        let t = tag("bad");
-        let done = testkit::run(BIN, &t, args);
-        let err = done.stderr();
-        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(done.out.stdout.is_empty(), "{args:?}");
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--pages", "0"], "at least 1"),
+            (&["--pages", "262145"], "at most 262144"),
+            (&["--pages", "many"], "from 1 to 262144"),
+            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--variant", "process"], "runs both"),
+            (&["--bogus"], "--bogus"),
+        ],
+    );
 }
 
 #[test]
@@ -130,7 +112,7 @@ fn eight_copies_at_once_all_pass() {
     for done in &runs {
         assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
         assert!(done.report().passed());
-        assert_nothing_left(&t, done.pid);
+        testkit::assert_clean(&t, done.pid);
     }
     assert_eq!(cores_in(&cwd), Vec::<String>::new());
     std::fs::remove_dir_all(&cwd).unwrap();

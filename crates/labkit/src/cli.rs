@@ -81,6 +81,28 @@ impl CommonArgs {
     pub fn wants(&self, variant: Variant) -> bool {
         self.variant.is_empty() || self.variant.contains(&variant)
     }
+
+    /// For a topic that places nothing on CPUs: `--pin` must be `none`.
+    pub fn refuse_pin(&self, topic: &str) -> Result<(), crate::UsageError> {
+        if self.pin == Pin::None {
+            Ok(())
+        } else {
+            Err(crate::UsageError(format!(
+                "{topic} leaves placement to the scheduler; --pin must be `none`"
+            )))
+        }
+    }
+
+    /// For a topic whose every step compares the two sides: `--variant` must pick both or none.
+    pub fn require_both_sides(&self, topic: &str) -> Result<(), crate::UsageError> {
+        if self.wants(Variant::Process) && self.wants(Variant::Thread) {
+            Ok(())
+        } else {
+            Err(crate::UsageError(format!(
+                "{topic} compares processes with threads; it runs both (no --variant)"
+            )))
+        }
+    }
 }
 
 // Hidden flags by which a topic re-executes itself as the other side of an exchange. A learner

@@ -152,3 +152,133 @@ pub fn leftovers(tag: &str, pid: u32) -> Vec<String> {
     }
     found
 }
+
+/// Fails the test if the run with this tag and top-level pid left anything behind.
+pub fn assert_clean(tag: &str, pid: u32) {
+    assert_eq!(
+        leftovers(tag, pid),
+        Vec::<String>::new(),
+        "left behind by pid {pid}"
+    );
+}
+
+/// Runs `bin` once per case of bad flags; each must exit 2 with a short message on stderr that
+/// contains the case's needle (the limit it names), never panic, print nothing on stdout, and
+/// leave nothing behind.
+pub fn assert_usage_errors(bin: &str, cases: &[(&[&str], &str)]) {
+    for (args, needle) in cases {
+        let t = tag("bad");
+        let done = run(bin, &t, args);
+        let err = done.stderr();
+        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.lines().count() <= 6,
+            "{args:?}: the message should be short: {err}"
+        );
+        assert!(done.out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_clean(&t, done.pid);
+    }
+}
+
+/// Runs `copies` copies of `bin args…` at once; every one must exit 0 with a Report whose
+/// checks pass, and leave nothing behind.
+pub fn assert_crowd_passes(bin: &str, args: &[&str], copies: usize) {
+    let t = tag("crowd");
+    let children: Vec<Child> = (0..copies)
+        .map(|_| command(bin, &t, args).spawn().expect("start a copy"))
+        .collect();
+    let runs: Vec<Done> = children
+        .into_iter()
+        .map(|c| finish(c, Duration::from_secs(300)))
+        .collect();
+    for done in &runs {
+        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+        assert!(done.report().passed(), "a check failed: {}", done.stderr());
+        assert_clean(&t, done.pid);
+    }
+}
+
+/// Starts `command` and waits until it has a child for which `pick` (given the child's pid and
+/// command line) says yes; then lets it run for `settle`. Returns the run and that child. The
+/// caller must wait for the run (see [`finish`]).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the caller waits for the run it is given"
+)]
+pub fn start_until_child(
+    mut command: Command,
+    pick: impl Fn(u32, &str) -> bool,
+    settle: Duration,
+) -> (Child, u32) {
+    let mut child = command.spawn().expect("start the binary");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = crate::procfs::children_of(child.id())
+            .into_iter()
+            .find(|&c| {
+                let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+                pick(c, &String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            });
+        if let Some(found) = found {
+            std::thread::sleep(settle);
+            return (child, found);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pid {} never started the child the test waits for",
+                child.id()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("kill");
+}
+
+/// Starts `bin args…`, waits for the child that `pick` selects (by pid and command line),
+/// SIGKILLs it mid-run: the run must end with exit 1 and a message containing `expect` and
+/// "SIGKILL", and leave nothing behind.
+pub fn assert_peer_kill_reported(
+    bin: &str,
+    args: &[&str],
+    pick: impl Fn(u32, &str) -> bool,
+    expect: &str,
+) {
+    let t = tag("kill");
+    let (run, peer) = start_until_child(command(bin, &t, args), pick, Duration::from_millis(300));
+    signal(peer, nix::sys::signal::Signal::SIGKILL);
+    let done = finish(run, Duration::from_secs(120));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(
+        err.contains(expect) && err.contains("SIGKILL"),
+        "expected {expect:?} and SIGKILL in: {err}"
+    );
+    assert_clean(&t, done.pid);
+}
+
+/// Starts `bin args…`, waits for the child that `pick` selects, then sends SIGINT to the run:
+/// it must stop cleanly with exit 130 and leave nothing behind.
+pub fn assert_sigint_stops(bin: &str, args: &[&str], pick: impl Fn(u32, &str) -> bool) {
+    let t = tag("sigint");
+    let (run, _) = start_until_child(command(bin, &t, args), pick, Duration::from_millis(300));
+    signal(run.id(), nix::sys::signal::Signal::SIGINT);
+    let done = finish(run, Duration::from_secs(120));
+    assert_eq!(done.code(), Some(130), "{}", done.stderr());
+    assert!(
+        done.stderr().contains("interrupted by SIGINT"),
+        "{}",
+        done.stderr()
+    );
+    assert_clean(&t, done.pid);
+}

@@ -44,8 +44,7 @@ use labkit::report::format_ns;
 use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs, Variant,
-    Verdict,
+    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
 };
 use nix::sys::signal::{Signal, kill};
 use serde_json::json;
@@ -121,16 +120,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if common.pin != Pin::None {
-        return Err(usage(
-            "mutex leaves placement to the scheduler; --pin must be `none`",
-        ));
-    }
-    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
-        return Err(usage(
-            "mutex compares processes with threads; it runs both (no --variant)",
-        ));
-    }
+    common.refuse_pin("mutex")?;
+    common.require_both_sides("mutex")?;
     let increments = args.increments.unwrap_or(if common.quick {
         QUICK_INCREMENTS
     } else {

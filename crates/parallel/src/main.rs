@@ -34,7 +34,7 @@ use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, median};
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs,
     Variant,
 };
 use serde_json::json;
@@ -108,11 +108,7 @@ struct Forker {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if common.pin != Pin::None {
-        return Err(usage(
-            "parallel leaves placement to the scheduler; --pin must be `none`",
-        ));
-    }
+    common.refuse_pin("parallel")?;
     let cpus = labkit::pin::allowed_cpus()
         .context("sched_getaffinity")?
         .len()

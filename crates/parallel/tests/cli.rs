@@ -1,20 +1,10 @@
 //! End-to-end tests of the `parallel` binary: the quick run, bad flags, eight copies at once.
 //! After each: no process, no name, no ledger left.
 
-use std::time::Duration;
-
 use labkit::report::Status;
-use labkit::testkit::{self, Done, command, finish, tag};
+use labkit::testkit::{self, tag};
 
 const BIN: &str = env!("CARGO_BIN_EXE_parallel");
-
-fn assert_nothing_left(tag: &str, pid: u32) {
-    assert_eq!(
-        testkit::leftovers(tag, pid),
-        Vec::<String>::new(),
-        "left behind"
-    );
-}
 
 #[test]
 fn the_quick_run_gives_one_result_every_way() {
@@ -61,103 +51,38 @@ fn the_quick_run_gives_one_result_every_way() {
             "usecase.shared-data"
         ]
     );
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["--limit", "999"], "at least 1000"),
-        (&["--workers", "0"], "at least 1"),
-        (&["--workers", "33"], "at most 32"),
-        (&["--workers", "two"], "from 1 to 32"),
-        (&["--pin", "split"], "--pin must be `none`"),
-        (&["--nope"], "--nope"),
-    ];
-    for (args, needle) in cases {
-        let t = tag("bad");
-        let done = testkit::run(BIN, &t, args);
-        let err = done.stderr();
-        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--limit", "999"], "at least 1000"),
+            (&["--workers", "0"], "at least 1"),
+            (&["--workers", "33"], "at most 32"),
+            (&["--workers", "two"], "from 1 to 32"),
+            (&["--pin", "split"], "--pin must be `none`"),
+            (&["--nope"], "--nope"),
+        ],
+    );
 }
 
 #[test]
 fn eight_copies_at_once_all_pass() {
-    let t = tag("eight");
-    let children: Vec<_> = (0..8)
-        .map(|_| command(BIN, &t, &["--quick", "--json"]).spawn().unwrap())
-        .collect();
-    let runs: Vec<Done> = children
-        .into_iter()
-        .map(|c| finish(c, Duration::from_secs(300)))
-        .collect();
-    for done in &runs {
-        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-        assert!(done.report().passed());
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
 }
 
-/// Starts a run big enough to be mid-way when the test acts; returns it and its fork helper.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the caller waits for the child it is given"
-)]
-fn start_long_run(t: &str) -> (std::process::Child, u32) {
-    let mut child = command(BIN, t, &["--json", "--limit", "2000000"])
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(&helper) = labkit::procfs::children_of(child.id()).first() {
-            std::thread::sleep(Duration::from_millis(300));
-            return (child, helper);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("parallel never started its fork helper");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+/// A run big enough to be mid-way when the tests act (its fork helper exists from the start).
+const LONG: &[&str] = &["--json", "--limit", "2000000"];
 
 #[test]
 fn a_killed_fork_helper_is_reported_with_exit_1() {
-    let t = tag("kill");
-    let (child, helper) = start_long_run(&t);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(helper as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let done = finish(child, Duration::from_secs(120));
-    let err = done.stderr();
-    assert_eq!(done.code(), Some(1), "{err}");
-    assert!(
-        err.contains("forker peer") && err.contains("SIGKILL"),
-        "{err}"
-    );
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_peer_kill_reported(BIN, LONG, |_, _| true, "forker peer");
 }
 
 #[test]
 fn sigint_mid_run_stops_cleanly_with_130() {
-    let t = tag("sigint");
-    let (child, _) = start_long_run(&t);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let done = finish(child, Duration::from_secs(120));
-    assert_eq!(done.code(), Some(130), "{}", done.stderr());
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_sigint_stops(BIN, LONG, |_, _| true);
 }

@@ -44,8 +44,7 @@ use labkit::report::format_ns;
 use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs, Variant,
-    Verdict,
+    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
 };
 use serde_json::json;
 
@@ -150,16 +149,8 @@ impl Unnamed {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if common.pin != Pin::None {
-        return Err(usage(
-            "semaphore leaves placement to the scheduler; --pin must be `none`",
-        ));
-    }
-    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
-        return Err(usage(
-            "semaphore compares processes with threads; it runs both (no --variant)",
-        ));
-    }
+    common.refuse_pin("semaphore")?;
+    common.require_both_sides("semaphore")?;
     let items = args
         .items
         .unwrap_or(if common.quick { QUICK_ITEMS } else { ITEMS });

@@ -34,7 +34,7 @@ use labkit::measure::{cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, Variant,
+    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Report, Variant,
 };
 use serde_json::json;
 
@@ -90,16 +90,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if common.pin != Pin::None {
-        return Err(usage(
-            "spawn leaves placement to the scheduler; --pin must be `none`",
-        ));
-    }
-    if !common.wants(Variant::Process) || !common.wants(Variant::Thread) {
-        return Err(usage(
-            "spawn compares processes with threads; it runs both (no --variant)",
-        ));
-    }
+    common.refuse_pin("spawn")?;
+    common.require_both_sides("spawn")?;
     let iterations = args.iterations.unwrap_or(if common.quick {
         QUICK_ITERATIONS
     } else {

@@ -4,19 +4,11 @@
 use std::time::{Duration, Instant};
 
 use labkit::report::Status;
-use labkit::testkit::{self, Done, command, finish, tag};
+use labkit::testkit::{self, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spawn");
-
-fn assert_nothing_left(tag: &str, pid: u32) {
-    assert_eq!(
-        testkit::leftovers(tag, pid),
-        Vec::<String>::new(),
-        "left behind"
-    );
-}
 
 #[test]
 fn the_quick_run_passes_every_check() {
@@ -62,31 +54,22 @@ fn the_quick_run_passes_every_check() {
         ids,
         ["overhead.process-creation", "overhead.process-memory"]
     );
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["--iterations", "0"], "at least 1"),
-        (&["--max-rss", "0"], "at least 1"),
-        (&["--max-rss", "16385"], "at most 16384"),
-        (&["--pin", "same"], "--pin must be `none`"),
-        (&["--variant", "thread"], "runs both"),
-        (&["--fast"], "--fast"),
-    ];
-    for (args, needle) in cases {
-        let t = tag("bad");
-        let done = testkit::run(BIN, &t, args);
-        let err = done.stderr();
-        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--iterations", "0"], "at least 1"),
+            (&["--max-rss", "0"], "at least 1"),
+            (&["--max-rss", "16385"], "at most 16384"),
+            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--variant", "thread"], "runs both"),
+            (&["--fast"], "--fast"),
+        ],
+    );
 }
 
 #[test]
@@ -107,22 +90,10 @@ fn sigint_mid_run_stops_cleanly_with_130() {
     let done = finish(child, Duration::from_secs(30));
     assert!(seen_children, "spawn never created a child");
     assert_eq!(done.code(), Some(130), "{}", done.stderr());
-    assert_nothing_left(&t, done.pid);
+    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]
 fn eight_copies_at_once_all_pass() {
-    let t = tag("eight");
-    let children: Vec<_> = (0..8)
-        .map(|_| command(BIN, &t, &["--quick", "--json"]).spawn().unwrap())
-        .collect();
-    let runs: Vec<Done> = children
-        .into_iter()
-        .map(|c| finish(c, Duration::from_secs(300)))
-        .collect();
-    for done in &runs {
-        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-        assert!(done.report().passed());
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
 }
