@@ -1,0 +1,87 @@
+//! End-to-end tests of the `mqueue` binary: the quick run, bad flags (limits of this kernel),
+//! a peer killed mid-run, SIGINT mid-run, eight copies at once (within the mq quota). After
+//! each: no process, no queue, no ledger left.
+
+use labkit::report::Status;
+use labkit::testkit::{self, assert_clean, tag};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mqueue");
+
+fn limit(name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_quick_run_passes_every_check() {
+    let t = tag("quick");
+    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(
+            check.status,
+            Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    for key in [
+        "round_trip/process/mq",
+        "round_trip/thread/channel",
+        "throughput/process/mq",
+        "throughput/thread/channel",
+    ] {
+        assert!(report.find(key).is_some(), "no {key}");
+    }
+    assert_eq!(report.params["msg_max"], limit("msg_max"));
+    assert_eq!(report.params["msgsize_max"], limit("msgsize_max"));
+    assert_clean(&t, done.pid);
+}
+
+#[test]
+fn limits_and_bad_flags_exit_2_naming_them() {
+    let too_big = (limit("msgsize_max") + 1).to_string();
+    let too_deep = (limit("msg_max") + 1).to_string();
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--bytes", &too_big], "/proc/sys/fs/mqueue/msgsize_max"),
+            (&["--depth", &too_deep], "/proc/sys/fs/mqueue/msg_max"),
+            (&["--bytes", "7"], "at least 8"),
+            (&["--depth", "0"], "at least 1"),
+            (&["--messages", "0"], "at least 1"),
+            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--variant", "process"], "runs both"),
+            (&["--queue"], "--queue"),
+        ],
+    );
+}
+
+/// A long stream; the tests act once the first child (the echo) exists.
+const LONG: &[&str] = &["--json", "--messages", "100000000"];
+
+#[test]
+fn the_peer_killed_mid_run_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        LONG,
+        |_, cmd| cmd.contains("--role sink"),
+        "sink peer",
+    );
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    testkit::assert_sigint_stops(BIN, LONG, |_, cmd| cmd.contains("--role sink"));
+}
+
+#[test]
+fn eight_copies_at_once_all_pass() {
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
+}
