@@ -32,6 +32,21 @@ pub fn run() -> Result<bool> {
             return Ok(false);
         }
     }
+    // The shm ring's loom model: its own target directory (RUSTFLAGS would otherwise rebuild
+    // the world), only the crate that has the model, few preemptions (STYLE.md).
+    eprintln!("xtask ci: loom: cargo test -p shm --lib --release (RUSTFLAGS=--cfg loom)");
+    let status = cargo()
+        .args(["test", "-p", "shm", "--lib", "--release"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root().join("target").join("loom"))
+        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .current_dir(root())
+        .status()
+        .context("cargo test (loom)")?;
+    if !status.success() {
+        eprintln!("xtask ci: loom FAILED");
+        return Ok(false);
+    }
     eprintln!("xtask ci: verify");
     let ok = crate::verify::run(&[])?;
     eprintln!(

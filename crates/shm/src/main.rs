@@ -1,0 +1,716 @@
+//! # shm: a ring buffer in POSIX shared memory, between processes and between threads
+//!
+//! **Claims** (from the seed, checked on this machine):
+//! * `comm.process-needs-ipc`: processes share memory only when they set it up (`shm_open`,
+//!   `mmap(MAP_SHARED)`); a private mapping written by a forked child stays the child's;
+//! * `comm.threads-faster`: threads talk faster; here, over the very same ring code, in ordinary
+//!   memory, and through a crossbeam channel.
+//!
+//! **Steps**
+//! 1. [`show_private_vs_shared`]: a forked child writes to a private mapping (`map_anon`) and to a
+//!    shared one: the parent sees only the shared write (checked). This runs first, while this
+//!    process has a single thread.
+//! 2. [`measure`]: for each message size (64 B to 1 MiB, `config.bytes`), round trips and a
+//!    stream, in alternating blocks, over three contenders: two processes over two rings in a
+//!    POSIX shared-memory object (`shm_open` O_EXCL 0600, the fd inherited by the re-executed
+//!    child, the name unlinked at once), two threads over the same ring code in ordinary memory,
+//!    two threads over crossbeam channels. Every message carries its sequence number and a
+//!    pattern that the far end checks.
+//! 3. [`judge_claims`].
+//!
+//! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
+//! `spin` never sleeps, and is allowed only with `--pin split` (on one CPU a spinner waits for
+//! preemption). CPU per message shows what spinning costs. The ring's protocol is model-checked
+//! with loom (`cargo xtask ci`).
+//!
+//! **Run it**: `cargo run --release -p shm` (about two seconds), `-- --json`,
+//! `-- --pin split --wait spin --bytes 64`.
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use crossbeam_channel::bounded;
+use labkit::child::Peer;
+use labkit::exit::usage;
+use labkit::measure::{cpu_ns_per_op, mib_per_s};
+use labkit::names::{Kind, reserve};
+use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::report::{format_bytes, format_ns};
+use labkit::signals::Shutdown;
+use labkit::{
+    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    Variant, Verdict,
+};
+use memmap2::{MmapMut, MmapOptions, MmapRaw};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use serde_json::json;
+use shm::ring::{Header, Local, Ring};
+use shm::wait::{self, Mode as WaitMode};
+
+/// Slots per ring.
+const SLOTS: u64 = 8;
+/// Message sizes by default: 64 B to 1 MiB. The smallest holds a sequence number and a receipt.
+const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
+const MIN_BYTES: u64 = 64;
+const MAX_BYTES: u64 = 1 << 20;
+/// Round trips per size and contender, and bytes per stream, by default and with `--quick`.
+const ROUND_TRIPS: u64 = 2_000;
+const QUICK_ROUND_TRIPS: u64 = 150;
+const STREAM: u64 = 16 << 20;
+const QUICK_STREAM: u64 = 1 << 20;
+/// Round trips per size shrink so that no size moves more than this many bytes each way …
+const RT_BYTES: u64 = 8 << 20;
+/// … but never below this many.
+const MIN_ROUND_TRIPS: u64 = 50;
+const QUICK_MIN_ROUND_TRIPS: u64 = 10;
+/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
+const BLOCKS: u64 = 5;
+const QUICK_BLOCKS: u64 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Wait {
+    /// Spin about 10 µs, then sleep on a futex.
+    Block,
+    /// Spin only (needs --pin split).
+    Spin,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shm",
+    about = "A ring buffer in POSIX shared memory between processes vs the same ring and a channel between threads.",
+    after_help = "Examples:\n  \
+        cargo run --release -p shm\n  \
+        cargo run --release -p shm -- --bytes 64 --pin split --wait spin\n  \
+        cargo run --release -p shm -- --json | jq .claims"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// One message size instead of 64 B, 4 KiB, 64 KiB and 1 MiB [from 64 to 1MiB].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, MAX_BYTES))]
+    bytes: Option<u64>,
+
+    /// How a side waits for the other: `block` (spin ~10 µs, then a futex) or `spin`.
+    #[arg(long, value_enum, default_value_t = Wait::Block)]
+    wait: Wait,
+
+    #[command(flatten)]
+    role: RoleArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.role.role.is_some() {
+        return labkit::finish("shm (child)", run_child(args));
+    }
+    labkit::finish("shm", run(args))
+}
+
+fn run(args: Args) -> Result<Outcome> {
+    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let common = &args.common;
+    common.require_both_sides("shm")?;
+    if args.wait == Wait::Spin && common.pin != Pin::Split {
+        return Err(usage(format!(
+            "--wait spin needs --pin split: with --pin {}, a spinning side can wait for the other \
+             to be preempted, milliseconds per hand-off",
+            common.pin.as_str()
+        )));
+    }
+    let placement = Placement::choose(common.pin)?;
+    let mode = if args.wait == Wait::Spin {
+        WaitMode::Spin
+    } else {
+        WaitMode::Block
+    };
+    let sizes: Vec<u64> = args.bytes.map_or_else(|| SIZES.to_vec(), |b| vec![b]);
+    let quick = common.quick;
+    let plan = Plan {
+        min_round_trips: if quick {
+            QUICK_MIN_ROUND_TRIPS
+        } else {
+            MIN_ROUND_TRIPS
+        },
+        round_trips: if quick {
+            QUICK_ROUND_TRIPS
+        } else {
+            ROUND_TRIPS
+        },
+        stream: if quick { QUICK_STREAM } else { STREAM },
+        blocks: if quick { QUICK_BLOCKS } else { BLOCKS },
+        mode,
+        wait: args.wait,
+        pin: common.pin,
+        placement,
+    };
+    let mut report = Report::new("shm");
+    report.param("sizes", sizes.clone());
+    report.param("slots", SLOTS);
+    report.param(
+        "wait",
+        if mode == WaitMode::Spin {
+            "spin"
+        } else {
+            "block"
+        },
+    );
+    report.param("pin", common.pin.as_str());
+    report.param("round_trips", plan.round_trips);
+    report.param("stream_bytes", plan.stream);
+
+    let shared_seen = show_private_vs_shared(&mut report)?;
+    let mut series = Vec::new();
+    {
+        let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
+        for &bytes in &sizes {
+            series.push(measure(&mut report, &plan, bytes, shutdown)?);
+        }
+    }
+    judge_claims(&mut report, &series, shared_seen);
+    report
+        .emit(common.json)
+        .context("write the report to stdout")?;
+    Ok(Outcome::of(&report))
+}
+
+struct Plan {
+    round_trips: u64,
+    min_round_trips: u64,
+    stream: u64,
+    blocks: u64,
+    mode: WaitMode,
+    wait: Wait,
+    pin: Pin,
+    placement: Placement,
+}
+
+/// Step 1: a private mapping stays the child's; a shared one is everyone's.
+fn show_private_vs_shared(report: &mut Report) -> Result<bool> {
+    let mut private = MmapMut::map_anon(4096).context("mmap a private page")?;
+    let shared_fd = shm_object(4096)?;
+    let shared = MmapRaw::map_raw(&shared_fd).context("mmap the shared page")?;
+    if labkit::procfs::thread_count(std::process::id()) != Some(1) {
+        bail!("refusing to fork: this process has more than one thread");
+    }
+    // SAFETY: this process has one thread (checked just above: this step runs first), so the
+    // child is a consistent copy; it only writes two bytes and leaves with `_exit`.
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Child => {
+            private[0] = 7;
+            // SAFETY: the shared page is mapped (4096 bytes) and nobody else writes it now.
+            unsafe { *shared.as_mut_ptr() = 7 };
+            // SAFETY: leaves without running the parent's exit code.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            nix::sys::wait::waitpid(child, None).context("waitpid")?;
+        }
+    }
+    // SAFETY: the page is mapped; the child has exited, so nothing writes it concurrently.
+    let (mine, ours) = (private[0], unsafe { *shared.as_mut_ptr() });
+    let ok = mine == 0 && ours == 7;
+    report.check(
+        "a forked child's write reaches a shared mapping, not a private one",
+        ok,
+        format!("the child wrote 7 to both; the parent reads {mine} in its private (copy-on-write) page and {ours} in the shared one"),
+    );
+    Ok(ok)
+}
+
+/// A POSIX shared-memory object of `len` bytes, created O_EXCL 0600 and unlinked at once: its
+/// descriptor is all anyone needs (a child inherits it).
+fn shm_object(len: u64) -> Result<OwnedFd> {
+    let mut r = reserve(Kind::Shm)?;
+    let fd = nix::sys::mman::shm_open(
+        r.name(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .with_context(|| format!("shm_open({}, O_CREAT|O_EXCL, 0600)", r.name()))?;
+    r.mark_created();
+    r.unlink().context("shm_unlink")?;
+    nix::unistd::ftruncate(&fd, len as i64).context("ftruncate the shared-memory object")?;
+    Ok(fd)
+}
+
+/// The layout of a shared region: two headers (to the child, back), then the two rings' slots.
+fn region_len(bytes: u64) -> usize {
+    2 * std::mem::size_of::<Header>() + 2 * (SLOTS * bytes) as usize
+}
+
+/// The two rings in a mapped region.
+///
+/// # Safety
+/// `base` must map `region_len(bytes)` bytes, shared with at most one other process that uses
+/// the rings the other way round, and stay mapped while the rings are used.
+unsafe fn rings<'a>(base: *mut u8, bytes: u64) -> (Ring<'a>, Ring<'a>) {
+    let h = std::mem::size_of::<Header>();
+    let slots = (SLOTS * bytes) as usize;
+    // SAFETY: by the caller's contract; the headers are page-aligned (offset 0) or aligned to
+    // their 64-byte lines (offset `h`, a multiple of 64), zero-initialised by ftruncate (a valid
+    // all-zero `Header`), and the slot areas follow them without overlap.
+    unsafe {
+        let to_child = &*base.cast::<Header>();
+        let back = &*base.add(h).cast::<Header>();
+        (
+            Ring::new(to_child, base.add(2 * h), SLOTS, bytes as usize),
+            Ring::new(back, base.add(2 * h + slots), SLOTS, bytes as usize),
+        )
+    }
+}
+
+/// Fills a message: the sequence number, then a pattern of it.
+fn fill(msg: &mut [u8], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+    // Touch every byte, as a real message would be written; cheap enough even at 1 MiB.
+    let seed = seq as u8;
+    msg[8..]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = seed.wrapping_add(i as u8));
+}
+
+fn is_message(msg: &[u8], seq: u64) -> bool {
+    let seed = seq as u8;
+    msg[..8] == seq.to_le_bytes()
+        && msg[8..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == seed.wrapping_add(i as u8))
+}
+
+/// One size's figures, per contender: [process-shm, thread-ring, thread-channel].
+struct Series {
+    bytes: u64,
+    rt_blocks: [Vec<f64>; 3],
+    tp_blocks: [Vec<f64>; 3],
+}
+
+const CONTENDERS: [(Variant, &str); 3] = [
+    (Variant::Process, "shm-ring"),
+    (Variant::Thread, "ring"),
+    (Variant::Thread, "channel"),
+];
+
+/// Step 2, for one size: round trips then streams, contenders alternating block by block.
+fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) -> Result<Series> {
+    // The process contender: a region in a shared-memory object, a child on the other side.
+    let fd = shm_object(region_len(bytes) as u64)?;
+    let map = MmapOptions::new()
+        .len(region_len(bytes))
+        .map_raw(&fd)
+        .context("mmap the shared-memory object")?;
+    let extra = [
+        "--bytes".to_owned(),
+        bytes.to_string(),
+        "--wait".to_owned(),
+        if plan.wait == Wait::Spin {
+            "spin"
+        } else {
+            "block"
+        }
+        .to_owned(),
+    ];
+    let peer = RefCell::new(Peer::spawn(
+        "echo",
+        &[fd.as_fd()],
+        plan.placement.peer,
+        &extra,
+    )?);
+    drop(fd); // The child holds the object now; our mapping keeps it alive for us.
+    // SAFETY: `map` is `region_len(bytes)` long, shared with the child only, and outlives the
+    // rings (both are dropped at the end of this function, the child first: see below).
+    let (p_out, p_in) = unsafe { rings(map.as_mut_ptr(), bytes) };
+    let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
+
+    // The thread contenders: the same rings in ordinary memory, and channels.
+    let (l_out, l_in) = (
+        Local::new(SLOTS, bytes as usize),
+        Local::new(SLOTS, bytes as usize),
+    );
+    let (t_out, t_in) = (l_out.ring(), l_in.ring());
+    let (to_echo, echo_rx) = bounded::<Box<[u8]>>(SLOTS as usize);
+    let (echo_tx, from_echo) = bounded::<Box<[u8]>>(SLOTS as usize);
+    let size = bytes as usize;
+    let mut rt = [
+        LatencyRecorder::new(),
+        LatencyRecorder::new(),
+        LatencyRecorder::new(),
+    ];
+    let mut series = Series {
+        bytes,
+        rt_blocks: Default::default(),
+        tp_blocks: Default::default(),
+    };
+    let mut cpu_rt = [Duration::ZERO; 3];
+    let mut cpu_tp = [Duration::ZERO; 3];
+    let mut tp_time = [Duration::ZERO; 3];
+    let mut wrong = 0u64;
+    let mode = plan.mode;
+    let pid = vec![peer.borrow().pid()];
+    let messages = (plan.stream / bytes).max(1);
+
+    std::thread::scope(|s| -> Result<()> {
+        // The thread echoes: one for the ring, one for the channel. An empty boxed slice, or
+        // the STOP sequence, ends them.
+        let cpu = plan.placement.peer;
+        let (echo_in, echo_out) = (&t_out, &t_in);
+        s.spawn(move || {
+            if let Some(cpu) = cpu {
+                let _ = pin_current_thread(cpu);
+            }
+            echo_loop(echo_in, echo_out, mode, &|| true)
+        });
+        s.spawn(move || {
+            if let Some(cpu) = cpu {
+                let _ = pin_current_thread(cpu);
+            }
+            for msg in echo_rx {
+                if msg.is_empty() || echo_tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf: Option<Box<[u8]>> = Some(vec![0u8; size].into_boxed_slice());
+        let mut seq = [0u64; 3];
+        let result = (|| -> Result<()> {
+            for block in 0..=plan.blocks {
+                // Round trips.
+                // Fewer round trips for large messages (a 1 MiB round trip takes about a millisecond).
+                let per_size = plan
+                    .round_trips
+                    .min(RT_BYTES / bytes)
+                    .max(plan.min_round_trips);
+                let n = if block == 0 {
+                    (per_size / 10).max(1)
+                } else {
+                    (per_size / plan.blocks).max(1)
+                };
+                for c in 0..3 {
+                    let watch: &[_] = if c == 0 { &pid } else { &[] };
+                    let cpu_before = CpuClock::now(watch)?;
+                    let mut this = LatencyRecorder::new();
+                    for _ in 0..n {
+                        shutdown.check()?;
+                        let i = seq[c];
+                        let start = Instant::now();
+                        let ok = match c {
+                            0 => {
+                                wait::push(&p_out, mode, &alive, |m| fill(m, i))
+                                    .map_err(|e| broke(&peer, e))?;
+                                wait::pop(&p_in, mode, &alive, |m| is_message(m, i))
+                                    .map_err(|e| broke(&peer, e))?
+                            }
+                            1 => {
+                                wait::push(&t_out, mode, &|| true, |m| fill(m, i))?;
+                                wait::pop(&t_in, mode, &|| true, |m| is_message(m, i))?
+                            }
+                            _ => {
+                                let mut m = buf.take().expect("the buffer came back");
+                                fill(&mut m, i);
+                                to_echo.send(m).context("the echo thread is gone")?;
+                                let m = from_echo.recv().context("the echo thread is gone")?;
+                                let ok = is_message(&m, i);
+                                buf = Some(m);
+                                ok
+                            }
+                        };
+                        if block > 0 {
+                            this.record(start.elapsed());
+                        }
+                        wrong += u64::from(!ok);
+                        seq[c] += 1;
+                    }
+                    if block > 0 {
+                        cpu_rt[c] += CpuClock::since(cpu_before, watch)?;
+                        rt[c].add(&this);
+                        series.rt_blocks[c].push(this.p50() as f64);
+                    }
+                }
+                // Streams: the far side echoes each message; we stream them through without
+                // waiting for each echo, so both rings stay full: a stream each way.
+                if block == 0 {
+                    continue;
+                }
+                for c in 0..3 {
+                    let watch: &[_] = if c == 0 { &pid } else { &[] };
+                    let cpu_before = CpuClock::now(watch)?;
+                    let start = Instant::now();
+                    wrong += match c {
+                        0 => stream_ring(&p_out, &p_in, mode, &alive, seq[0], messages)
+                            .map_err(|e| broke(&peer, e))?,
+                        1 => stream_ring(&t_out, &t_in, mode, &|| true, seq[1], messages)?,
+                        _ => {
+                            stream_channel(&to_echo, &from_echo, &mut buf, seq[2], messages, size)?
+                        }
+                    };
+                    seq[c] += messages;
+                    let took = start.elapsed();
+                    tp_time[c] += took;
+                    cpu_tp[c] += CpuClock::since(cpu_before, watch)?;
+                    series.tp_blocks[c].push(mib_per_s(messages * bytes, took));
+                }
+            }
+            Ok(())
+        })();
+        // Stop the thread echoes whatever happened.
+        let _ = wait::push(&t_out, mode, &|| true, |m| {
+            m[..8].copy_from_slice(&STOP.to_le_bytes())
+        });
+        let _ = to_echo.send(Box::new([]));
+        result
+    })?;
+    // Stop the child, then wait for it; only then may the mapping go.
+    wait::push(&p_out, mode, &alive, |m| {
+        m[..8].copy_from_slice(&STOP.to_le_bytes())
+    })
+    .map_err(|e| broke(&peer, e))?;
+    peer.into_inner().finish()?;
+    drop(map);
+
+    let config = json!({ "bytes": bytes, "wait": if mode == WaitMode::Spin { "spin" } else { "block" }, "pin": plan.pin.as_str() });
+    for (c, (variant, mechanism)) in CONTENDERS.into_iter().enumerate() {
+        report.measure(Measurement::histogram(
+            "round_trip",
+            variant,
+            mechanism,
+            config.clone(),
+            &rt[c],
+            cpu_ns_per_op(cpu_rt[c], rt[c].len()),
+        ));
+        let moved = messages * plan.blocks;
+        report.measure(Measurement::value(
+            "throughput",
+            variant,
+            mechanism,
+            config.clone(),
+            "MiB/s",
+            mib_per_s(moved * bytes, tp_time[c]),
+            cpu_ns_per_op(cpu_tp[c], moved),
+        ));
+    }
+    report.check(
+        &format!("every {} message arrived once, in order, intact", format_bytes(bytes)),
+        wrong == 0,
+        format!("round trips and streams over all three contenders, sequence and pattern checked at the far end: {wrong} wrong"),
+    );
+    Ok(series)
+}
+
+/// The sequence number that stops an echo.
+const STOP: u64 = u64::MAX;
+
+/// The error for a broken exchange: the interruption, the peer's death, or the error itself.
+fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
+    if let Some(signal) = labkit::signals::requested() {
+        return labkit::Interrupted(signal).into();
+    }
+    let mut p = peer.borrow_mut();
+    if p.wait_for(Duration::from_secs(1)).ok().flatten().is_some() {
+        p.death(&err)
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// The echo side of a ring pair: returns each message, until STOP. (A slot cannot be held
+/// across two ring calls, so each message passes through one scratch buffer.)
+fn echo_loop(
+    inbox: &Ring<'_>,
+    outbox: &Ring<'_>,
+    mode: WaitMode,
+    alive: &dyn Fn() -> bool,
+) -> std::io::Result<()> {
+    let mut scratch = vec![0u8; inbox.slot_bytes()];
+    loop {
+        let stop = wait::pop(inbox, mode, alive, |m| {
+            scratch.copy_from_slice(m);
+            m[..8] == STOP.to_le_bytes()
+        })?;
+        if stop {
+            return Ok(());
+        }
+        wait::push(outbox, mode, alive, |slot| slot.copy_from_slice(&scratch))?;
+    }
+}
+
+/// Streams `n` messages from `first` through the ring pair (echoed back) and checks the echoes;
+/// returns how many were wrong.
+fn stream_ring(
+    out: &Ring<'_>,
+    back: &Ring<'_>,
+    mode: WaitMode,
+    alive: &dyn Fn() -> bool,
+    first: u64,
+    n: u64,
+) -> std::io::Result<u64> {
+    let (mut sent, mut got, mut wrong) = (0, 0, 0);
+    while got < n {
+        // Keep the outbound ring full, drain what came back.
+        while sent < n && out.has_space() {
+            wait::push(out, mode, alive, |m| fill(m, first + sent))?;
+            sent += 1;
+        }
+        let i = first + got;
+        if !wait::pop(back, mode, alive, |m| is_message(m, i))? {
+            wrong += 1;
+        }
+        got += 1;
+    }
+    Ok(wrong)
+}
+
+/// The same stream over channels, one buffer per slot, recycled.
+fn stream_channel(
+    out: &crossbeam_channel::Sender<Box<[u8]>>,
+    back: &crossbeam_channel::Receiver<Box<[u8]>>,
+    spare: &mut Option<Box<[u8]>>,
+    first: u64,
+    n: u64,
+    size: usize,
+) -> Result<u64> {
+    let mut pool: Vec<Box<[u8]>> = spare.take().into_iter().collect();
+    pool.resize_with(SLOTS as usize, || vec![0u8; size].into_boxed_slice());
+    let (mut sent, mut got, mut wrong) = (0, 0, 0);
+    while got < n {
+        while sent < n {
+            let Some(mut m) = pool.pop() else { break };
+            fill(&mut m, first + sent);
+            out.send(m).context("the echo thread is gone")?;
+            sent += 1;
+        }
+        let m = back.recv().context("the echo thread is gone")?;
+        wrong += u64::from(!is_message(&m, first + got));
+        got += 1;
+        pool.push(m);
+    }
+    *spare = pool.pop();
+    Ok(wrong)
+}
+
+/// Step 3: the claims.
+fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
+    let pick = |r: &Report, name: &str, mech: &str, bytes: u64| {
+        r.measurements
+            .iter()
+            .find(|m| {
+                m.name == name
+                    && m.mechanism == mech
+                    && m.config.get("bytes").and_then(|b| b.as_u64()) == Some(bytes)
+            })
+            .cloned()
+    };
+    let mut summary = Vec::new();
+    for s in series {
+        for (name, blocks, lower) in [
+            ("round_trip", &s.rt_blocks, true),
+            ("throughput", &s.tp_blocks, false),
+        ] {
+            let (Some(p), Some(t)) = (
+                pick(report, name, "shm-ring", s.bytes),
+                pick(report, name, "ring", s.bytes),
+            ) else {
+                continue;
+            };
+            let cmp = if lower {
+                Comparison::expect_lower(&blocks[1], &blocks[0])
+            } else {
+                Comparison::expect_higher(&blocks[1], &blocks[0])
+            };
+            let figure = |m: &Measurement| {
+                if lower {
+                    format_ns(m.p50.unwrap_or(0) as f64)
+                } else {
+                    format!("{:.0} MiB/s", m.value.unwrap_or(0.0))
+                }
+            };
+            let chan = pick(report, name, "channel", s.bytes)
+                .map(|m| figure(&m))
+                .unwrap_or_default();
+            let evidence = format!(
+                "{} messages, {name}: the same ring between threads {}, between processes over shared memory {} \
+                 (a channel between threads: {chan}); {}",
+                format_bytes(s.bytes),
+                figure(&t),
+                figure(&p),
+                cmp.describe(
+                    "the ring between threads",
+                    "the ring between processes",
+                    "faster"
+                )
+            );
+            if name == "round_trip" {
+                summary.push(format!(
+                    "{} {} vs {}",
+                    format_bytes(s.bytes),
+                    figure(&p),
+                    figure(&t)
+                ));
+            }
+            report.claim_measured("comm.threads-faster", &cmp, [&p, &t], evidence);
+        }
+    }
+    let (verdict, evidence) = if report.passed() && shared_seen {
+        (
+            Verdict::Holds,
+            "memory is shared between processes only where they arrange it: a forked child's write \
+             to a private mapping stayed its own, to a shm_open'ed MAP_SHARED one it reached the \
+             parent; the rings worked between processes only in that shared object",
+        )
+    } else {
+        (
+            Verdict::Inconclusive,
+            "a check failed, so this run shows nothing either way",
+        )
+    };
+    report.claim_observed("comm.process-needs-ipc", verdict, evidence);
+    report.summary = format!(
+        "ring round trip p50, processes over shm vs threads: {}{}",
+        summary.join("; "),
+        if report.passed() {
+            "; every message arrived intact."
+        } else {
+            "; a check FAILED."
+        }
+    );
+}
+
+/// The echo child: maps the region it inherited and echoes until STOP.
+fn run_child(mut args: Args) -> Result<Outcome> {
+    args.role.enter_child()?;
+    if args.role.role.as_deref() != Some("echo") {
+        return Err(usage(format!(
+            "unknown role `{}`",
+            args.role.role.unwrap_or_default()
+        )));
+    }
+    let fd = args
+        .role
+        .take_fds()?
+        .into_iter()
+        .next()
+        .context("no shared-memory fd passed")?;
+    let bytes = args.bytes.context("--bytes is required")?;
+    let map = MmapOptions::new()
+        .len(region_len(bytes))
+        .map_raw(&fd)
+        .context("mmap the shared-memory object")?;
+    // SAFETY: the parent made the region `region_len(bytes)` long and keeps it mapped; we use
+    // its rings the other way round.
+    let (inbox, outbox) = unsafe { rings(map.as_mut_ptr(), bytes) };
+    let mode = if args.wait == Wait::Spin {
+        WaitMode::Spin
+    } else {
+        WaitMode::Block
+    };
+    // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
+    echo_loop(&inbox, &outbox, mode, &|| true).context("echo")?;
+    Ok(Outcome::Passed)
+}

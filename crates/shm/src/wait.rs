@@ -1,0 +1,193 @@
+//! Waiting for the other side of a ring: spin briefly, then sleep on a futex in the shared page
+//! (`--wait block`), or spin only (`--wait spin`, sensible only with the two sides on two CPUs:
+//! on one CPU a spinner waits for preemption, milliseconds per hand-off).
+//!
+//! The futex words are not `FUTEX_PRIVATE`, so a sleeper in one process is woken by a store and
+//! `FUTEX_WAKE` in another. The order that loses no wake-up: the sleeper reads the sequence
+//! word, raises its `waiting` flag, checks its condition once more, and sleeps only if the word
+//! still holds what it read; the other side publishes, bumps the word, and wakes if the flag is
+//! up (all SeqCst). Sleeps last at most [`RECHECK`], after which the sleeper asks whether its
+//! peer is alive.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::ring::Ring;
+
+/// How long to spin before sleeping, in `block` mode.
+pub const SPIN: Duration = Duration::from_micros(10);
+/// The longest sleep before a liveness check.
+pub const RECHECK: Duration = Duration::from_millis(50);
+
+/// How a side waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Spin about 10 µs, then sleep on the futex.
+    Block,
+    /// Spin only.
+    Spin,
+}
+
+fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the call; `ts` outlives it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &ts,
+            0,
+            0,
+        )
+    };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR)
+        ) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE touches no other memory.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0,
+            0,
+            0,
+        )
+    };
+}
+
+/// Waits until `ready()`; `seq` is the word the other side bumps, `waiting` our flag.
+fn wait_until(
+    ready: &dyn Fn() -> bool,
+    seq: &AtomicU32,
+    waiting: &AtomicU32,
+    mode: Mode,
+    peer_alive: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    let spin_until = Instant::now() + SPIN;
+    let mut spins = 0u64;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if mode == Mode::Spin || Instant::now() < spin_until {
+            std::hint::spin_loop();
+            spins += 1;
+            if spins.is_multiple_of(1 << 20) && !peer_alive() {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the other side is gone",
+                ));
+            }
+            continue;
+        }
+        let seen = seq.load(Ordering::SeqCst);
+        waiting.store(1, Ordering::SeqCst);
+        if !ready() {
+            futex_wait(seq, seen, RECHECK)?;
+        }
+        waiting.store(0, Ordering::SeqCst);
+        if !ready() && !peer_alive() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the other side is gone",
+            ));
+        }
+    }
+}
+
+/// Producer: waits for a free slot, fills it, publishes it, wakes a sleeping consumer.
+pub fn push(
+    ring: &Ring<'_>,
+    mode: Mode,
+    peer_alive: &dyn Fn() -> bool,
+    fill: impl FnOnce(&mut [u8]),
+) -> io::Result<()> {
+    let h = ring.header;
+    wait_until(
+        &|| ring.has_space(),
+        &h.tail_seq.0,
+        &h.producer_waiting.0,
+        mode,
+        peer_alive,
+    )?;
+    let pushed = ring.try_push(fill);
+    debug_assert!(pushed, "the only producer found space a moment ago");
+    if h.consumer_waiting.0.load(Ordering::SeqCst) != 0 {
+        futex_wake(&h.head_seq.0);
+    }
+    Ok(())
+}
+
+/// Consumer: waits for a published slot, reads it, frees it, wakes a sleeping producer.
+pub fn pop<T>(
+    ring: &Ring<'_>,
+    mode: Mode,
+    peer_alive: &dyn Fn() -> bool,
+    read: impl FnOnce(&[u8]) -> T,
+) -> io::Result<T> {
+    let h = ring.header;
+    wait_until(
+        &|| ring.has_item(),
+        &h.head_seq.0,
+        &h.consumer_waiting.0,
+        mode,
+        peer_alive,
+    )?;
+    let out = ring
+        .try_pop(read)
+        .expect("the only consumer found an item a moment ago");
+    if h.producer_waiting.0.load(Ordering::SeqCst) != 0 {
+        futex_wake(&h.tail_seq.0);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::Local;
+
+    #[test]
+    fn blocking_hand_offs_between_threads() {
+        let local = Local::new(2, 8);
+        let ring = local.ring();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..2_000u64 {
+                    push(&ring, Mode::Block, &|| true, |slot| {
+                        slot.copy_from_slice(&i.to_le_bytes())
+                    })
+                    .unwrap();
+                    if i % 500 == 0 {
+                        std::thread::sleep(Duration::from_millis(1)); // Make the consumer sleep.
+                    }
+                }
+            });
+            for i in 0..2_000u64 {
+                let v = pop(&ring, Mode::Block, &|| true, |slot| {
+                    u64::from_le_bytes(slot.try_into().unwrap())
+                })
+                .unwrap();
+                assert_eq!(v, i);
+            }
+        });
+    }
+}

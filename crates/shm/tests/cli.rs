@@ -1,0 +1,76 @@
+//! End-to-end tests of the `shm` binary: the quick run, bad flags (spin only with --pin split),
+//! the peer killed mid-run, SIGINT mid-run, eight copies at once. After each: nothing in
+//! /dev/shm, no ledger entry, no process left.
+
+use labkit::report::Status;
+use labkit::testkit::{self, assert_clean, tag};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shm");
+
+#[test]
+fn the_quick_run_passes_every_check() {
+    let t = tag("quick");
+    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(
+            check.status,
+            Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    let sizes: Vec<u64> = report
+        .measurements
+        .iter()
+        .filter(|m| m.name == "round_trip" && m.mechanism == "shm-ring")
+        .map(|m| m.config["bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [64, 4096, 65536, 1 << 20]);
+    for mechanism in ["shm-ring", "ring", "channel"] {
+        assert!(
+            report
+                .measurements
+                .iter()
+                .any(|m| m.mechanism == mechanism && m.name == "throughput")
+        );
+    }
+    assert_clean(&t, done.pid);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--bytes", "63"], "at least 64"),
+            (&["--bytes", "2MiB"], "at most 1048576"),
+            (&["--wait", "spin"], "--wait spin needs --pin split"),
+            (
+                &["--wait", "spin", "--pin", "same"],
+                "--wait spin needs --pin split",
+            ),
+            (&["--wait", "sometimes"], "block, spin"),
+            (&["--variant", "thread"], "runs both"),
+            (&["--frobnicate"], "--frobnicate"),
+        ],
+    );
+}
+
+#[test]
+fn the_peer_killed_mid_run_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(BIN, &["--json"], |_, _| true, "echo peer");
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    testkit::assert_sigint_stops(BIN, &["--json"], |_, _| true);
+}
+
+#[test]
+fn eight_copies_at_once_all_pass() {
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
+}
