@@ -58,7 +58,11 @@ mod tests {
         // Other tests run in threads of this process too, so only a lower bound is certain.
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || rx.recv());
-        assert!(thread_count(me).is_some_and(|n| n >= 2), "{:?}", thread_count(me));
+        assert!(
+            thread_count(me).is_some_and(|n| n >= 2),
+            "{:?}",
+            thread_count(me)
+        );
         drop(tx);
         let _ = t.join();
         let mut child = std::process::Command::new("sleep")
