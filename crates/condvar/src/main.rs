@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use labkit::child::Peer;
+use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::cpu_ns_per_op;
 use labkit::report::format_ns;
@@ -150,17 +150,7 @@ fn measure_ping_pong(
     drop(tally_tx); // Only the child may write its tally: its death is our EOF.
     let pids = vec![peer.borrow().pid()];
     let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
-    let broke = |e: std::io::Error| -> anyhow::Error {
-        if let Some(signal) = labkit::signals::requested() {
-            return labkit::Interrupted(signal).into();
-        }
-        let mut p = peer.borrow_mut();
-        if p.wait_for(Duration::from_secs(1)).ok().flatten().is_some() {
-            p.death(&e)
-        } else {
-            anyhow::Error::new(e)
-        }
-    };
+    let broke = |e: std::io::Error| explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), e);
     let local = ThreadTurn::new();
     let (mut ours, mut theirs_thread) = ([Waits::default(), Waits::default()], Waits::default());
     let mut lat = [LatencyRecorder::new(), LatencyRecorder::new()];

@@ -252,6 +252,28 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> io::Result<Option<Exi
     }
 }
 
+/// The error for an exchange with `peers` that broke with `err`: the shutdown signal if one came
+/// (the peers may be going with us), else the first peer that ended badly and how (waiting up to
+/// a second in all for a dying one to become reapable), else `err` itself.
+pub fn explain_break(peers: &mut [Peer], err: io::Error) -> anyhow::Error {
+    if let Some(signal) = crate::signals::requested() {
+        return crate::Interrupted(signal).into();
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if peers.is_empty() {
+            return anyhow::Error::new(err);
+        }
+        if let Some(p) = peers.iter_mut().find_map(|p| p.died().then_some(p)) {
+            return p.death(&err);
+        }
+        if Instant::now() >= deadline {
+            return anyhow::Error::new(err);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// "exited with code 3", "was killed by SIGKILL", "exited normally".
 pub fn describe(status: ExitStatus) -> String {
     if let Some(sig) = status.signal() {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use crossbeam_channel::bounded;
-use labkit::child::Peer;
+use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, median, mib_per_s};
 use labkit::names::{Kind, reserve};
@@ -213,17 +213,9 @@ fn start_child(role: &str, plan: &Plan) -> Result<([Queue; 2], RefCell<Peer>)> {
     Ok(([to_child, from_child], RefCell::new(peer)))
 }
 
-/// The error for a broken exchange: the interruption, the peer's death, or the error itself.
+/// The error for a broken exchange with the child (see `labkit::child::explain_break`).
 fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
-    if let Some(signal) = labkit::signals::requested() {
-        return labkit::Interrupted(signal).into();
-    }
-    let mut p = peer.borrow_mut();
-    if p.wait_for(Duration::from_secs(1)).ok().flatten().is_some() {
-        p.death(&err)
-    } else {
-        anyhow::Error::new(err)
-    }
+    explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
 }
 
 /// Block figures per variant: [process, thread].

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use labkit::child::Peer;
+use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::cpu_ns_per_op;
 use labkit::names::{Kind, Reservation, reserve};
@@ -285,22 +285,9 @@ fn start_watchdog<'scope, 'env>(
     Ok(stop_tx)
 }
 
-/// The error for a broken wait: the first dead peer, or the interruption, or the error itself.
+/// The error for a broken wait (see `labkit::child::explain_break`).
 fn broke(peers: &RefCell<Vec<Peer>>, err: std::io::Error) -> anyhow::Error {
-    if let Some(signal) = labkit::signals::requested() {
-        return labkit::Interrupted(signal).into();
-    }
-    let mut peers = peers.borrow_mut();
-    for p in peers.iter_mut() {
-        if p.wait_for(Duration::from_secs(1))
-            .ok()
-            .flatten()
-            .is_some_and(|s| !s.success())
-        {
-            return p.death(&err);
-        }
-    }
-    anyhow::Error::new(err).context("a semaphore wait failed")
+    explain_break(&mut peers.borrow_mut(), err)
 }
 
 /// Step 1: post → wait → post back, processes and threads in alternating blocks.

@@ -184,12 +184,12 @@ impl Far {
     }
 
     fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
-        if let Some(signal) = labkit::signals::requested() {
-            return labkit::Interrupted(signal).into();
-        }
         match self {
-            Far::Process { peer, .. } => peer.death(err),
-            Far::Thread(_) => anyhow::Error::new(err).context("the hand-off with the thread broke"),
+            Far::Process { peer, .. } => {
+                labkit::child::explain_break(std::slice::from_mut(peer), err)
+            }
+            Far::Thread(_) => labkit::child::explain_break(&mut [], err)
+                .context("the hand-off with the thread broke"),
         }
     }
 
