@@ -145,6 +145,11 @@ impl Peer {
         Ok(self.status)
     }
 
+    /// Whether the child has been reaped already (its status is known).
+    pub fn ended(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// Whether the child has ended badly (a signal or a non-zero exit); never blocks.
     pub fn died(&mut self) -> bool {
         self.wait_for(Duration::ZERO)

@@ -422,12 +422,16 @@ fn is_ours(kind: Kind, name: &str, pid: u32) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..")
 }
 
-/// Names with the lab's prefix present now in /dev/shm (`pvt-…`, `sem.pvt-…`) and in the temp
-/// dir, as paths: what a run could leave behind.
+/// Names with the lab's prefix present now in /dev/shm (`pvt-…`, `sem.pvt-…`), in the temp dir,
+/// and in /dev/mqueue where an mqueue file system is mounted, as paths: what a run could leave.
 pub fn present() -> Vec<PathBuf> {
     let prefix = format!("{PREFIX}-");
     let mut found = Vec::new();
-    for dir in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+    for dir in [
+        PathBuf::from("/dev/shm"),
+        std::env::temp_dir(),
+        PathBuf::from("/dev/mqueue"),
+    ] {
         let Ok(entries) = fs::read_dir(&dir) else {
             continue;
         };

@@ -378,6 +378,17 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(s, "{}: {}", self.topic, self.summary);
         let _ = writeln!(s, "host: {}", self.host.describe());
+        if !self.params.is_empty() {
+            let params: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(text) => format!("{k}={text}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            let _ = writeln!(s, "params: {}", params.join(" "));
+        }
         if !self.measurements.is_empty() {
             s.push('\n');
             let header = [
@@ -644,9 +655,10 @@ mod tests {
         // The table is the block of indented lines after the host line.
         let rows: Vec<&str> = text
             .lines()
-            .skip(3)
+            .skip_while(|l| !l.starts_with("  measurement"))
             .take_while(|l| l.starts_with("  "))
             .collect();
+        assert!(text.contains("params: messages=10"), "{text}");
         assert_eq!(rows.len(), 3, "{text}");
         let column =
             |row: &str, word: &str| row.find(word).unwrap_or_else(|| panic!("{word} in {row}"));

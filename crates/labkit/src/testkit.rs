@@ -240,9 +240,15 @@ pub fn start_until_child(
     }
 }
 
-/// Sends `signal` to `pid`.
+/// Sends `signal` to `pid`; failing (ESRCH: it has already ended) fails the test, since the
+/// test then did not do what it meant to.
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("kill");
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {
+        panic!(
+            "could not send {} to pid {pid} ({e}): it ended before the test could act",
+            signal.as_str()
+        );
+    }
 }
 
 /// Starts `bin args…`, waits for the child that `pick` selects (by pid and command line),

@@ -55,10 +55,11 @@ const MAX_COUNT: u64 = 100_000_000;
 /// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
 const BLOCKS: u64 = 5;
 const QUICK_BLOCKS: u64 = 3;
-/// Queues one run holds at once (two for round trips, two for streams), for the quota check.
-const QUEUES_AT_ONCE: u64 = 4;
-/// A kernel bookkeeping allowance per message, for the quota estimate (pointer + tree node).
-const PER_MESSAGE_OVERHEAD: u64 = 48;
+/// Queues one run holds at once (a pair, for round trips and then for streams), for the quota.
+const QUEUES_AT_ONCE: u64 = 2;
+/// The kernel's bookkeeping per message charged to the quota, on top of the payload (about a
+/// `struct msg_msg` and a priority-tree node), for the estimate.
+const PER_MESSAGE_OVERHEAD: u64 = 96;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -231,7 +231,7 @@ fn measure_contended(
     increments: u64,
     max_parties: u64,
     blocks: u64,
-    shutdown: &Shutdown,
+    shutdown: &'static Shutdown,
 ) -> Result<bool> {
     let mut all_exact = true;
     let mut lines = Vec::new();
@@ -243,7 +243,7 @@ fn measure_contended(
             runs[0].push(contend_processes(
                 memory, counter, parties, increments, shutdown,
             )?);
-            runs[1].push(contend_threads(parties, increments)?);
+            runs[1].push(contend_threads(parties, increments, shutdown)?);
         }
         let ops = parties * increments * blocks;
         for (variant, mechanism, runs) in [
@@ -352,6 +352,8 @@ fn read_messages(
             fds.extend(
                 peers
                     .iter()
+                    // A child already reaped has said all it will: its pidfd would stay readable.
+                    .filter(|p| !p.ended())
                     .filter_map(Peer::exit_fd)
                     .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
             );
@@ -390,7 +392,11 @@ fn read_messages(
 }
 
 /// `parties` threads add `increments` each to a `std::sync::Mutex<u64>`.
-fn contend_threads(parties: u64, increments: u64) -> Result<Contended> {
+fn contend_threads(
+    parties: u64,
+    increments: u64,
+    shutdown: &'static Shutdown,
+) -> Result<Contended> {
     let counter = Arc::new(Mutex::new(0u64));
     let start_line = Arc::new(Barrier::new(parties as usize + 1));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -403,7 +409,11 @@ fn contend_threads(parties: u64, increments: u64) -> Result<Contended> {
             );
             std::thread::spawn(move || {
                 start_line.wait();
-                for _ in 0..increments {
+                for i in 0..increments {
+                    // A Ctrl-C stops the count within 4096 increments.
+                    if i % 4096 == 0 && shutdown.requested().is_some() {
+                        break;
+                    }
                     *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                 }
                 let _ = done.send(());
@@ -422,6 +432,7 @@ fn contend_threads(parties: u64, increments: u64) -> Result<Contended> {
         h.join()
             .map_err(|_| anyhow::anyhow!("a counting thread panicked"))?;
     }
+    shutdown.check()?;
     let total = *counter.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Contended {
         elapsed,

@@ -58,7 +58,7 @@ fn bad_flags_exit_2_naming_the_limit() {
 }
 
 /// A counting child with much to do (the first, one-party block); the tests act once it exists.
-const LONG: &[&str] = &["--json", "--increments", "20000000"];
+const LONG: &[&str] = &["--json", "--increments", "100000000"];
 
 #[test]
 fn a_counting_child_killed_mid_run_is_reported_with_exit_1() {

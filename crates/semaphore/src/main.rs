@@ -27,7 +27,7 @@
 mod ring;
 mod sem;
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
@@ -98,14 +98,16 @@ struct Args {
     named: Vec<String>,
 }
 
-/// What lives in the shared page: the unnamed semaphores and the ring.
+/// What lives in the shared page: the unnamed semaphores and the ring. The semaphores are
+/// `UnsafeCell`s: `sem_post`/`sem_wait`, here and in other processes, write their bytes while a
+/// `&Shared` exists.
 #[repr(C)]
 struct Shared {
-    empty: libc::sem_t,
-    full: libc::sem_t,
-    lock: libc::sem_t,
-    ping: libc::sem_t,
-    pong: libc::sem_t,
+    empty: UnsafeCell<libc::sem_t>,
+    full: UnsafeCell<libc::sem_t>,
+    lock: UnsafeCell<libc::sem_t>,
+    ping: UnsafeCell<libc::sem_t>,
+    pong: UnsafeCell<libc::sem_t>,
     stop: AtomicU64,
     ring: Ring,
 }
@@ -132,15 +134,15 @@ impl Unnamed {
     /// `shared` must point to a `Shared` whose semaphores were initialised (see `run`), mapped
     /// for as long as the result is used.
     unsafe fn attach(shared: *mut Shared) -> Unnamed {
-        // SAFETY: by the caller's contract; `&raw mut` takes the fields' addresses without
+        // SAFETY: by the caller's contract; `UnsafeCell::get` takes the fields' addresses without
         // creating references to memory other processes change.
         unsafe {
             Unnamed {
-                empty: PosixSem::attach(&raw mut (*shared).empty),
-                full: PosixSem::attach(&raw mut (*shared).full),
-                lock: PosixSem::attach(&raw mut (*shared).lock),
-                ping: PosixSem::attach(&raw mut (*shared).ping),
-                pong: PosixSem::attach(&raw mut (*shared).pong),
+                empty: PosixSem::attach((*shared).empty.get()),
+                full: PosixSem::attach((*shared).full.get()),
+                lock: PosixSem::attach((*shared).lock.get()),
+                ping: PosixSem::attach((*shared).ping.get()),
+                pong: PosixSem::attach((*shared).pong.get()),
             }
         }
     }
@@ -174,11 +176,11 @@ fn run(args: Args) -> Result<Outcome> {
     // aligned (checked by `cast`), and unshared until the children start; the semaphores are
     // initialised in place and never moved.
     let unnamed = unsafe {
-        PosixSem::init_shared(&raw mut (*shared).empty, SLOTS as u32)?;
-        PosixSem::init_shared(&raw mut (*shared).full, 0)?;
-        PosixSem::init_shared(&raw mut (*shared).lock, 1)?;
-        PosixSem::init_shared(&raw mut (*shared).ping, 0)?;
-        PosixSem::init_shared(&raw mut (*shared).pong, 0)?;
+        PosixSem::init_shared((*shared).empty.get(), SLOTS as u32)?;
+        PosixSem::init_shared((*shared).full.get(), 0)?;
+        PosixSem::init_shared((*shared).lock.get(), 1)?;
+        PosixSem::init_shared((*shared).ping.get(), 0)?;
+        PosixSem::init_shared((*shared).pong.get(), 0)?;
         Unnamed::attach(shared)
     };
     // SAFETY: initialised above; only atomics and semaphores are used through it.
@@ -433,7 +435,7 @@ fn measure_buffer(
             memory, unnamed, None, shared, producers, items, shutdown,
         )?);
         runs[1].push(buffer_named(memory, shared, producers, items, shutdown)?);
-        runs[2].push(buffer_threads(producers, items)?);
+        runs[2].push(buffer_threads(producers, items, shutdown)?);
     }
     let total = producers * items * blocks;
     let mut lines = Vec::new();
@@ -585,7 +587,7 @@ fn buffer_named(
 }
 
 /// Producers as threads, on `Condvar` semaphores.
-fn buffer_threads(producers: u64, items: u64) -> Result<Run> {
+fn buffer_threads(producers: u64, items: u64, shutdown: &Shutdown) -> Result<Run> {
     let (empty, full, lock) = (
         CondvarSem::new(SLOTS as u64),
         CondvarSem::new(0),
@@ -600,13 +602,18 @@ fn buffer_threads(producers: u64, items: u64) -> Result<Run> {
     };
     let cpu_before = CpuClock::now(&[])?;
     let start = Instant::now();
+    // "Alive" here means "not interrupted": a Ctrl-C stops the consumer within 4096 items, and
+    // producers blocked on a full buffer within one recheck.
+    let going = || shutdown.check().is_ok();
     let wrong = std::thread::scope(|s| {
         for p in 0..producers {
-            let buffer = &buffer;
-            s.spawn(move || buffer.produce(p, items, &|| true));
+            let (buffer, going) = (&buffer, &going);
+            s.spawn(move || buffer.produce(p, items, going));
         }
-        buffer.consume(producers, producers * items, &|| true)
-    })?;
+        buffer.consume(producers, producers * items, &going)
+    });
+    shutdown.check()?;
+    let wrong = wrong?;
     Ok(Run {
         elapsed: start.elapsed(),
         cpu: CpuClock::since(cpu_before, &[])?,
@@ -686,6 +693,9 @@ fn run_child(mut args: Args) -> Result<Outcome> {
                 None => (&unnamed.empty, &unnamed.full, &unnamed.lock),
             };
             ready.write_all(b"!").context("say ready")?;
+            // Close it now: if a sibling dies before saying ready, our open copy would keep the
+            // parent from seeing EOF.
+            drop(ready);
             let _ = go.read(&mut [0u8; 1]); // EOF: the parent started everyone.
             let buffer = Buffer {
                 empty,

@@ -248,9 +248,10 @@ fn region_len(bytes: u64) -> usize {
 /// The two rings in a mapped region.
 ///
 /// # Safety
-/// `base` must map `region_len(bytes)` bytes, shared with at most one other process that uses
-/// the rings the other way round, and stay mapped while the rings are used.
-unsafe fn rings<'a>(base: *mut u8, bytes: u64) -> (Ring<'a>, Ring<'a>) {
+/// `map` must be `region_len(bytes)` bytes, shared with at most one other process that uses the
+/// rings the other way round. (The rings borrow `map`, so they cannot outlive it.)
+unsafe fn rings(map: &MmapRaw, bytes: u64) -> (Ring<'_>, Ring<'_>) {
+    let base = map.as_mut_ptr();
     let h = std::mem::size_of::<Header>();
     let slots = (SLOTS * bytes) as usize;
     // SAFETY: by the caller's contract; the headers are page-aligned (offset 0) or aligned to
@@ -327,7 +328,7 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
     drop(fd); // The child holds the object now; our mapping keeps it alive for us.
     // SAFETY: `map` is `region_len(bytes)` long, shared with the child only, and outlives the
     // rings (both are dropped at the end of this function, the child first: see below).
-    let (p_out, p_in) = unsafe { rings(map.as_mut_ptr(), bytes) };
+    let (p_out, p_in) = unsafe { rings(&map, bytes) };
     let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
 
     // The thread contenders: the same rings in ordinary memory, and channels.
@@ -366,7 +367,7 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
             if let Some(cpu) = cpu {
                 let _ = pin_current_thread(cpu);
             }
-            echo_loop(echo_in, echo_out, mode, &|| true)
+            echo_loop(echo_in, echo_out, echo_mode(mode), &|| true)
         });
         s.spawn(move || {
             if let Some(cpu) = cpu {
@@ -510,6 +511,16 @@ const STOP: u64 = u64::MAX;
 /// The error for a broken exchange with the child (see `labkit::child::explain_break`).
 fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
     explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
+}
+
+/// An echo spins only while its exchange runs: idle during another contender's block, it sleeps,
+/// or two spinners would share the peer CPU and each hand-off would wait for the scheduler.
+fn echo_mode(mode: WaitMode) -> WaitMode {
+    if mode == WaitMode::Spin {
+        WaitMode::Patient
+    } else {
+        mode
+    }
 }
 
 /// The echo side of a ring pair: returns each message, until STOP. (A slot cannot be held
@@ -696,13 +707,13 @@ fn run_child(mut args: Args) -> Result<Outcome> {
         .context("mmap the shared-memory object")?;
     // SAFETY: the parent made the region `region_len(bytes)` long and keeps it mapped; we use
     // its rings the other way round.
-    let (inbox, outbox) = unsafe { rings(map.as_mut_ptr(), bytes) };
+    let (inbox, outbox) = unsafe { rings(&map, bytes) };
     let mode = if args.wait == Wait::Spin {
         WaitMode::Spin
     } else {
         WaitMode::Block
     };
     // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
-    echo_loop(&inbox, &outbox, mode, &|| true).context("echo")?;
+    echo_loop(&inbox, &outbox, echo_mode(mode), &|| true).context("echo")?;
     Ok(Outcome::Passed)
 }

@@ -27,7 +27,13 @@ pub enum Mode {
     Block,
     /// Spin only.
     Spin,
+    /// Spin up to [`PATIENCE`], then sleep: for an echo side in spin mode, which must spin while
+    /// its exchange is running but must not burn its CPU while another contender measures.
+    Patient,
 }
+
+/// How long a [`Mode::Patient`] side spins before it sleeps.
+pub const PATIENCE: Duration = Duration::from_micros(500);
 
 fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) -> io::Result<()> {
     let ts = libc::timespec {
@@ -81,7 +87,12 @@ fn wait_until(
     mode: Mode,
     peer_alive: &dyn Fn() -> bool,
 ) -> io::Result<()> {
-    let spin_until = Instant::now() + SPIN;
+    let spin_until = Instant::now()
+        + if mode == Mode::Patient {
+            PATIENCE
+        } else {
+            SPIN
+        };
     let mut spins = 0u64;
     loop {
         if ready() {

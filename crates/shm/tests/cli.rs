@@ -60,14 +60,19 @@ fn bad_flags_exit_2_naming_the_limit() {
     );
 }
 
+/// The echo child (not the short-lived child forked by the first step).
+fn echo(_: u32, cmdline: &str) -> bool {
+    cmdline.contains("--role echo")
+}
+
 #[test]
 fn the_peer_killed_mid_run_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(BIN, &["--json"], |_, _| true, "echo peer");
+    testkit::assert_peer_kill_reported(BIN, &["--json"], echo, "echo peer");
 }
 
 #[test]
 fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, &["--json"], |_, _| true);
+    testkit::assert_sigint_stops(BIN, &["--json"], echo);
 }
 
 #[test]
