@@ -16,7 +16,9 @@
 //!    child, the name unlinked at once), two threads over the same ring code in ordinary memory,
 //!    two threads over crossbeam channels. Every message carries its sequence number and a
 //!    pattern that the far end checks.
-//! 3. [`judge_claims`].
+//! 3. [`measure_baselines`]: single-core `memcpy` bandwidth, and with `--pin split` two threads
+//!    spinning on one atomic: the floors the ring's figures are read against.
+//! 4. [`judge_claims`].
 //!
 //! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
 //! `spin` never sleeps, and is allowed only with `--pin split` (on one CPU a spinner waits for
@@ -172,6 +174,7 @@ fn run(args: Args) -> Result<Outcome> {
         for &bytes in &sizes {
             series.push(measure(&mut report, &plan, bytes, shutdown)?);
         }
+        measure_baselines(&mut report, &plan, shutdown)?;
     }
     judge_claims(&mut report, &series, shared_seen);
     report
@@ -503,6 +506,76 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
         format!("round trips and streams over all three contenders, sequence and pattern checked at the far end: {wrong} wrong"),
     );
     Ok(series)
+}
+
+/// Bytes copied for the memcpy baseline.
+const MEMCPY_BYTES: u64 = 256 << 20;
+
+/// Step 2b: what the hardware allows, in the same run. Single-core `memcpy` bandwidth at 64 KiB
+/// (a stream through the ring copies each byte in and out: it cannot beat this); and, with the
+/// sides on two CPUs, two threads spinning on one atomic (the cache-line ping-pong under every
+/// spinning hand-off).
+fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Result<()> {
+    shutdown.check()?;
+    let (src, mut dst) = (vec![7u8; 64 << 10], vec![0u8; 64 << 10]);
+    let rounds = MEMCPY_BYTES / src.len() as u64;
+    let cpu_before = CpuClock::now(&[])?;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+    }
+    let took = start.elapsed();
+    let config = json!({ "bytes": 65536 });
+    let per_op = cpu_ns_per_op(CpuClock::since(cpu_before, &[])?, rounds);
+    report.measure(Measurement::value(
+        "throughput",
+        Variant::Serial,
+        "memcpy",
+        config,
+        "MiB/s",
+        mib_per_s(MEMCPY_BYTES, took),
+        per_op,
+    ));
+
+    if plan.pin != Pin::Split {
+        return Ok(()); // Two spinners placed by the scheduler may share a CPU: no baseline.
+    }
+    let word = std::sync::atomic::AtomicU64::new(0);
+    let n = plan.round_trips;
+    let mut lat = LatencyRecorder::new();
+    std::thread::scope(|s| {
+        let peer = plan.placement.peer;
+        let word = &word;
+        s.spawn(move || {
+            if let Some(cpu) = peer {
+                let _ = pin_current_thread(cpu);
+            }
+            for i in 0..n {
+                while word.load(std::sync::atomic::Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                word.store(2 * i + 2, std::sync::atomic::Ordering::Release);
+            }
+        });
+        for i in 0..n {
+            let start = Instant::now();
+            word.store(2 * i + 1, std::sync::atomic::Ordering::Release);
+            while word.load(std::sync::atomic::Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            lat.record(start.elapsed());
+        }
+    });
+    report.measure(Measurement::histogram(
+        "round_trip",
+        Variant::Thread,
+        "atomic-spin",
+        json!({ "pin": "split" }),
+        &lat,
+        None,
+    ));
+    Ok(())
 }
 
 /// The sequence number that stops an echo.
