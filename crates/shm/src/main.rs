@@ -15,7 +15,7 @@
 //!    POSIX shared-memory object (`shm_open` O_EXCL 0600, the fd inherited by the re-executed
 //!    child, the name unlinked at once), two threads over the same ring code in ordinary memory,
 //!    two threads over crossbeam channels. Every message carries its sequence number and a
-//!    pattern that the far end checks.
+//!    CRC-32 of its payload, both checked at the far end.
 //! 3. [`measure_baselines`]: single-core `memcpy` bandwidth, and with `--pin split` two threads
 //!    spinning on one atomic: the floors the ring's figures are read against.
 //! 4. [`judge_claims`].
@@ -270,24 +270,24 @@ unsafe fn rings(map: &MmapRaw, bytes: u64) -> (Ring<'_>, Ring<'_>) {
     }
 }
 
-/// Fills a message: the sequence number, then a pattern of it.
+/// The payload every message carries, written with one copy (as a real message is written from
+/// a buffer): a fixed pattern, up to the largest message.
+fn template() -> &'static [u8] {
+    static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| (0..MAX_BYTES as usize).map(|i| (i % 251) as u8).collect())
+}
+
+/// Fills a message: its sequence number, a CRC-32 of its payload, then the payload. The far end
+/// checks both: a lost, repeated or reordered message breaks the sequence, a damaged one the CRC.
 fn fill(msg: &mut [u8], seq: u64) {
+    let payload = &template()[..msg.len() - 16];
+    msg[16..].copy_from_slice(payload);
     msg[..8].copy_from_slice(&seq.to_le_bytes());
-    // Touch every byte, as a real message would be written; cheap enough even at 1 MiB.
-    let seed = seq as u8;
-    msg[8..]
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, b)| *b = seed.wrapping_add(i as u8));
+    msg[8..12].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
 }
 
 fn is_message(msg: &[u8], seq: u64) -> bool {
-    let seed = seq as u8;
-    msg[..8] == seq.to_le_bytes()
-        && msg[8..]
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == seed.wrapping_add(i as u8))
+    msg[..8] == seq.to_le_bytes() && msg[8..12] == crc32fast::hash(&msg[16..]).to_le_bytes()
 }
 
 /// One size's figures, per contender: [process-shm, thread-ring, thread-channel].
@@ -789,4 +789,19 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
     echo_loop(&inbox, &outbox, echo_mode(mode), &|| true).context("echo")?;
     Ok(Outcome::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_checked_by_sequence_and_checksum() {
+        let mut m = vec![0u8; 4096];
+        fill(&mut m, 42);
+        assert!(is_message(&m, 42));
+        assert!(!is_message(&m, 43), "a message out of sequence");
+        m[1000] ^= 1;
+        assert!(!is_message(&m, 42), "a damaged payload");
+    }
 }
