@@ -616,15 +616,14 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     let outbox = Queue::from_fd(fds.next().context("no outbox fd passed")?);
     // Big enough for the inbox's largest message (its mq_msgsize), whatever its size.
     let mut buf = vec![0u8; (args.bytes.unwrap_or(BYTES) as usize).max(RECEIPT)];
-    // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
-    let alive = || true;
+    // Our parent's death kills us (PR_SET_PDEATHSIG): this side can wait untimed, as C does.
     match args.role.role.as_deref().unwrap_or_default() {
         "echo" => loop {
-            let (n, _) = inbox.receive(&mut buf, &alive).context("mq_receive")?;
+            let (n, _) = inbox.receive_untimed(&mut buf).context("mq_receive")?;
             if n == 0 {
                 break;
             }
-            outbox.send(&buf[..n], 0, &alive).context("mq_send")?;
+            outbox.send_untimed(&buf[..n], 0).context("mq_send")?;
         },
         "sink" => {
             let mut r = Receipt {
@@ -634,12 +633,12 @@ fn run_child(mut args: Args) -> Result<Outcome> {
             };
             let mut crc = crc32fast::Hasher::new();
             loop {
-                let (n, _) = inbox.receive(&mut buf, &alive).context("mq_receive")?;
+                let (n, _) = inbox.receive_untimed(&mut buf).context("mq_receive")?;
                 match n {
                     0 => {
                         r.crc = std::mem::replace(&mut crc, crc32fast::Hasher::new()).finalize();
                         outbox
-                            .send(&r.encode(), 0, &alive)
+                            .send_untimed(&r.encode(), 0)
                             .context("mq_send the receipt")?;
                         r = Receipt {
                             count: 0,

@@ -148,6 +148,29 @@ impl Queue {
         }
     }
 
+    /// Receives one message, waiting as long as it takes (plain `mq_receive`, no timer): for a
+    /// side that cannot outlive its peer, such as a child with `PR_SET_PDEATHSIG`.
+    pub fn receive_untimed(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+        loop {
+            let mut prio = 0;
+            match nix::mqueue::mq_receive(&self.mqd(), buf, &mut prio) {
+                Err(Errno::EINTR) => {}
+                other => return other.map(|n| (n, prio)).map_err(io::Error::from),
+            }
+        }
+    }
+
+    /// Sends one message, waiting as long as it takes (plain `mq_send`): see
+    /// [`Queue::receive_untimed`].
+    pub fn send_untimed(&self, message: &[u8], prio: u32) -> io::Result<()> {
+        loop {
+            match nix::mqueue::mq_send(&self.mqd(), message, prio) {
+                Err(Errno::EINTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
     /// Receives without waiting: `Ok(None)` if the queue is empty (`EAGAIN`). The queue must have
     /// been opened with `O_NONBLOCK`.
     pub fn try_receive(&self, buf: &mut [u8]) -> io::Result<Option<(usize, u32)>> {
