@@ -288,3 +288,25 @@ pub fn assert_sigint_stops(bin: &str, args: &[&str], pick: impl Fn(u32, &str) ->
     );
     assert_clean(&t, done.pid);
 }
+
+/// Runs `bin args…` (a `--quick --json` run, typically): it must exit 0 with a Report that has
+/// no shape problem and whose every check passed, and leave nothing behind. Returns the Report
+/// for the topic's own assertions.
+pub fn assert_quick_run(bin: &str, args: &[&str]) -> Report {
+    let t = tag("quick");
+    let done = run(bin, &t, args);
+    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
+    let report = done.report();
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    for check in &report.checks {
+        assert_eq!(
+            check.status,
+            crate::report::Status::Pass,
+            "{}: {}",
+            check.name,
+            check.detail
+        );
+    }
+    assert_clean(&t, done.pid);
+    report
+}

@@ -2,8 +2,7 @@
 //! a peer killed mid-run, SIGINT mid-run, eight copies at once (within the mq quota). After
 //! each: no process, no queue, no ledger left.
 
-use labkit::report::Status;
-use labkit::testkit::{self, assert_clean, tag};
+use labkit::testkit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mqueue");
 
@@ -17,20 +16,7 @@ fn limit(name: &str) -> u64 {
 
 #[test]
 fn the_quick_run_passes_every_check() {
-    let t = tag("quick");
-    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
-    for check in &report.checks {
-        assert_eq!(
-            check.status,
-            Status::Pass,
-            "{}: {}",
-            check.name,
-            check.detail
-        );
-    }
+    let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
     for key in [
         "round_trip/process/mq",
         "round_trip/thread/channel",
@@ -41,7 +27,6 @@ fn the_quick_run_passes_every_check() {
     }
     assert_eq!(report.params["msg_max"], limit("msg_max"));
     assert_eq!(report.params["msgsize_max"], limit("msgsize_max"));
-    assert_clean(&t, done.pid);
 }
 
 #[test]

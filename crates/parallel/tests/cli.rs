@@ -1,27 +1,13 @@
 //! End-to-end tests of the `parallel` binary: the quick run, bad flags, eight copies at once.
 //! After each: no process, no name, no ledger left.
 
-use labkit::report::Status;
-use labkit::testkit::{self, tag};
+use labkit::testkit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_parallel");
 
 #[test]
 fn the_quick_run_gives_one_result_every_way() {
-    let t = tag("quick");
-    let done = testkit::run(BIN, &t, &["--quick", "--json", "--workers", "3"]);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
-    for check in &report.checks {
-        assert_eq!(
-            check.status,
-            Status::Pass,
-            "{}: {}",
-            check.name,
-            check.detail
-        );
-    }
+    let report = testkit::assert_quick_run(BIN, &["--quick", "--json", "--workers", "3"]);
     // Serial once, then three ways for 1, 2 and 3 workers, each with a job histogram.
     let jobs = report
         .measurements
@@ -51,7 +37,6 @@ fn the_quick_run_gives_one_result_every_way() {
             "usecase.shared-data"
         ]
     );
-    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]

@@ -3,27 +3,13 @@
 //! in /dev/shm, no ledger left.
 
 use labkit::Verdict;
-use labkit::report::Status;
-use labkit::testkit::{self, assert_clean, tag};
+use labkit::testkit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_semaphore");
 
 #[test]
 fn the_quick_run_passes_every_check() {
-    let t = tag("quick");
-    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
-    for check in &report.checks {
-        assert_eq!(
-            check.status,
-            Status::Pass,
-            "{}: {}",
-            check.name,
-            check.detail
-        );
-    }
+    let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
     for key in [
         "items/process/sem-pshared",
         "items/process/sem-named",
@@ -39,7 +25,6 @@ fn the_quick_run_passes_every_check() {
         Some(300)
     );
     assert_eq!(report.claims[0].verdict, Verdict::Holds);
-    assert_clean(&t, done.pid);
 }
 
 #[test]

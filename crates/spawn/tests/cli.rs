@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use labkit::report::Status;
 use labkit::testkit::{self, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -12,20 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_spawn");
 
 #[test]
 fn the_quick_run_passes_every_check() {
-    let t = tag("quick");
-    let done = testkit::run(BIN, &t, &["--quick", "--json"]);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
-    for check in &report.checks {
-        assert_eq!(
-            check.status,
-            Status::Pass,
-            "{}: {}",
-            check.name,
-            check.detail
-        );
-    }
+    let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
     for mechanism in ["fork", "fork-exec", "posix_spawn", "command"] {
         let m = report
             .find(&format!("create/process/{mechanism}"))
@@ -54,7 +40,6 @@ fn the_quick_run_passes_every_check() {
         ids,
         ["overhead.process-creation", "overhead.process-memory"]
     );
-    testkit::assert_clean(&t, done.pid);
 }
 
 #[test]
