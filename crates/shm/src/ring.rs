@@ -43,19 +43,8 @@ pub struct Header {
 }
 
 impl Header {
-    #[cfg(not(loom))]
-    pub const fn new() -> Header {
-        Header {
-            head: Line(AtomicU64::new(0)),
-            tail: Line(AtomicU64::new(0)),
-            head_seq: Line(AtomicU32::new(0)),
-            tail_seq: Line(AtomicU32::new(0)),
-            consumer_waiting: Line(AtomicU32::new(0)),
-            producer_waiting: Line(AtomicU32::new(0)),
-        }
-    }
-
-    #[cfg(loom)]
+    /// All zeros: what a fresh shared-memory object holds too. (Not `const`: loom's atomics
+    /// cannot be built in a constant.)
     pub fn new() -> Header {
         Header {
             head: Line(AtomicU64::new(0)),
@@ -68,19 +57,18 @@ impl Header {
     }
 }
 
+impl Default for Header {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Where a ring's slots are: raw memory (shared or not), or, in the loom model, cells whose
 /// every access loom tracks.
 enum Slots<'a> {
     Raw(*mut u8, std::marker::PhantomData<&'a mut [u8]>),
     #[cfg(loom)]
     Cells(&'a [UnsafeCell<u8>]),
-}
-
-#[cfg(not(loom))]
-impl Default for Header {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// A view of a ring: its header and `slots` slots of `slot_bytes` bytes.
