@@ -35,23 +35,21 @@ use std::io::{PipeReader, PipeWriter, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use labkit::child::{Peer, liveness};
+use labkit::child::{Far, Peer, liveness};
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
-use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::pin::{PinGuard, Placement};
 use labkit::report::format_bytes;
 use labkit::signals::Shutdown;
 use labkit::{
     CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
     Variant, exit::usage,
 };
-use nix::unistd::Pid;
 use serde_json::json;
 
 use pingpong::{ChannelPinger, HEADER, RoundTrip, StreamPinger};
@@ -236,81 +234,6 @@ fn contenders(common: &CommonArgs) -> Vec<Contender> {
     .collect()
 }
 
-/// The far side of an exchange: a child process or a thread of ours.
-enum Far<T> {
-    Process(Peer),
-    /// `None` once joined after a broken exchange.
-    Thread(Option<JoinHandle<std::io::Result<T>>>),
-}
-
-impl<T> Far<T> {
-    /// Pids whose CPU time belongs to this contender.
-    fn pids(&self) -> Vec<Pid> {
-        match self {
-            Far::Process(peer) => vec![peer.pid()],
-            Far::Thread(_) => Vec::new(),
-        }
-    }
-
-    /// Turns a broken exchange into an error that says what happened to the far side.
-    fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
-        if let Some(signal) = labkit::signals::requested() {
-            // Not a failure: we are shutting down, and the far side may be going with us.
-            return labkit::Interrupted(signal).into();
-        }
-        match self {
-            Far::Process(peer) => peer.death(err),
-            Far::Thread(slot) => {
-                // If the thread failed first, its error is the story; it ends right after one.
-                let started = Instant::now();
-                while slot.as_ref().is_some_and(|h| !h.is_finished())
-                    && started.elapsed() < Duration::from_secs(1)
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                match slot.take_if(|h| h.is_finished()).map(JoinHandle::join) {
-                    Some(Ok(Err(theirs))) => anyhow::Error::new(theirs)
-                        .context(format!("the far thread failed (our side saw: {err})")),
-                    Some(Err(_)) => {
-                        anyhow::anyhow!("the far thread panicked (our side saw: {err})")
-                    }
-                    _ => anyhow::Error::new(err).context("the exchange with the thread broke"),
-                }
-            }
-        }
-    }
-
-    /// Waits for a thread's result; a process has already reported its part through the pipe.
-    fn finish(self) -> Result<Option<T>> {
-        match self {
-            Far::Process(peer) => peer.finish().map(|()| None),
-            Far::Thread(None) => Ok(None),
-            Far::Thread(Some(handle)) => match handle.join() {
-                Ok(result) => Ok(Some(result.context("the far thread failed")?)),
-                Err(_) => bail!("the far thread panicked"),
-            },
-        }
-    }
-}
-
-/// Starts the far side as a thread pinned to `cpu` (if any) running `work`.
-fn spawn_far_thread<T: Send + 'static>(
-    name: &str,
-    cpu: Option<usize>,
-    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<Far<T>> {
-    let handle = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            if let Some(cpu) = cpu {
-                pin_current_thread(cpu)?;
-            }
-            work()
-        })
-        .with_context(|| format!("spawn thread {name}"))?;
-    Ok(Far::Thread(Some(handle)))
-}
-
 /// Two pipes, one each way: (our reader, our writer, their reader, their writer).
 fn pipe_pair() -> Result<(PipeReader, PipeWriter, PipeReader, PipeWriter)> {
     let (their_rx, our_tx) = std::io::pipe().context("pipe")?;
@@ -334,7 +257,7 @@ fn start_pipe_peer<T: Send + 'static>(
         drop((their_rx, their_tx));
         Far::Process(peer)
     } else {
-        spawn_far_thread(role, cpu, move || thread_work(their_rx, their_tx))?
+        Far::thread(role, cpu, move || thread_work(their_rx, their_tx))?
     };
     Ok((our_rx, our_tx, far))
 }
@@ -380,7 +303,7 @@ fn start_link(contender: Contender, bytes: usize, cpu: Option<usize>) -> Result<
         Contender::ThreadChannel => {
             let (to_echo, echo_rx) = bounded(1);
             let (echo_tx, from_echo) = bounded(1);
-            let far = spawn_far_thread("echo", cpu, move || {
+            let far = Far::thread("echo", cpu, move || {
                 pingpong::channel_echo(echo_rx, echo_tx)
             })?;
             (
@@ -572,7 +495,7 @@ fn start_pipeline(contender: Contender, cpu: Option<usize>) -> Result<Pipeline> 
                     .send(stream::new_chunk())
                     .expect("the pool has room for every buffer");
             }
-            let far = spawn_far_thread("sink", cpu, move || {
+            let far = Far::thread("sink", cpu, move || {
                 Ok(stream::serve_streams_channel(pieces, pool_tx, receipt_tx))
             })?;
             (StreamWriter::Channel { tx, pool, receipts }, far)
