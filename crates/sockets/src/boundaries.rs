@@ -1,0 +1,66 @@
+//! What a stream socket does to message boundaries, and what a datagram socket keeps.
+//!
+//! Each function sets up a fresh socket pair in this thread, writes first and reads after, so
+//! what it shows does not depend on timing: every byte is queued before the first read.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+
+/// Writes one message per size (one `write` each) to a Unix stream socket, then reads with a
+/// buffer large enough for all: returns the size of every read it took.
+pub fn stream_reads(sizes: &[usize]) -> io::Result<Vec<usize>> {
+    let (mut a, mut b) = UnixStream::pair()?;
+    for &size in sizes {
+        a.write_all(&vec![b'x'; size])?;
+    }
+    drop(a);
+    let mut reads = Vec::new();
+    let mut buf = vec![0u8; sizes.iter().sum::<usize>() + 1];
+    loop {
+        match b.read(&mut buf)? {
+            0 => return Ok(reads),
+            n => reads.push(n),
+        }
+    }
+}
+
+/// The same over a Unix datagram socket: one `send` per message, then one `recv` per message.
+pub fn datagram_reads(sizes: &[usize]) -> io::Result<Vec<usize>> {
+    let (a, b) = UnixDatagram::pair()?;
+    for &size in sizes {
+        a.send(&vec![b'x'; size])?;
+    }
+    let mut buf = vec![0u8; sizes.iter().sum::<usize>() + 1];
+    sizes.iter().map(|_| b.recv(&mut buf)).collect()
+}
+
+/// One `write` of `len` bytes to a non-blocking Unix stream socket nobody reads: returns how
+/// many bytes it took, and whether a second write then said `EAGAIN` (`WouldBlock`).
+pub fn partial_write(len: usize) -> io::Result<(usize, bool)> {
+    let (mut a, _b) = UnixStream::pair()?;
+    a.set_nonblocking(true)?;
+    let took = a.write(&vec![0u8; len])?;
+    let again = match a.write(&[0u8]) {
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        Ok(_) => false,
+    };
+    Ok((took, again))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_merges_and_datagrams_keep_boundaries() {
+        assert_eq!(stream_reads(&[10, 20, 30]).unwrap(), vec![60]);
+        assert_eq!(datagram_reads(&[10, 20, 30]).unwrap(), vec![10, 20, 30]);
+    }
+
+    #[test]
+    fn a_big_write_to_a_full_socket_is_partial() {
+        let (took, again) = partial_write(8 << 20).unwrap();
+        assert!(took > 0 && took < 8 << 20, "{took}");
+        assert!(again);
+    }
+}

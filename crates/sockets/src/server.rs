@@ -1,0 +1,428 @@
+//! A small echo server under load, built the three classic ways.
+//!
+//! * **fork-per-connection**: the server accepts, `fork`s, and the child serves that one
+//!   connection then exits; the server reaps it. Each connection gets its own address space.
+//! * **thread-per-connection**: the server accepts and spawns a thread for the connection.
+//! * **thread-pool**: a fixed set of threads, started once, takes accepted connections from a
+//!   queue.
+//!
+//! Every request is a frame (see [`crate::wire`]) echoed back whole and checked at both ends.
+//! The server stops accepting when its `stop` pipe reports EOF (its parent closed the write
+//! end, or died), waits for the connections it is serving, and ends. For each connection it
+//! writes a [`ConnStats`] record to its `stats` pipe, from whichever process or thread served
+//! it: records of 24 bytes, below `PIPE_BUF`, so writers never interleave.
+//!
+//! A client that leaves in the middle of a request is logged on stderr and counted; the server
+//! carries on with the others.
+//!
+//! `fork` here follows the rule for forking safely: the process that forks has one thread, so
+//! the child may do anything its parent could. The caller checks that before serving.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::wire::{self, HEADER, Pinger, Stream};
+
+/// How the server gives each connection something to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    ForkPerConnection,
+    ThreadPerConnection,
+    ThreadPool { workers: usize },
+}
+
+impl Model {
+    /// The mechanism's name in the Report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::ForkPerConnection => "fork-per-connection",
+            Model::ThreadPerConnection => "thread-per-connection",
+            Model::ThreadPool { .. } => "thread-pool",
+        }
+    }
+}
+
+/// What one connection amounted to, as the server saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Requests served (checked and echoed).
+    pub requests: u64,
+    /// 1 if the client left in the middle of a request.
+    pub left_mid_request: u64,
+    /// 1 if the connection broke in another way (a corrupt frame, an error).
+    pub failed: u64,
+}
+
+impl ConnStats {
+    /// Bytes of one record on the stats pipe.
+    pub const LEN: usize = 24;
+
+    fn encode(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.requests.to_le_bytes());
+        b[8..16].copy_from_slice(&self.left_mid_request.to_le_bytes());
+        b[16..].copy_from_slice(&self.failed.to_le_bytes());
+        b
+    }
+
+    /// Decodes the records read from a stats pipe and adds them up, with the connection count.
+    pub fn total(records: &[u8]) -> (u64, ConnStats) {
+        let mut sum = ConnStats::default();
+        let mut connections = 0;
+        for r in records.chunks_exact(Self::LEN) {
+            let field = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
+            sum.requests += field(0);
+            sum.left_mid_request += field(8);
+            sum.failed += field(16);
+            connections += 1;
+        }
+        (connections, sum)
+    }
+}
+
+/// Serves one connection: every request checked and echoed until the client is done; then
+/// writes the connection's record to `stats`.
+fn serve_connection(stream: TcpStream, model: Model, max_frame: usize, stats: &File) {
+    let mut record = ConnStats::default();
+    let result = stream
+        .set_nodelay(true)
+        .and_then(|()| Stream::new(stream))
+        .and_then(|mut wire| {
+            wire::serve_counting(&mut wire, true, max_frame, &mut record.requests)
+        });
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            record.left_mid_request = 1;
+            eprintln!(
+                "sockets server [{}, pid {}]: a client left mid-request ({e}); serving the others",
+                model.name(),
+                std::process::id()
+            );
+        }
+        Err(e) => {
+            record.failed = 1;
+            eprintln!(
+                "sockets server [{}, pid {}]: a connection failed: {e}",
+                model.name(),
+                std::process::id()
+            );
+        }
+    }
+    // One write of 24 bytes to a pipe is atomic: records from many writers never mix.
+    if let Err(e) = (&*stats).write_all(&record.encode()) {
+        eprintln!("sockets server: cannot write to the stats pipe: {e}");
+    }
+}
+
+/// Runs the server, for requests of at most `max_frame` bytes, until `stop` reports EOF, then
+/// waits for the connections in progress. Returns how many connections it accepted. For
+/// [`Model::ForkPerConnection`], the calling process must have no other thread.
+pub fn run(
+    model: Model,
+    max_frame: usize,
+    listener: TcpListener,
+    stop: OwnedFd,
+    stats: File,
+) -> io::Result<u64> {
+    listener.set_nonblocking(true)?;
+    let stats = Arc::new(stats);
+    let mut connections = 0;
+    let mut children = 0u64;
+    let mut threads = Vec::new();
+    let pool = match model {
+        Model::ThreadPool { workers } => Some(Pool::start(workers, model, max_frame, &stats)?),
+        _ => None,
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        // A connection already waiting is served even when the stop came with it.
+        let waiting = fds[0].any().unwrap_or(false);
+        if !waiting && fds[1].any().unwrap_or(true) {
+            break; // EOF on `stop`: no new connections.
+        }
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            // The client gave up between poll and accept.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        // An accepted socket does not inherit O_NONBLOCK from the listener on Linux.
+        connections += 1;
+        match model {
+            Model::ForkPerConnection => {
+                fork_connection(stream, &listener, model, max_frame, &stats)?;
+                children += 1;
+                children -= reap(false)?;
+            }
+            Model::ThreadPerConnection => {
+                let stats = Arc::clone(&stats);
+                threads.push(
+                    std::thread::Builder::new()
+                        .name("connection".to_owned())
+                        .spawn(move || serve_connection(stream, model, max_frame, &stats))?,
+                );
+                threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+            }
+            Model::ThreadPool { .. } => pool
+                .as_ref()
+                .expect("a pool for the pool model")
+                .submit(stream)?,
+        }
+    }
+    drop(listener);
+    // Wind down: every connection in progress is served to its end.
+    while children > 0 {
+        children -= reap(true)?;
+    }
+    for t in threads {
+        t.join()
+            .map_err(|_| io::Error::other("a connection thread panicked"))?;
+    }
+    if let Some(pool) = pool {
+        pool.finish()?;
+    }
+    Ok(connections)
+}
+
+/// Forks a child to serve `stream`; the parent's copy of the connection is closed on return.
+fn fork_connection(
+    stream: TcpStream,
+    listener: &TcpListener,
+    model: Model,
+    max_frame: usize,
+    stats: &File,
+) -> io::Result<()> {
+    let server = nix::unistd::getpid();
+    // SAFETY: the caller guarantees this process has no other thread (the fork rule), so the
+    // child gets a consistent copy of every lock and allocator state and may run any code. The
+    // child never returns from this block: it ends with `_exit`.
+    match unsafe { fork() }.map_err(|e| io::Error::other(format!("fork: {e}")))? {
+        ForkResult::Child => {
+            // SAFETY: plain system calls on the child's own state; `_exit` ends the child
+            // without running the parent's destructors or flushing its stdio a second time.
+            unsafe {
+                // The child serves one connection; the listener is the server's business.
+                libc::close(listener.as_raw_fd());
+                // Die with the server, and leave at once if it is already gone.
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() != server.as_raw() {
+                    libc::_exit(1);
+                }
+            }
+            serve_connection(stream, model, max_frame, stats);
+            // SAFETY: see above.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { .. } => Ok(()), // `stream` closes here: the child has its copy.
+    }
+}
+
+/// Reaps ended children (waiting for one if `block`); returns how many were reaped. A child
+/// that did not exit 0 is reported on stderr: its connection's record says what it saw.
+fn reap(block: bool) -> io::Result<u64> {
+    let mut reaped = 0;
+    let flags = if block {
+        None
+    } else {
+        Some(WaitPidFlag::WNOHANG)
+    };
+    loop {
+        match waitpid(Pid::from_raw(-1), flags) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(reaped),
+            Ok(WaitStatus::Exited(_, 0)) => reaped += 1,
+            Ok(other) => {
+                eprintln!(
+                    "sockets server [pid {}]: the process serving a connection ended badly: \
+                     {other:?}",
+                    std::process::id()
+                );
+                reaped += 1;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if block {
+            return Ok(reaped);
+        }
+    }
+}
+
+/// Worker threads started once, fed accepted connections through a channel.
+struct Pool {
+    queue: crossbeam_channel::Sender<TcpStream>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(
+        workers: usize,
+        model: Model,
+        max_frame: usize,
+        stats: &Arc<File>,
+    ) -> io::Result<Pool> {
+        let (queue, incoming) = crossbeam_channel::unbounded::<TcpStream>();
+        let workers = (0..workers)
+            .map(|i| {
+                let incoming = incoming.clone();
+                let stats = Arc::clone(stats);
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || {
+                        for stream in incoming {
+                            serve_connection(stream, model, max_frame, &stats);
+                        }
+                    })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Pool { queue, workers })
+    }
+
+    fn submit(&self, stream: TcpStream) -> io::Result<()> {
+        self.queue
+            .send(stream)
+            .map_err(|_| io::Error::other("the pool's workers are gone"))
+    }
+
+    fn finish(self) -> io::Result<()> {
+        drop(self.queue); // Workers finish the queue, then their loops end.
+        for w in self.workers {
+            w.join()
+                .map_err(|_| io::Error::other("a pool worker panicked"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One client: `requests` requests of `bytes` bytes, on connections made one after another,
+/// `per_connection` requests on each; every request timed into `record` and checked, and every
+/// connection's count confirmed by the server. `keep_going` is asked before every request. A
+/// read that waits `hang_guard` is an error, not a hang. Returns the requests confirmed.
+pub fn client(
+    addr: SocketAddr,
+    requests: u64,
+    per_connection: u64,
+    bytes: usize,
+    hang_guard: Duration,
+    record: &mut dyn FnMut(Duration),
+    keep_going: &dyn Fn() -> bool,
+) -> io::Result<u64> {
+    let mut done = 0;
+    while done < requests {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(hang_guard))?;
+        let mut pinger = Pinger::new(Box::new(Stream::new(stream)?), bytes);
+        for _ in 0..per_connection.min(requests - done) {
+            if !keep_going() {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+            }
+            let start = Instant::now();
+            pinger.round_trip()?;
+            record(start.elapsed());
+        }
+        done += pinger.finish()?;
+    }
+    Ok(done)
+}
+
+/// A rude client: sends the first half of a request and leaves.
+pub fn leave_mid_request(addr: SocketAddr, bytes: usize) -> io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    let mut frame = vec![0u8; bytes.max(HEADER + 2)];
+    wire::fill(&mut frame, 0);
+    stream.write_all(&frame[..frame.len() / 2])?;
+    stream.flush()
+}
+
+/// Reads a stats pipe to its end: EOF once the server and every process it forked are gone.
+/// Run it alongside the clients, or a full pipe would block the server's writes.
+pub fn read_stats(mut pipe: File) -> io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    pipe.read_to_end(&mut all)?;
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a server of `model` in a thread, `clients` clients against it, then stops it.
+    fn exercise(model: Model) -> (u64, ConnStats) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_rx, stop_tx) = std::io::pipe().unwrap();
+        let (stats_rx, stats_tx) = std::io::pipe().unwrap();
+        let server = std::thread::spawn(move || {
+            run(
+                model,
+                100,
+                listener,
+                OwnedFd::from(stop_rx),
+                File::from(OwnedFd::from(stats_tx)),
+            )
+        });
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let n = client(
+                        addr,
+                        15,
+                        5,
+                        100,
+                        Duration::from_secs(30),
+                        &mut |_| {},
+                        &|| true,
+                    )
+                    .unwrap();
+                    assert_eq!(n, 15);
+                });
+            }
+        });
+        leave_mid_request(addr, 100).unwrap();
+        drop(stop_tx);
+        assert_eq!(server.join().unwrap().unwrap(), 13);
+        let stats = read_stats(File::from(OwnedFd::from(stats_rx)));
+        ConnStats::total(&stats.unwrap())
+    }
+
+    #[test]
+    fn threaded_servers_serve_everyone_and_survive_a_rude_client() {
+        for model in [Model::ThreadPerConnection, Model::ThreadPool { workers: 2 }] {
+            let (connections, sum) = exercise(model);
+            assert_eq!(connections, 13, "{model:?}");
+            assert_eq!(
+                sum,
+                ConnStats {
+                    requests: 60,
+                    left_mid_request: 1,
+                    failed: 0
+                },
+                "{model:?}"
+            );
+        }
+    }
+}

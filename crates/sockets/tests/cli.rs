@@ -1,0 +1,147 @@
+//! End-to-end tests of the `sockets` binary: the quick run, bad flags, a peer killed mid-run
+//! (a stream child, a datagram child with no EOF to report its death, the server), SIGINT
+//! mid-run, eight copies at once. After each: no process, no socket file or directory, no
+//! ledger entry left.
+
+use labkit::testkit;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sockets");
+
+#[test]
+fn the_quick_run_passes_every_check() {
+    let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
+    for mech in ["socketpair", "unix-stream", "unix-dgram", "tcp"] {
+        for variant in ["process", "thread"] {
+            for name in ["round_trip", "throughput"] {
+                let key = format!("{name}/{variant}/{mech}");
+                let m = report.find(&key).unwrap_or_else(|| panic!("no {key}"));
+                assert!(m.cpu_ns_per_op.is_some_and(|c| c > 0.0), "{key}");
+            }
+        }
+    }
+    for key in [
+        "round_trip/thread/channel",
+        "throughput/thread/channel",
+        "request/process/fork-per-connection",
+        "request/thread/thread-per-connection",
+        "request/thread/thread-pool",
+        "requests_per_s/thread/thread-pool",
+        "peak_memory/process/fork-per-connection",
+    ] {
+        assert!(report.find(key).is_some(), "no {key}");
+    }
+    for id in [
+        "comm.threads-faster",
+        "comm.process-needs-ipc",
+        "usecase.shared-data",
+    ] {
+        assert!(report.claims.iter().any(|c| c.id == id), "no claim {id}");
+    }
+    // The fork server's memory was sampled with its children: more than one process's worth.
+    let rss = |m: &str| {
+        report
+            .measurements
+            .iter()
+            .find(|x| x.name == "peak_memory" && x.mechanism == m && x.config["measure"] == "rss")
+            .and_then(|x| x.value)
+            .unwrap()
+    };
+    assert!(rss("fork-per-connection") > 0.0 && rss("thread-pool") > 0.0);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--bytes", "15"], "at least 16"),
+            (&["--bytes", "65537"], "at most 65536"),
+            (&["--clients", "0"], "at least 1"),
+            (&["--clients", "257"], "at most 256"),
+            (&["--requests", "0"], "at least 1"),
+            (&["--per-connection", "0"], "at least 1"),
+            (&["--workers", "300"], "at most 256"),
+            (&["--total", "17GiB"], "at most"),
+            (&["--messages", "x"], "not a whole number"),
+            (&["--variant", "serial"], "no `serial` variant"),
+            (&["--port"], "--port"),
+        ],
+    );
+}
+
+/// A long stream: the tests act once the child they want exists.
+const LONG_STREAM: &[&str] = &["--json", "--quick", "--total", "16GiB"];
+
+#[test]
+fn a_stream_peer_killed_mid_run_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        LONG_STREAM,
+        |_, cmd| cmd.contains("--role sink") && cmd.contains("socketpair"),
+        "sink peer",
+    );
+}
+
+#[test]
+fn a_datagram_peer_killed_mid_run_is_noticed_without_eof() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        // Blocks of 40000 round trips per link: the run reaches the dead link within seconds.
+        &["--json", "--messages", "200000"],
+        |_, cmd| cmd.contains("--role echo") && cmd.contains("unix-dgram"),
+        "echo peer",
+    );
+}
+
+#[test]
+fn the_server_killed_mid_load_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        &["--json", "--quick", "--requests", "1000000"],
+        |_, cmd| cmd.contains("--role server"),
+        "server peer",
+    );
+}
+
+#[test]
+fn sigint_mid_run_stops_cleanly_with_130() {
+    testkit::assert_sigint_stops(BIN, LONG_STREAM, |_, cmd| cmd.contains("--role sink"));
+}
+
+#[test]
+fn eight_copies_at_once_all_pass() {
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
+}
+
+#[test]
+fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
+    // Long connections, so the forked process serving one is there to be killed.
+    let t = testkit::tag("kill-conn");
+    let args = ["--json", "--quick", "--requests", "1000000"];
+    let args = [&args[..], &["--per-connection", "1000000"]].concat();
+    let (run, server) = testkit::start_until_child(
+        testkit::command(BIN, &t, &args),
+        |_, cmd| cmd.contains("--role server"),
+        std::time::Duration::from_millis(300),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let connection = loop {
+        if let Some(&c) = labkit::procfs::children_of(server).first() {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never forked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    testkit::signal(connection, nix::sys::signal::Signal::SIGKILL);
+    let done = testkit::finish(run, std::time::Duration::from_secs(60));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(
+        err.contains("of the fork-per-connection server lost its connection"),
+        "{err}"
+    );
+    testkit::assert_clean(&t, done.pid);
+}
