@@ -232,6 +232,53 @@ pub fn ended_badly(pidfd: BorrowedFd<'_>) -> io::Result<Option<bool>> {
     Ok(Some(info.si_code != libc::CLD_EXITED || status != 0))
 }
 
+/// The heart of a watchdog thread, for waiters that block without a timeout (a plain
+/// `sem_wait` or `mq_receive`, as fast as C's): waits until one of the peers behind `exits`
+/// (pidfds) ends badly or a shutdown signal arrives, and returns `true`, so the caller can wake
+/// its waiters (post the semaphore, send a marker message). A peer that exits 0 has done its
+/// part and is no longer watched. Returns `false` once `stop` is readable or closed: the
+/// waiters are done.
+pub fn watch_peers(
+    stop: BorrowedFd<'_>,
+    shutdown: &crate::signals::Shutdown,
+    mut exits: Vec<OwnedFd>,
+) -> bool {
+    loop {
+        let mut fds = vec![
+            PollFd::new(stop, PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        fds.extend(
+            exits
+                .iter()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+        );
+        if poll(&mut fds, PollTimeout::NONE) == Err(nix::errno::Errno::EINTR) {
+            continue;
+        }
+        let hit = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        if hit(&fds[0]) {
+            return false;
+        }
+        let mut trip = hit(&fds[1]);
+        let ready: Vec<usize> = (2..fds.len())
+            .filter(|&i| hit(&fds[i]))
+            .map(|i| i - 2)
+            .collect();
+        drop(fds);
+        for i in ready.into_iter().rev() {
+            match ended_badly(exits[i].as_fd()) {
+                Ok(Some(false)) => drop(exits.remove(i)),
+                Ok(None) => {}
+                Ok(Some(true)) | Err(_) => trip = true,
+            }
+        }
+        if trip {
+            return true;
+        }
+    }
+}
+
 /// `pidfd_open(pid)`: a descriptor that is readable once `pid` has exited (Linux 5.3+).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.

@@ -223,7 +223,11 @@ fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
 type Blocks = [Vec<f64>; 2];
 
 /// Step 2: round trips, processes over queues and threads over channels, alternating.
-fn measure_round_trips(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Result<Blocks> {
+fn measure_round_trips(
+    report: &mut Report,
+    plan: &Plan,
+    shutdown: &'static Shutdown,
+) -> Result<Blocks> {
     let ([to_child, from_child], peer) = start_child("echo", plan)?;
     let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
     let (to_thread, thread_in) = bounded::<Box<[u8]>>(plan.depth as usize);
@@ -237,6 +241,28 @@ fn measure_round_trips(report: &mut Report, plan: &Plan, shutdown: &Shutdown) ->
         }
     });
     let pid = vec![peer.borrow().pid()];
+    // The parent waits untimed, as C does (a timed wait arms a timer on every sleep). To wake
+    // it if the child dies or a signal comes, a watchdog posts an empty message to its queue.
+    let exits = vec![
+        peer.borrow()
+            .exit_fd()
+            .context("pidfd_open is needed to watch the child")?
+            .try_clone_to_owned()
+            .context("dup a pidfd")?,
+    ];
+    let (stop, stop_watchdog) = std::io::pipe().context("pipe")?;
+    let marker = from_child.try_clone().context("dup a queue descriptor")?;
+    let watchdog = std::thread::spawn(move || {
+        if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
+            let _ = marker.send_untimed(&[], 0);
+        }
+    });
+    let woken = || {
+        std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "the watchdog woke us: the child ended or a signal came",
+        )
+    };
     let mut lat = [LatencyRecorder::new(), LatencyRecorder::new()];
     let mut block_p50 = [Vec::new(), Vec::new()];
     let mut cpu = [Duration::ZERO; 2];
@@ -260,12 +286,16 @@ fn measure_round_trips(report: &mut Report, plan: &Plan, shutdown: &Shutdown) ->
                 let start = Instant::now();
                 if v == 0 {
                     queue::fill(&mut sent, seq);
+                    // One message in flight: the queue always has room, a send never waits.
                     to_child
-                        .send(&sent, 0, &alive)
+                        .send_untimed(&sent, 0)
                         .map_err(|e| broke(&peer, e))?;
                     let (len, _) = from_child
-                        .receive(&mut back, &alive)
+                        .receive_untimed(&mut back)
                         .map_err(|e| broke(&peer, e))?;
+                    if len == 0 {
+                        return Err(broke(&peer, woken()));
+                    }
                     intact &= len == bytes && back[..len] == sent[..];
                 } else {
                     let mut msg = boxed.take().expect("the buffer came back");
@@ -287,6 +317,10 @@ fn measure_round_trips(report: &mut Report, plan: &Plan, shutdown: &Shutdown) ->
     }
     to_child.send(&[], 0, &alive).map_err(|e| broke(&peer, e))?; // An empty message: stop.
     peer.into_inner().finish()?;
+    drop(stop_watchdog);
+    watchdog
+        .join()
+        .map_err(|_| anyhow::anyhow!("the watchdog thread panicked"))?;
     drop(to_thread);
     echo.join()
         .map_err(|_| anyhow::anyhow!("the echo thread panicked"))?;

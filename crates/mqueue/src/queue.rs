@@ -84,6 +84,13 @@ impl Queue {
         Queue { fd }
     }
 
+    /// A second descriptor for the same queue (`dup`), e.g. for a watchdog thread.
+    pub fn try_clone(&self) -> io::Result<Queue> {
+        Ok(Queue {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     fn mqd(&self) -> MqdT {
         // SAFETY: `fd` is an open queue descriptor; MqdT does not close it (it has no Drop), so
         // this borrowed view never outlives or double-closes `self.fd`.

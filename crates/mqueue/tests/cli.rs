@@ -70,3 +70,21 @@ fn sigint_mid_run_stops_cleanly_with_130() {
 fn eight_copies_at_once_all_pass() {
     testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
 }
+
+#[test]
+fn the_echo_killed_during_round_trips_wakes_the_untimed_wait() {
+    // Killed as soon as it exists: the parent is in (or about to enter) a plain mq_receive,
+    // which only the watchdog's marker message can end.
+    let t = testkit::tag("kill-echo");
+    let (run, echo) = testkit::start_until_child(
+        testkit::command(BIN, &t, &["--json"]),
+        |_, cmd| cmd.contains("--role echo"),
+        std::time::Duration::ZERO,
+    );
+    testkit::signal(echo, nix::sys::signal::Signal::SIGKILL);
+    let done = testkit::finish(run, std::time::Duration::from_secs(60));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(err.contains("echo peer") && err.contains("SIGKILL"), "{err}");
+    testkit::assert_clean(&t, done.pid);
+}

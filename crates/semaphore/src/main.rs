@@ -234,53 +234,19 @@ fn exit_fds(peers: &RefCell<Vec<Peer>>) -> Result<Vec<OwnedFd>> {
 /// and posts `sems`. It stops when the returned pipe end is dropped.
 fn start_watchdog<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
-    mut exits: Vec<OwnedFd>,
+    exits: Vec<OwnedFd>,
     shutdown: &'env Shutdown,
     sems: Vec<&'env PosixSem>,
     dead: &'env AtomicBool,
 ) -> Result<PipeWriter> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let (stop, stop_tx) = std::io::pipe().context("pipe")?;
     s.spawn(move || {
-        loop {
-            let (stopped, mut trip, ready) = {
-                let mut fds = vec![
-                    PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-                ];
-                fds.extend(
-                    exits
-                        .iter()
-                        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
-                );
-                if poll(&mut fds, PollTimeout::NONE) == Err(nix::errno::Errno::EINTR) {
-                    continue;
+        if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
+            dead.store(true, Ordering::SeqCst);
+            for sem in &sems {
+                for _ in 0..16 {
+                    let _ = sem.post();
                 }
-                let hit = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                let ready: Vec<usize> = (2..fds.len())
-                    .filter(|&i| hit(&fds[i]))
-                    .map(|i| i - 2)
-                    .collect();
-                (hit(&fds[0]), hit(&fds[1]), ready)
-            };
-            if stopped {
-                return;
-            }
-            for i in ready.into_iter().rev() {
-                match labkit::child::ended_badly(exits[i].as_fd()) {
-                    Ok(Some(false)) => drop(exits.remove(i)), // Done its part: stop watching it.
-                    Ok(None) => {}
-                    Ok(Some(true)) | Err(_) => trip = true,
-                }
-            }
-            if trip {
-                dead.store(true, Ordering::SeqCst);
-                for sem in &sems {
-                    for _ in 0..16 {
-                        let _ = sem.post();
-                    }
-                }
-                return;
             }
         }
     });
