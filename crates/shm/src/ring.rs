@@ -77,6 +77,11 @@ pub struct Ring<'a> {
     data: Slots<'a>,
     slots: u64,
     slot_bytes: usize,
+    /// The producer's last reading of `tail`, a lower bound of it: `tail` is read again (a
+    /// cache-line transfer from the consumer) only when the ring looks full by this one.
+    tail_seen: Line<AtomicU64>,
+    /// The consumer's last reading of `head`: read again only when the ring looks empty.
+    head_seen: Line<AtomicU64>,
 }
 
 // SAFETY: the protocol above gives each slot to exactly one side at a time (the producer between
@@ -101,6 +106,8 @@ impl<'a> Ring<'a> {
             data: Slots::Raw(data, std::marker::PhantomData),
             slots,
             slot_bytes,
+            tail_seen: Line(AtomicU64::new(0)),
+            head_seen: Line(AtomicU64::new(0)),
         }
     }
 
@@ -128,24 +135,36 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Whether a slot is free (producer side).
+    /// Whether a slot is free (producer side). A stale `tail_seen` only underestimates the
+    /// free slots (`tail` only grows), and it was loaded with Acquire, so a slot it frees is
+    /// one the consumer has finished with.
     pub fn has_space(&self) -> bool {
-        let head = self.header.head.0.load(Ordering::Relaxed);
-        head - self.header.tail.0.load(Ordering::Acquire) < self.slots
+        let head = self.header.head.0.load(Ordering::Relaxed); // Only we write it.
+        if head - self.tail_seen.0.load(Ordering::Relaxed) < self.slots {
+            return true;
+        }
+        let tail = self.header.tail.0.load(Ordering::Acquire); // The consumer is done with it.
+        self.tail_seen.0.store(tail, Ordering::Relaxed);
+        head - tail < self.slots
     }
 
-    /// Whether a slot is published (consumer side).
+    /// Whether a slot is published (consumer side); `head_seen` as `tail_seen` above.
     pub fn has_item(&self) -> bool {
-        self.header.tail.0.load(Ordering::Relaxed) != self.header.head.0.load(Ordering::Acquire)
+        let tail = self.header.tail.0.load(Ordering::Relaxed); // Only we write it.
+        if tail < self.head_seen.0.load(Ordering::Relaxed) {
+            return true;
+        }
+        let head = self.header.head.0.load(Ordering::Acquire); // Pairs with the producer's Release.
+        self.head_seen.0.store(head, Ordering::Relaxed);
+        tail < head
     }
 
     /// Producer: if a slot is free, fills it with `fill` and publishes it. Returns whether it did.
     pub fn try_push(&self, fill: impl FnOnce(&mut [u8])) -> bool {
-        let head = self.header.head.0.load(Ordering::Relaxed); // Only we write it.
-        let tail = self.header.tail.0.load(Ordering::Acquire); // The consumer is done with it.
-        if head - tail == self.slots {
+        if !self.has_space() {
             return false;
         }
+        let head = self.header.head.0.load(Ordering::Relaxed);
         // Slot `head` is ours: the consumer has released it (`tail` passed it) and will not read
         // it before our Release store of `head + 1` below.
         self.with_slot(head, fill);
@@ -156,11 +175,10 @@ impl<'a> Ring<'a> {
 
     /// Consumer: if a slot is published, hands it to `read` and frees it. Returns whether it did.
     pub fn try_pop<T>(&self, read: impl FnOnce(&[u8]) -> T) -> Option<T> {
-        let tail = self.header.tail.0.load(Ordering::Relaxed); // Only we write it.
-        let head = self.header.head.0.load(Ordering::Acquire); // Pairs with the producer's Release.
-        if tail == head {
+        if !self.has_item() {
             return None;
         }
+        let tail = self.header.tail.0.load(Ordering::Relaxed);
         // Slot `tail` is published (Release/Acquire on `head` made its bytes visible) and the
         // producer will not touch it before our store of `tail + 1`.
         let out = self.with_slot(tail, |slot| read(slot));
@@ -220,6 +238,8 @@ impl Local {
                 data: Slots::Cells(&self.cells),
                 slots: self.slots,
                 slot_bytes: 1,
+                tail_seen: Line(AtomicU64::new(0)),
+                head_seen: Line(AtomicU64::new(0)),
             }
         }
     }
@@ -266,16 +286,18 @@ mod model {
             let producer = {
                 let local = local.clone();
                 loom::thread::spawn(move || {
+                    let ring = local.ring(); // One view per side: its cached index persists.
                     for v in 1..=3u8 {
-                        while !local.ring().try_push(|slot| slot[0] = v) {
+                        while !ring.try_push(|slot| slot[0] = v) {
                             loom::thread::yield_now();
                         }
                     }
                 })
             };
             let mut got = Vec::new();
+            let ring = local.ring();
             while got.len() < 3 {
-                match local.ring().try_pop(|slot| slot[0]) {
+                match ring.try_pop(|slot| slot[0]) {
                     Some(v) => got.push(v),
                     None => loom::thread::yield_now(),
                 }

@@ -87,18 +87,24 @@ fn wait_until(
     mode: Mode,
     peer_alive: &dyn Fn() -> bool,
 ) -> io::Result<()> {
-    let spin_until = Instant::now()
-        + if mode == Mode::Patient {
-            PATIENCE
-        } else {
-            SPIN
-        };
+    let budget = if mode == Mode::Patient {
+        PATIENCE
+    } else {
+        SPIN
+    };
+    // The clock is read only every 64 spins, from the first miss on: a hand-off that is ready
+    // at once (the common case when spinning) costs no clock read at all.
+    let mut spin_until = None;
     let mut spins = 0u64;
     loop {
         if ready() {
             return Ok(());
         }
-        if mode == Mode::Spin || Instant::now() < spin_until {
+        let keep_spinning = mode == Mode::Spin || !spins.is_multiple_of(64) || {
+            let now = Instant::now();
+            now < *spin_until.get_or_insert(now + budget)
+        };
+        if keep_spinning {
             std::hint::spin_loop();
             spins += 1;
             if spins.is_multiple_of(1 << 20) && !peer_alive() {
