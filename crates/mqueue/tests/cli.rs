@@ -85,6 +85,9 @@ fn the_echo_killed_during_round_trips_wakes_the_untimed_wait() {
     let done = testkit::finish(run, std::time::Duration::from_secs(60));
     let err = done.stderr();
     assert_eq!(done.code(), Some(1), "{err}");
-    assert!(err.contains("echo peer") && err.contains("SIGKILL"), "{err}");
+    assert!(
+        err.contains("echo peer") && err.contains("SIGKILL"),
+        "{err}"
+    );
     testkit::assert_clean(&t, done.pid);
 }
