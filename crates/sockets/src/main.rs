@@ -25,7 +25,7 @@
 //!    mid-request is logged by the server, which carries on.
 //! 5. [`judge_claims`]: ratios of block figures decide the claims.
 //!
-//! **Run it**: `cargo run --release -p sockets` (about three seconds), `-- --json` for the
+//! **Run it**: `cargo run --release -p sockets` (about two seconds), `-- --json` for the
 //! Report, `-- --clients 32 --per-connection 1` for a server that mostly accepts.
 
 mod boundaries;
@@ -88,6 +88,8 @@ const QUICK_REQUESTS: u64 = 20;
 const PER_CONNECTION: u64 = 20;
 const QUICK_PER_CONNECTION: u64 = 5;
 const MAX_REQUESTS: u64 = 1_000_000;
+/// Untimed requests on one connection before each block's timing starts.
+const WARMUP_REQUESTS: u64 = 5;
 /// How often the server's memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// How often a datagram receive asks whether its peer is still there.
@@ -200,7 +202,7 @@ fn run(args: Args) -> Result<Outcome> {
         messages,
         bytes: args.bytes.unwrap_or(BYTES) as usize,
         total: pick(args.total, TOTAL, QUICK_TOTAL),
-        blocks: pick(None, BLOCKS, QUICK_BLOCKS).min(messages),
+        blocks: pick(None, BLOCKS, QUICK_BLOCKS),
         clients,
         requests: pick(args.requests, REQUESTS, QUICK_REQUESTS),
         per_connection: pick(args.per_connection, PER_CONNECTION, QUICK_PER_CONNECTION),
@@ -496,13 +498,16 @@ fn far_work(
 fn wait_for_connection(listener: BorrowedFd<'_>, watch: &Watch, far: &mut Far<u64>) -> Result<()> {
     let ms = u16::try_from(HANG_GUARD.as_millis()).unwrap_or(u16::MAX);
     loop {
+        let shutdown_fd = labkit::signals::install()?;
         let mut fds = [
             PollFd::new(listener, PollFlags::POLLIN),
             PollFd::new(watch.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown_fd.wake_fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(0) => bail!("hang guard: no connection after {} s", HANG_GUARD.as_secs()),
             Ok(_) if fds[0].any().unwrap_or(false) => return Ok(()),
+            Ok(_) if fds[2].any().unwrap_or(false) => shutdown_fd.check()?,
             Ok(_) => {
                 return Err(far.broke(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
@@ -624,8 +629,9 @@ fn ping_pong(
     for link in &mut links {
         (0..warmup).try_for_each(|_| link.round_trip(shutdown))?;
     }
-    for block in 0..plan.blocks {
-        let n = plan.messages / plan.blocks + u64::from(block < plan.messages % plan.blocks);
+    let blocks = plan.blocks.min(plan.messages);
+    for block in 0..blocks {
+        let n = plan.messages / blocks + u64::from(block < plan.messages % blocks);
         for link in &mut links {
             link.run_block(n, shutdown)?;
         }
@@ -861,6 +867,24 @@ struct Load {
     after_rude: u64,
 }
 
+impl Load {
+    fn new(model: Model) -> Load {
+        Load {
+            model,
+            latency: LatencyRecorder::new(),
+            rates: Vec::new(),
+            pss_peaks: Vec::new(),
+            requests: 0,
+            elapsed: Duration::ZERO,
+            cpu: Duration::ZERO,
+            peak: Sample::default(),
+            served: ConnStats::default(),
+            connections: 0,
+            after_rude: 0,
+        }
+    }
+}
+
 /// What the sampler saw of the server and its children at their largest.
 #[derive(Clone, Copy, Debug, Default)]
 struct Sample {
@@ -883,15 +907,18 @@ fn sample_server(server: u32, done: &AtomicBool) -> (Sample, Duration) {
     loop {
         let children = labkit::procfs::main_thread_children(server);
         let (mut pss, mut rss) = (0, 0);
+        let mut alive = 0;
         for pid in std::iter::once(server).chain(children.iter().copied()) {
+            // A zombie (exited, not yet reaped) has no memory left to read, and is not counted.
             if let Some((p, r)) = labkit::procfs::memory_kib(pid) {
                 pss += p;
                 rss += r;
+                alive += 1;
             }
         }
         peak.pss_kib = peak.pss_kib.max(pss);
         peak.rss_kib = peak.rss_kib.max(rss);
-        peak.processes = peak.processes.max(1 + children.len());
+        peak.processes = peak.processes.max(alive);
         peak.threads = peak
             .threads
             .max(labkit::procfs::thread_count(server).unwrap_or(0));
@@ -909,25 +936,20 @@ fn serve_under_load(
     plan: &Plan,
     shutdown: &Shutdown,
 ) -> Result<Vec<Load>> {
-    let mut loads: Vec<Load> = models
-        .iter()
-        .map(|&model| Load {
-            model,
-            latency: LatencyRecorder::new(),
-            rates: Vec::new(),
-            pss_peaks: Vec::new(),
-            requests: 0,
-            elapsed: Duration::ZERO,
-            cpu: Duration::ZERO,
-            peak: Sample::default(),
-            served: ConnStats::default(),
-            connections: 0,
-            after_rude: 0,
-        })
-        .collect();
+    let mut loads: Vec<Load> = models.iter().map(|&model| Load::new(model)).collect();
+    // What a block costs in CPU with no timed request (start the server, the warm-up, stop,
+    // reap): taken off each block, so CPU per request is the requests' own.
+    let mut idle = Vec::new();
+    for load in &loads {
+        let mut probe = Load::new(load.model);
+        server_block(&mut probe, plan, 0, shutdown, false)?;
+        idle.push(probe.cpu);
+    }
     for block in 0..plan.blocks {
-        for load in &mut loads {
-            server_block(load, plan, shutdown, block == 0)?;
+        for (load, idle) in loads.iter_mut().zip(&idle) {
+            let before = load.cpu;
+            server_block(load, plan, plan.requests, shutdown, block == 0)?;
+            load.cpu = before + (load.cpu - before).saturating_sub(*idle);
         }
     }
     let per_client = plan.requests * plan.blocks;
@@ -957,20 +979,22 @@ fn serve_under_load(
             load.requests as f64 / load.elapsed.as_secs_f64(),
             per_request,
         ));
-        for (measure, kib) in [("pss", load.peak.pss_kib), ("rss", load.peak.rss_kib)] {
-            let mut config = config.clone();
-            config["measure"] = json!(measure);
+        for (name, kib) in [
+            ("peak_pss", load.peak.pss_kib),
+            ("peak_rss", load.peak.rss_kib),
+        ] {
             report.measure(Measurement::value(
-                "peak_memory",
-                variant,
                 name,
-                config,
+                variant,
+                load.model.name(),
+                config.clone(),
                 "KiB",
                 kib as f64,
                 None,
             ));
         }
-        let expected = plan.clients * per_client + 1;
+        // The clients' requests, each block's warm-up, and the one after the rude client.
+        let expected = plan.clients * per_client + plan.blocks * WARMUP_REQUESTS + 1;
         if load.requests != plan.clients * per_client
             || load.served.requests != expected
             || load.served.failed != 0
@@ -1036,7 +1060,13 @@ fn serve_under_load(
 }
 
 /// One block of one model: a fresh server process, the clients against it, then the stop.
-fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -> Result<()> {
+fn server_block(
+    load: &mut Load,
+    plan: &Plan,
+    requests_each: u64,
+    shutdown: &Shutdown,
+    rude: bool,
+) -> Result<()> {
     let listener = loopback_listener()?;
     let addr: SocketAddr = listener.local_addr().context("getsockname")?;
     let (stop_rx, stop_tx) = std::io::pipe().context("pipe (stop)")?;
@@ -1046,7 +1076,7 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
         Model::ThreadPerConnection => ("thread", 0),
         Model::ThreadPool { workers } => ("pool", workers),
     };
-    let extra = [
+    let mut extra = vec![
         "--model".to_owned(),
         model.to_owned(),
         "--workers".to_owned(),
@@ -1054,6 +1084,11 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
         "--bytes".to_owned(),
         plan.bytes.to_string(),
     ];
+    if requests_each > 0 {
+        // Unused by the server; it tells a timed block's server from the idle baseline's in a
+        // process listing (the tests kill the former).
+        extra.extend(["--requests".to_owned(), requests_each.to_string()]);
+    }
     // CPU of this process (the clients) and of reaped children (the server and its own).
     let cpu_before = CpuClock::now(&[])?;
     let mut peer = Peer::spawn(
@@ -1072,6 +1107,19 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
     // One client failing stops the others: the run ends now, not when they finish.
     let failed = AtomicBool::new(false);
     let keep_going = || !failed.load(Ordering::Relaxed) && shutdown.check().is_ok();
+    // A warm-up connection, untimed: the first timed request must not wait for the server to
+    // start (its runtime, its pool) nor, for the fork model, be the first to fork.
+    server::client(
+        addr,
+        WARMUP_REQUESTS,
+        WARMUP_REQUESTS,
+        plan.bytes,
+        HANG_GUARD,
+        &mut |_| {},
+        &keep_going,
+    )
+    .map_err(|e| explain_break(std::slice::from_mut(&mut peer), e))
+    .context("the warm-up connection")?;
     let start = Instant::now();
     let (results, elapsed, (peak, sampling)) = std::thread::scope(|s| {
         let sampler = s.spawn(|| sample_server(server, &done));
@@ -1081,7 +1129,7 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
                     let mut latency = LatencyRecorder::new();
                     let served = server::client(
                         addr,
-                        plan.requests,
+                        requests_each,
                         plan.per_connection,
                         plan.bytes,
                         HANG_GUARD,
@@ -1120,13 +1168,20 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
         load.latency.add(&latency);
     }
     if let Some((i, e)) = first_error {
-        return Err(
-            explain_break(std::slice::from_mut(&mut peer), e).context(format!(
-                "client {i} of the {} server lost its connection (the process or thread serving \
-             it ended)",
-                load.model.name()
-            )),
-        );
+        let what = if matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            format!(
+                "had no answer within the {} s hang guard",
+                HANG_GUARD.as_secs()
+            )
+        } else {
+            "lost its connection (the process or thread serving it ended)".to_owned()
+        };
+        let name = load.model.name();
+        return Err(explain_break(std::slice::from_mut(&mut peer), e)
+            .context(format!("client {i} of the {name} server {what}")));
     }
     if rude {
         server::leave_mid_request(addr, plan.bytes).context("the rude client")?;
@@ -1142,6 +1197,9 @@ fn server_block(load: &mut Load, plan: &Plan, shutdown: &Shutdown, rude: bool) -
         .map_err(|_| anyhow::anyhow!("the stats reader panicked"))?
         .context("read the server's stats pipe")?;
     load.cpu += CpuClock::since(cpu_before, &[])?.saturating_sub(sampling);
+    if requests_each == 0 {
+        return Ok(()); // The idle baseline: only its CPU time counts.
+    }
     let (connections, served) = ConnStats::total(&stats);
     load.connections += connections;
     load.served.requests += served.requests;
@@ -1216,8 +1274,8 @@ fn judge_claims(
                 Verdict::Holds,
                 "the child processes shared no memory with us: every frame reached them through \
                  a socket, inherited (socketpair) or found by name (a path, a loopback port), \
-                 copied in by write and out by read; the channel's echo thread got the very \
-                 buffer we sent",
+                 copied in by write and out by read, while a thread can be handed the very \
+                 buffer (see the channel's check when threads run)",
             )
         } else {
             (
@@ -1279,8 +1337,8 @@ fn judge_claims(
             report.claim_measured("usecase.shared-data", &cmp, [&fm, &pm], evidence);
         }
         if let (Some(fm), Some(pm)) = (
-            report.find(&key(fork, "peak_memory")).cloned(),
-            report.find(&key(pool, "peak_memory")).cloned(),
+            report.find(&key(fork, "peak_pss")).cloned(),
+            report.find(&key(pool, "peak_pss")).cloned(),
         ) {
             let cmp = Comparison::expect_lower(&pool.pss_peaks, &fork.pss_peaks);
             let evidence = format!(

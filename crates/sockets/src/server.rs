@@ -89,6 +89,9 @@ impl ConnStats {
     }
 }
 
+/// How often (ms) a forking server with children reaps the finished ones while idle.
+const REAP_EVERY_MS: u16 = 20;
+
 /// Serves one connection: every request checked and echoed until the client is done; then
 /// writes the connection's record to `stats`.
 fn serve_connection(stream: TcpStream, model: Model, max_frame: usize, stats: &File) {
@@ -148,7 +151,17 @@ pub fn run(
             PollFd::new(listener.as_fd(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        // The fork model wakes now and then to reap children that have finished.
+        let timeout = if children > 0 {
+            PollTimeout::from(REAP_EVERY_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                children -= reap(false)?;
+                continue;
+            }
             Ok(_) => {}
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -158,13 +171,13 @@ pub fn run(
         if !waiting && fds[1].any().unwrap_or(true) {
             break; // EOF on `stop`: no new connections.
         }
+        // An accepted socket does not inherit O_NONBLOCK from the listener on Linux.
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             // The client gave up between poll and accept.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         };
-        // An accepted socket does not inherit O_NONBLOCK from the listener on Linux.
         connections += 1;
         match model {
             Model::ForkPerConnection => {
@@ -233,9 +246,12 @@ fn fork_connection(
                     libc::_exit(1);
                 }
             }
-            serve_connection(stream, model, max_frame, stats);
+            // A panic must not unwind into the server's loop in this copy of it.
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                serve_connection(stream, model, max_frame, stats)
+            }));
             // SAFETY: see above.
-            unsafe { libc::_exit(0) }
+            unsafe { libc::_exit(if served.is_ok() { 0 } else { 101 }) }
         }
         ForkResult::Parent { .. } => Ok(()), // `stream` closes here: the child has its copy.
     }
