@@ -6,6 +6,7 @@
 //! | `ci` | `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`, then `verify` |
 //! | `verify [TOPIC…]` | build release, run every topic `--quick --json`, check each Report and that nothing leaked |
 //! | `clean` | remove what the ledger lists for creators that are dead, nothing else |
+//! | `torture [TOPIC…]` | SIGKILL and SIGINT/SIGTERM every topic at random moments, run copies at once, prove `clean` |
 //!
 //! Topics are discovered from the workspace (every binary crate under `crates/`), so a new topic
 //! is run and verified without editing a list here. xtask makes itself a child subreaper
@@ -15,6 +16,7 @@
 mod ci;
 mod clean;
 mod report;
+mod torture;
 mod verify;
 mod workspace;
 
@@ -26,7 +28,10 @@ commands:
   report [TOPIC...]   run every topic (default sizes) and print the claims ledger
   ci                  fmt check, clippy -D warnings, cargo test --workspace, then verify
   verify [TOPIC...]   run every topic --quick --json; check Reports and leftovers
-  clean               remove leftovers of dead creators listed in the ledger";
+  clean               remove leftovers of dead creators listed in the ledger
+  torture [FLAGS] [TOPIC...]
+                      kill and signal every topic at random moments, run copies at once,
+                      prove clean (see `cargo xtask torture --help`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +44,8 @@ fn main() -> ExitCode {
         "ci" if rest.is_empty() => ci::run(),
         "verify" => verify::run(rest),
         "clean" if rest.is_empty() => clean::run(),
+        "torture" => torture::run(rest),
+        "torture-leave-one" => torture::leave_one(),
         "-h" | "--help" | "help" => {
             workspace::say(USAGE);
             Ok(true)

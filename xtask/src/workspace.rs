@@ -210,6 +210,11 @@ impl Snapshot {
         Snapshot(names.chain(ledgers).collect())
     }
 
+    /// Nothing: `x.new_since(&Snapshot::empty())` is all of `x`.
+    pub fn empty() -> Snapshot {
+        Snapshot(BTreeSet::new())
+    }
+
     /// What is in `self` but was not in `before`.
     pub fn new_since(&self, before: &Snapshot) -> Vec<String> {
         self.0.difference(&before.0).cloned().collect()
@@ -218,7 +223,7 @@ impl Snapshot {
 
 /// Processes left behind: with the subreaper set, an orphan of a topic is now our child. Reaps
 /// the ones already dead; kills and reports the living, after a grace period for those dying.
-fn reap_leftovers(grace: Duration) -> Vec<String> {
+pub fn reap_leftovers(grace: Duration) -> Vec<String> {
     let deadline = Instant::now() + grace;
     loop {
         // Reap zombies first: a child that already exited is not a leftover.

@@ -196,9 +196,14 @@ impl Far {
     /// The far side's own tally, once it has stopped: `[round trips, voluntary, involuntary]`.
     fn finish(self) -> Result<[u64; 3]> {
         match self {
-            Far::Process { peer, mut report } => {
+            Far::Process {
+                mut peer,
+                mut report,
+            } => {
                 let mut bytes = [0u8; 24];
+                // EOF here means the child died before it could report: say how it died.
                 std::io::Read::read_exact(&mut report, &mut bytes)
+                    .map_err(|e| labkit::child::explain_break(std::slice::from_mut(&mut peer), e))
                     .context("read the child's tally")?;
                 peer.finish()?;
                 Ok(decode(bytes))

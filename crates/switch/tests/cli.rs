@@ -86,3 +86,15 @@ fn sigint_mid_run_stops_cleanly_with_130() {
 fn eight_copies_at_once_all_pass() {
     testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
 }
+
+#[test]
+fn a_pipe_peer_killed_mid_run_is_reported_with_exit_1() {
+    // Found by `cargo xtask torture`: a pipe peer killed just before it reported its tally
+    // gave "failed to fill whole buffer" without saying the peer had died.
+    testkit::assert_peer_kill_reported(
+        BIN,
+        LONG,
+        |_, cmd| cmd.contains("--role pipe-pong"),
+        "pipe-pong peer",
+    );
+}

@@ -1,0 +1,663 @@
+//! `cargo xtask torture`: every topic's bad paths, from the outside, with counts.
+//!
+//! * **kill**: each topic runs at its default size and is SIGKILLed at a random moment: the
+//!   parent in even rounds, a child (found through `/proc`) in odd ones. A killed parent must
+//!   leave no process (its children die with it) and nothing that `clean` cannot remove (its
+//!   ledger lists what it had not unlinked yet); a surviving parent must exit 1 with a message
+//!   that names the death, and leave nothing at all.
+//! * **signals**: SIGINT or SIGTERM at a random moment: exit 130 or 143, nothing left.
+//! * **crowd**: `--copies` copies of each topic at once (`--quick`): all pass, nothing left.
+//! * **clean**: `clean` removes what a dead creator left and leaves a live creator's objects.
+//!
+//! POSIX message queues are looked for in an mqueue file system mounted on a private temporary
+//! directory (where mounting is permitted; else the ledger is the only witness). The random
+//! moments come from `--seed` (printed), so a failing round can be replayed.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use labkit::report::{Report, Status};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::workspace::{self, Snapshot, Topic};
+
+/// A run that takes longer than this is hung.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// Where the random moments fall: from 2 ms after the start to 90% of a calibration run.
+#[derive(Clone, Copy)]
+struct Window {
+    earliest: u64,
+    latest: u64,
+}
+
+impl Window {
+    fn new(run: Duration) -> Window {
+        let latest = (run.as_millis() as u64 * 9 / 10).max(3);
+        Window {
+            earliest: 2,
+            latest,
+        }
+    }
+
+    fn pick(self, rng: &mut Rng) -> Duration {
+        Duration::from_millis(rng.between(self.earliest, self.latest))
+    }
+}
+
+const USAGE: &str =
+    "usage: cargo xtask torture [--kills N] [--signals N] [--copies N] [--seed N] [TOPIC...]
+
+  --kills N     SIGKILL rounds per topic, parent and child alternately [default: 2]
+  --signals N   SIGINT/SIGTERM rounds per topic, alternately [default: 2]
+  --copies N    copies of each topic run at once, --quick [default: 8]
+  --seed N      the seed of the random moments [default: from the clock]";
+
+struct Options {
+    kills: u32,
+    signals: u32,
+    copies: usize,
+    seed: u64,
+    topics: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        kills: 2,
+        signals: 2,
+        copies: 8,
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        topics: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut number = |max: u64| -> Result<u64, String> {
+            let v = it.next().ok_or(format!("{a} needs a number"))?;
+            let n: u64 = v
+                .parse()
+                .map_err(|_| format!("{a} {v}: not a whole number"))?;
+            if n > max {
+                return Err(format!("{a} {n}: at most {max}"));
+            }
+            Ok(n)
+        };
+        match a.as_str() {
+            "--kills" => o.kills = number(100_000)? as u32,
+            "--signals" => o.signals = number(100_000)? as u32,
+            "--copies" => o.copies = number(64)? as usize,
+            "--seed" => o.seed = number(u64::MAX)?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown flag {flag}")),
+            topic => o.topics.push(topic.to_owned()),
+        }
+    }
+    Ok(o)
+}
+
+pub fn run(args: &[String]) -> Result<bool> {
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("xtask torture: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let topics = workspace::topics(&o.topics)?;
+    workspace::build_release(&topics)?;
+    workspace::become_subreaper()?;
+    let mq = MqueueView::mount();
+    workspace::say(&format!(
+        "torture: {} topic(s), seed {}, message queues seen {}",
+        topics.len(),
+        o.seed,
+        mq.describe()
+    ));
+    let mut rng = Rng(o.seed.max(1));
+    let mut tally = Tally::default();
+    let mut rows = vec![
+        [
+            "topic",
+            "kills",
+            "reported",
+            "unnoticed",
+            "cleaned",
+            "signals",
+            "crowd",
+            "result",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for topic in &topics {
+        let mut t = Tally::default();
+        // The moments fall inside the run: how long a run lasts, from one untimed run.
+        let calibration = Instant::now();
+        let e = finish(start(topic, &["--json"])?)?;
+        judge_common(topic, &e, "the calibration run", &mut t);
+        let window = Window::new(calibration.elapsed());
+        for round in 0..o.kills {
+            kill_round(topic, &mut rng, window, round % 2 == 1, &mq, &mut t)?;
+        }
+        for round in 0..o.signals {
+            let sig = if round % 2 == 0 {
+                Signal::SIGINT
+            } else {
+                Signal::SIGTERM
+            };
+            signal_round(topic, &mut rng, window, sig, &mq, &mut t)?;
+        }
+        if o.copies > 0 {
+            crowd(topic, o.copies, &mq, &mut t)?;
+        }
+        rows.push(vec![
+            topic.name.clone(),
+            t.kills.to_string(),
+            t.reported.to_string(),
+            t.unnoticed.to_string(),
+            t.cleaned.to_string(),
+            t.signals.to_string(),
+            t.copies.to_string(),
+            if t.failures.is_empty() { "ok" } else { "FAIL" }.to_owned(),
+        ]);
+        tally.add(t);
+    }
+    let clean_ok = prove_clean(&mut tally)?;
+    workspace::say(&workspace::table(&rows));
+    for f in &tally.failures {
+        workspace::say(&format!("  - {f}"));
+    }
+    workspace::say(&format!(
+        "torture: {} kills ({} of a child reported by the parent, {} unnoticed with every check \
+         passing, {} finished first), {} leftovers of killed parents removed by clean, {} \
+         signals, {} copies at once; clean {}; {} failure(s), {} hang(s), {} panic(s)",
+        tally.kills,
+        tally.reported,
+        tally.unnoticed,
+        tally.finished_first,
+        tally.cleaned,
+        tally.signals,
+        tally.copies,
+        if clean_ok { "proved" } else { "FAILED" },
+        tally.failures.len(),
+        tally.hangs,
+        tally.panics
+    ));
+    Ok(tally.failures.is_empty() && clean_ok)
+}
+
+/// Counts over the rounds, and what went wrong.
+#[derive(Default)]
+struct Tally {
+    kills: u64,
+    reported: u64,
+    unnoticed: u64,
+    finished_first: u64,
+    cleaned: u64,
+    signals: u64,
+    copies: u64,
+    hangs: u64,
+    panics: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, t: Tally) {
+        self.kills += t.kills;
+        self.reported += t.reported;
+        self.unnoticed += t.unnoticed;
+        self.finished_first += t.finished_first;
+        self.cleaned += t.cleaned;
+        self.signals += t.signals;
+        self.copies += t.copies;
+        self.hangs += t.hangs;
+        self.panics += t.panics;
+        self.failures.extend(t.failures);
+    }
+
+    fn fail(&mut self, topic: &Topic, what: String) {
+        self.failures.push(format!("{}: {what}", topic.name));
+    }
+}
+
+/// xorshift64*: enough to spread the moments, reproducible from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// An mqueue file system on a private temporary directory, unmounted on drop; `None` where
+/// mounting is not permitted.
+struct MqueueView(Option<PathBuf>);
+
+impl MqueueView {
+    fn mount() -> MqueueView {
+        let dir = std::env::temp_dir().join(format!("xtask-mqueue-{}", std::process::id()));
+        if std::fs::create_dir(&dir).is_err() {
+            return MqueueView(None);
+        }
+        let mounted = nix::mount::mount(
+            Some("mqueue"),
+            &dir,
+            Some("mqueue"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+        if mounted.is_err() {
+            let _ = std::fs::remove_dir(&dir);
+            return MqueueView(None);
+        }
+        MqueueView(Some(dir))
+    }
+
+    fn describe(&self) -> String {
+        match &self.0 {
+            Some(d) => format!("through an mqueue mount at {}", d.display()),
+            None => "only through the ledger (mounting mqueue is not permitted)".to_owned(),
+        }
+    }
+
+    /// The lab's queues present now.
+    fn names(&self) -> BTreeSet<String> {
+        let Some(dir) = &self.0 else {
+            return BTreeSet::new();
+        };
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&format!("{}-", labkit::PREFIX)))
+                    .map(|n| format!("mq /{n}"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for MqueueView {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = nix::mount::umount(dir);
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Everything the lab's runs could leave, queues included.
+fn everything(mq: &MqueueView) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    let snap = Snapshot::take();
+    all.extend(snap.new_since(&Snapshot::empty()));
+    all.extend(mq.names());
+    all
+}
+
+/// A topic running at default size, its stderr drained in a thread.
+struct Running {
+    child: Child,
+    stderr: std::thread::JoinHandle<String>,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+fn start(topic: &Topic, args: &[&str]) -> Result<Running> {
+    let mut child = Command::new(&topic.binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", topic.binary.display()))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    Ok(Running {
+        child,
+        stderr,
+        stdout,
+    })
+}
+
+/// How a run ended.
+struct Ended {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stderr: String,
+    stdout: String,
+    hung: bool,
+    leftovers: Vec<String>,
+}
+
+fn finish(r: Running) -> Result<Ended> {
+    let mut e = wait(r)?;
+    e.leftovers = workspace::reap_leftovers(Duration::from_secs(2));
+    Ok(e)
+}
+
+/// Waits for a run without looking for leftovers: for runs started together, whose siblings a
+/// `waitpid(-1)` would reap.
+fn wait(mut r: Running) -> Result<Ended> {
+    let (status, hung) = match labkit::child::wait_timeout(&mut r.child, HANG_GUARD)? {
+        Some(s) => (s, false),
+        None => {
+            let _ = r.child.kill();
+            (r.child.wait()?, true)
+        }
+    };
+    Ok(Ended {
+        code: status.code(),
+        signal: status.signal(),
+        stderr: r.stderr.join().unwrap_or_default(),
+        stdout: r.stdout.join().unwrap_or_default(),
+        hung,
+        leftovers: Vec::new(),
+    })
+}
+
+/// Sleeps until `at` after `started`, or until the run ends; whether it still runs.
+fn sleep_until(r: &mut Running, started: Instant, at: Duration) -> Result<bool> {
+    while started.elapsed() < at {
+        if r.child.try_wait()?.is_some() {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(r.child.try_wait()?.is_none())
+}
+
+fn kill_round(
+    topic: &Topic,
+    rng: &mut Rng,
+    window: Window,
+    child_victim: bool,
+    mq: &MqueueView,
+    t: &mut Tally,
+) -> Result<()> {
+    let before = everything(mq);
+    let started = Instant::now();
+    let mut r = start(topic, &["--json"])?;
+    let parent = r.child.id();
+    let at = window.pick(rng);
+    t.kills += 1;
+    if !sleep_until(&mut r, started, at)? {
+        t.finished_first += 1;
+        let _ = finish(r)?;
+        return Ok(());
+    }
+    let children = labkit::procfs::children_of(parent);
+    let victim = if child_victim && !children.is_empty() {
+        children[rng.between(0, children.len() as u64 - 1) as usize]
+    } else {
+        parent
+    };
+    let cmdline = std::fs::read_to_string(format!("/proc/{victim}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ");
+    if kill(Pid::from_raw(victim as i32), Signal::SIGKILL).is_err() {
+        t.finished_first += 1;
+        let _ = finish(r)?;
+        return Ok(());
+    }
+    let e = finish(r)?;
+    let what = format!(
+        "SIGKILL at {} ms to {} ({})",
+        at.as_millis(),
+        if victim == parent {
+            "the parent"
+        } else {
+            "a child"
+        },
+        cmdline.trim()
+    );
+    judge_common(topic, &e, &what, t);
+    if victim == parent {
+        if e.signal != Some(libc::SIGKILL) && !e.hung {
+            // It may have ended on its own at that very moment.
+            t.finished_first += 1;
+        }
+        // What the dead creator had not unlinked yet is for `clean`, and must be all gone after.
+        let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+        if !left.is_empty() {
+            labkit::names::clean_dead().context("clean")?;
+            let still: Vec<String> = everything(mq).difference(&before).cloned().collect();
+            t.cleaned += (left.len() - still.len()) as u64;
+            if !still.is_empty() {
+                t.fail(topic, format!("{what}: clean left {still:?}"));
+            }
+        }
+        return Ok(());
+    }
+    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+    if !left.is_empty() {
+        t.fail(topic, format!("{what}: the parent left {left:?}"));
+    }
+    let names_death = [
+        "SIGKILL", "died", "killed", "gone", "lost", "hung up", "ended",
+    ]
+    .iter()
+    .any(|w| e.stderr.contains(w));
+    match e.code {
+        Some(1) if names_death => t.reported += 1,
+        Some(1) => t.fail(
+            topic,
+            format!(
+                "{what}: exit 1 without naming the death: {}",
+                last_line(&e.stderr)
+            ),
+        ),
+        Some(0) if report_passed(&e.stdout) => t.unnoticed += 1,
+        other => t.fail(
+            topic,
+            format!("{what}: exit {other:?}: {}", last_line(&e.stderr)),
+        ),
+    }
+    Ok(())
+}
+
+fn signal_round(
+    topic: &Topic,
+    rng: &mut Rng,
+    window: Window,
+    sig: Signal,
+    mq: &MqueueView,
+    t: &mut Tally,
+) -> Result<()> {
+    let before = everything(mq);
+    let started = Instant::now();
+    let mut r = start(topic, &["--json"])?;
+    let at = window.pick(rng);
+    t.signals += 1;
+    if !sleep_until(&mut r, started, at)? {
+        t.finished_first += 1;
+        let _ = finish(r)?;
+        return Ok(());
+    }
+    kill(Pid::from_raw(r.child.id() as i32), sig).context("kill")?;
+    let e = finish(r)?;
+    let what = format!("{} at {} ms", sig.as_str(), at.as_millis());
+    judge_common(topic, &e, &what, t);
+    let expected = 128 + sig as i32;
+    match e.code {
+        Some(c) if c == expected => {}
+        Some(0) => t.finished_first += 1, // It ended between our look and the signal.
+        other => t.fail(
+            topic,
+            format!(
+                "{what}: exit {other:?}, expected {expected}: {}",
+                last_line(&e.stderr)
+            ),
+        ),
+    }
+    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+    if !left.is_empty() {
+        t.fail(topic, format!("{what}: left {left:?}"));
+    }
+    Ok(())
+}
+
+fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result<()> {
+    let before = everything(mq);
+    let runs: Vec<Running> = (0..copies)
+        .map(|_| start(topic, &["--quick", "--json"]))
+        .collect::<Result<_>>()?;
+    let ended: Vec<Ended> = runs.into_iter().map(wait).collect::<Result<_>>()?;
+    let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
+    if !leftovers.is_empty() {
+        t.fail(
+            topic,
+            format!("{copies} copies at once left processes: {leftovers:?}"),
+        );
+    }
+    for e in ended {
+        t.copies += 1;
+        judge_common(topic, &e, "one of the crowd", t);
+        if e.code != Some(0) || !report_passed(&e.stdout) {
+            t.fail(
+                topic,
+                format!(
+                    "one of {copies} copies at once: exit {:?}: {}",
+                    e.code,
+                    last_line(&e.stderr)
+                ),
+            );
+        }
+    }
+    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+    if !left.is_empty() {
+        t.fail(topic, format!("{copies} copies at once left {left:?}"));
+    }
+    Ok(())
+}
+
+/// What every round checks: no hang, no panic, no process left behind.
+fn judge_common(topic: &Topic, e: &Ended, what: &str, t: &mut Tally) {
+    if e.hung {
+        t.hangs += 1;
+        t.fail(
+            topic,
+            format!(
+                "{what}: still running after {} s (hang guard)",
+                HANG_GUARD.as_secs()
+            ),
+        );
+    }
+    if e.code == Some(101) || e.stderr.contains("panicked") {
+        t.panics += 1;
+        t.fail(topic, format!("{what}: panicked: {}", last_line(&e.stderr)));
+    }
+    if !e.leftovers.is_empty() {
+        t.fail(
+            topic,
+            format!("{what}: processes left behind: {:?}", e.leftovers),
+        );
+    }
+}
+
+fn report_passed(stdout: &str) -> bool {
+    serde_json::from_str::<Report>(stdout)
+        .is_ok_and(|r| r.problems().is_empty() && r.checks.iter().all(|c| c.status != Status::Fail))
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+        .to_owned()
+}
+
+/// `clean` removes a dead creator's object and leaves a live one's: one of each, made here.
+fn prove_clean(t: &mut Tally) -> Result<bool> {
+    // A dead creator: a copy of xtask that creates an object and exits without unlinking it.
+    let exe = std::env::current_exe().context("current_exe")?;
+    let out = Command::new(exe)
+        .arg("torture-leave-one")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("run xtask torture-leave-one")?;
+    let dead_name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || dead_name.is_empty() {
+        bail!("torture-leave-one did not leave an object");
+    }
+    // A live creator: this process.
+    let mut live = labkit::names::reserve(labkit::names::Kind::Shm)?;
+    create_shm(live.name())?;
+    live.mark_created();
+    let in_shm = |name: &str| {
+        PathBuf::from("/dev/shm")
+            .join(name.trim_start_matches('/'))
+            .exists()
+    };
+    let dead_was_there = in_shm(&dead_name);
+    labkit::names::clean_dead().context("clean")?;
+    let ok = dead_was_there && !in_shm(&dead_name) && in_shm(live.name());
+    if !ok {
+        t.failures.push(format!(
+            "clean: dead creator's {dead_name} {} (was there: {dead_was_there}); live {} {}",
+            if in_shm(&dead_name) {
+                "NOT removed"
+            } else {
+                "removed"
+            },
+            live.name(),
+            if in_shm(live.name()) {
+                "kept"
+            } else {
+                "REMOVED"
+            }
+        ));
+    }
+    live.unlink()?;
+    Ok(ok)
+}
+
+/// Creates the POSIX shared memory object `name` (`O_EXCL`, 0600).
+fn create_shm(name: &str) -> Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    nix::sys::mman::shm_open(
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .with_context(|| format!("shm_open {name}"))?;
+    Ok(())
+}
+
+/// The hidden `torture-leave-one` command: creates a ledgered object, prints its name, and
+/// exits without unlinking it, as a creator killed at that moment would.
+pub fn leave_one() -> Result<bool> {
+    let mut r = labkit::names::reserve(labkit::names::Kind::Shm)?;
+    create_shm(r.name())?;
+    r.mark_created();
+    println!("{}", r.name());
+    std::mem::forget(r); // No unlink, no ledger update: a crash, as far as clean can tell.
+    Ok(true)
+}
