@@ -57,9 +57,12 @@ const USAGE: &str =
   --kills N     SIGKILL rounds per topic, parent and child alternately [default: 2]
   --signals N   SIGINT/SIGTERM rounds per topic, alternately [default: 2]
   --copies N    copies of each topic run at once, --quick [default: 8]
+  --refusals N  refused flag sets run end to end per topic [default: 5]
+                (the in-process parser fuzz is each topic's unit test; LAB_FUZZ_CASES=N)
   --seed N      the seed of the random moments [default: from the clock]";
 
 struct Options {
+    refusals: u32,
     kills: u32,
     signals: u32,
     copies: usize,
@@ -69,6 +72,7 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        refusals: 5,
         kills: 2,
         signals: 2,
         copies: 8,
@@ -93,6 +97,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--kills" => o.kills = number(100_000)? as u32,
             "--signals" => o.signals = number(100_000)? as u32,
             "--copies" => o.copies = number(64)? as usize,
+            "--refusals" => o.refusals = number(10_000)? as u32,
             "--seed" => o.seed = number(u64::MAX)?,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -133,6 +138,7 @@ pub fn run(args: &[String]) -> Result<bool> {
             "unnoticed",
             "cleaned",
             "signals",
+            "refused",
             "crowd",
             "result",
         ]
@@ -157,6 +163,7 @@ pub fn run(args: &[String]) -> Result<bool> {
             };
             signal_round(topic, &mut rng, window, sig, &mq, &mut t)?;
         }
+        refused_flags(topic, &mut rng, o.refusals, &mq, &mut t)?;
         if o.copies > 0 {
             crowd(topic, o.copies, &mq, &mut t)?;
         }
@@ -167,6 +174,7 @@ pub fn run(args: &[String]) -> Result<bool> {
             t.unnoticed.to_string(),
             t.cleaned.to_string(),
             t.signals.to_string(),
+            t.refused.to_string(),
             t.copies.to_string(),
             if t.failures.is_empty() { "ok" } else { "FAIL" }.to_owned(),
         ]);
@@ -180,13 +188,15 @@ pub fn run(args: &[String]) -> Result<bool> {
     workspace::say(&format!(
         "torture: {} kills ({} of a child reported by the parent, {} unnoticed with every check \
          passing, {} finished first), {} leftovers of killed parents removed by clean, {} \
-         signals, {} copies at once; clean {}; {} failure(s), {} hang(s), {} panic(s)",
+         signals, {} refused flag sets, {} copies at once; clean {}; {} failure(s), {} hang(s), \
+         {} panic(s)",
         tally.kills,
         tally.reported,
         tally.unnoticed,
         tally.finished_first,
         tally.cleaned,
         tally.signals,
+        tally.refused,
         tally.copies,
         if clean_ok { "proved" } else { "FAILED" },
         tally.failures.len(),
@@ -206,6 +216,7 @@ struct Tally {
     cleaned: u64,
     signals: u64,
     copies: u64,
+    refused: u64,
     hangs: u64,
     panics: u64,
     failures: Vec<String>,
@@ -220,6 +231,7 @@ impl Tally {
         self.cleaned += t.cleaned;
         self.signals += t.signals;
         self.copies += t.copies;
+        self.refused += t.refused;
         self.hangs += t.hangs;
         self.panics += t.panics;
         self.failures.extend(t.failures);
@@ -461,7 +473,7 @@ fn kill_round(
         "SIGKILL", "died", "killed", "gone", "lost", "hung up", "ended",
     ]
     .iter()
-    .any(|w| e.stderr.contains(w));
+    .any(|w| e.stderr.contains(w) || failed_checks(&e.stdout).contains(w));
     match e.code {
         Some(1) if names_death => t.reported += 1,
         Some(1) => t.fail(
@@ -555,6 +567,82 @@ fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result
     Ok(())
 }
 
+/// The long flags a topic's `--help` lists, and whether each takes a value.
+fn flags_of(topic: &Topic) -> Result<Vec<(String, bool)>> {
+    let out = Command::new(&topic.binary)
+        .arg("--help")
+        .output()
+        .with_context(|| format!("{} --help", topic.name))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut flags = Vec::new();
+    for line in text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            let w = w.trim_end_matches(',');
+            if let Some(name) = w.strip_prefix("--") {
+                if name != "help" && !name.is_empty() {
+                    let takes = words.get(i + 1).is_some_and(|n| n.starts_with('<'));
+                    flags.push((format!("--{name}"), takes));
+                }
+                break;
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// Flag sets no topic accepts, run end to end: exit 2 with a short message, never a panic or a
+/// hang, nothing left.
+fn refused_flags(
+    topic: &Topic,
+    rng: &mut Rng,
+    count: u32,
+    mq: &MqueueView,
+    t: &mut Tally,
+) -> Result<()> {
+    const BAD: &[&str] = &["abc", "-1", "99999999999999999999999", "1.5", "", "bogus"];
+    let with_value: Vec<String> = flags_of(topic)?
+        .into_iter()
+        .filter(|(_, takes)| *takes)
+        .map(|(f, _)| f)
+        .collect();
+    for _ in 0..count {
+        let before = everything(mq);
+        let mut args = vec!["--quick".to_owned(), "--json".to_owned()];
+        if with_value.is_empty() || rng.between(0, 5) == 0 {
+            args.push("--no-such-flag".to_owned());
+        } else {
+            args.push(with_value[rng.between(0, with_value.len() as u64 - 1) as usize].clone());
+            args.push(BAD[rng.between(0, BAD.len() as u64 - 1) as usize].to_owned());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = finish(start(topic, &argv)?)?;
+        t.refused += 1;
+        let what = format!("flags {:?}", &args[2..]);
+        judge_common(topic, &e, &what, t);
+        let lines = e.stderr.lines().filter(|l| !l.trim().is_empty()).count();
+        if e.code != Some(2) || lines == 0 || lines > 6 {
+            t.fail(
+                topic,
+                format!(
+                    "{what}: exit {:?} with {lines} line(s): {}",
+                    e.code,
+                    last_line(&e.stderr)
+                ),
+            );
+        }
+        let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+        if !left.is_empty() {
+            t.fail(topic, format!("{what}: left {left:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// What every round checks: no hang, no panic, no process left behind.
 fn judge_common(topic: &Topic, e: &Ended, what: &str, t: &mut Tally) {
     if e.hung {
@@ -577,6 +665,19 @@ fn judge_common(topic: &Topic, e: &Ended, what: &str, t: &mut Tally) {
             format!("{what}: processes left behind: {:?}", e.leftovers),
         );
     }
+}
+
+/// The details of a Report's failed checks, where a topic reports a death it observed.
+fn failed_checks(stdout: &str) -> String {
+    serde_json::from_str::<Report>(stdout)
+        .map(|r| {
+            r.checks
+                .iter()
+                .filter(|c| c.status == Status::Fail)
+                .map(|c| format!("{}: {}\n", c.name, c.detail))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn report_passed(stdout: &str) -> bool {

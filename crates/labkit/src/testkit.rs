@@ -310,3 +310,172 @@ pub fn assert_quick_run(bin: &str, args: &[&str]) -> Report {
     assert_clean(&t, done.pid);
     report
 }
+
+/// How many random command lines [`fuzz_flags`] tries: `LAB_FUZZ_CASES`, else 100.
+pub fn fuzz_cases() -> u64 {
+    std::env::var("LAB_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Fuzzes a topic's flag parser in-process: `cases` random command lines, built from the
+/// parser's own arguments (numbers at and past the limits, zero, negative, huge, non-numeric,
+/// empty, size suffixes, unknown enum values, flags repeated or missing their value, unknown
+/// flags), each parsed with `try_parse_from`. Every one must be accepted, or refused with a
+/// message; a refused number must name the limit; none may panic. Returns (accepted, refused).
+/// `LAB_FUZZ_SEED` replays a run; the seed is in every failure message.
+pub fn fuzz_flags<P: clap::Parser>(cases: u64) -> (u64, u64) {
+    let command = P::command();
+    let flags: Vec<(String, bool, Vec<String>)> = command
+        .get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            if matches!(long, "help" | "version") {
+                return None;
+            }
+            let takes_value = a.get_action().takes_values();
+            let values = a
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            Some((format!("--{long}"), takes_value, values))
+        })
+        .collect();
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "2",
+        "7",
+        "8",
+        "15",
+        "16",
+        "100",
+        "257",
+        "65536",
+        "65537",
+        "64KiB",
+        "1MiB",
+        "16GiB",
+        "17GiB",
+        "4294967296",
+        "18446744073709551615",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "abc",
+        "",
+        "1.5",
+        "1e3",
+        " 5",
+        "0x10",
+        "-0",
+        "5KiBB",
+    ];
+    let seed = std::env::var("LAB_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+        .max(1);
+    let mut state = seed;
+    let mut next = move |n: usize| -> usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for case in 0..cases {
+        let mut argv = vec![command.get_name().to_owned()];
+        for _ in 0..=next(4) {
+            match next(12) {
+                0 => argv.push("--no-such-flag".to_owned()),
+                _ => {
+                    let (flag, takes_value, values) = &flags[next(flags.len())];
+                    argv.push(flag.clone());
+                    if *takes_value && next(10) > 0 {
+                        argv.push(if !values.is_empty() && next(4) > 0 {
+                            values[next(values.len())].clone()
+                        } else if !values.is_empty() {
+                            "bogus".to_owned()
+                        } else {
+                            NUMBERS[next(NUMBERS.len())].to_owned()
+                        });
+                    }
+                }
+            }
+        }
+        let parsed = std::panic::catch_unwind(|| P::try_parse_from(&argv));
+        let result = match parsed {
+            Ok(r) => r,
+            Err(_) => panic!("case {case} (LAB_FUZZ_SEED={seed}): the parser panicked on {argv:?}"),
+        };
+        match result {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refused += 1;
+                let text = e.to_string();
+                assert!(
+                    !text.trim().is_empty(),
+                    "case {case} (LAB_FUZZ_SEED={seed}): {argv:?} refused without a message"
+                );
+                if e.kind() == clap::error::ErrorKind::ValueValidation {
+                    assert!(
+                        [
+                            "at least",
+                            "at most",
+                            "not a whole number",
+                            "invalid",
+                            "from "
+                        ]
+                        .iter()
+                        .any(|w| text.contains(w)),
+                        "case {case} (LAB_FUZZ_SEED={seed}): {argv:?}: the message names no limit: {text}"
+                    );
+                }
+            }
+        }
+    }
+    (accepted, refused)
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    /// A parser whose value parser panics on one input.
+    #[derive(clap::Parser, Debug)]
+    struct Fragile {
+        #[arg(long, value_parser = fragile)]
+        size: Option<u64>,
+    }
+
+    fn fragile(s: &str) -> Result<u64, String> {
+        assert_ne!(s, "abc", "boom");
+        s.parse().map_err(|_| format!("{s}: not a whole number"))
+    }
+
+    #[test]
+    #[should_panic(expected = "the parser panicked")]
+    fn the_fuzzer_catches_a_panicking_parser() {
+        super::fuzz_flags::<Fragile>(5_000);
+    }
+
+    /// The common flags and one bounded number, as a topic has them.
+    #[derive(clap::Parser, Debug)]
+    struct Sound {
+        #[command(flatten)]
+        common: crate::CommonArgs,
+        #[arg(long, value_parser = crate::cli::bounded(1, 100))]
+        n: Option<u64>,
+    }
+
+    #[test]
+    fn a_sound_parser_passes() {
+        let (accepted, refused) = super::fuzz_flags::<Sound>(500);
+        assert!(accepted > 0 && refused > 0, "{accepted} {refused}");
+    }
+}

@@ -8,7 +8,7 @@ use std::io;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
 
 /// A `kB` field of a `/proc/<pid>/…` file.
@@ -86,8 +86,20 @@ pub unsafe fn per_forked_child(k: usize) -> io::Result<f64> {
     // Let every child settle, its stack and first pages in place.
     std::thread::sleep(Duration::from_millis(20));
     let mut total = pss_kib(me)?;
-    for c in &children.0 {
-        total += pss_kib(c.as_raw() as u32)? + pte_kib(c.as_raw() as u32)?;
+    for &c in &children.0 {
+        let pid = c.as_raw() as u32;
+        match pss_kib(pid).and_then(|pss| Ok(pss + pte_kib(pid)?)) {
+            Ok(kib) => total += kib,
+            Err(e) => {
+                // A child killed from outside has no memory left to read: say that, not ESRCH.
+                return Err(match waitpid(c, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(status) if !matches!(status, WaitStatus::StillAlive) => io::Error::other(
+                        format!("idle child {pid} died before it was measured: {status:?}"),
+                    ),
+                    _ => e,
+                });
+            }
+        }
     }
     drop(children); // SIGKILL and reap every one.
     Ok(total.saturating_sub(before) as f64 / k as f64)
