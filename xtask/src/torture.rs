@@ -149,8 +149,10 @@ pub fn run(args: &[String]) -> Result<bool> {
         let mut t = Tally::default();
         // The moments fall inside the run: how long a run lasts, from one untimed run.
         let calibration = Instant::now();
-        let e = finish(start(topic, &["--json"])?)?;
-        judge_common(topic, &e, "the calibration run", &mut t);
+        if o.kills + o.signals > 0 {
+            let e = finish(start(topic, &["--json"])?)?;
+            judge_common(topic, &e, "the calibration run", &mut t);
+        }
         let window = Window::new(calibration.elapsed());
         for round in 0..o.kills {
             kill_round(topic, &mut rng, window, round % 2 == 1, &mq, &mut t)?;
@@ -181,6 +183,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.add(t);
     }
     let clean_ok = prove_clean(&mut tally)?;
+    squat(&topics, &mq, &mut tally)?;
     workspace::say(&workspace::table(&rows));
     for f in &tally.failures {
         workspace::say(&format!("  - {f}"));
@@ -188,7 +191,8 @@ pub fn run(args: &[String]) -> Result<bool> {
     workspace::say(&format!(
         "torture: {} kills ({} of a child reported by the parent, {} unnoticed with every check \
          passing, {} finished first), {} leftovers of killed parents removed by clean, {} \
-         signals, {} refused flag sets, {} copies at once; clean {}; {} failure(s), {} hang(s), \
+         signals, {} refused flag sets, {} copies at once, {} runs against squatted names \
+         ({} refused with exit 1, squatters untouched); clean {}; {} failure(s), {} hang(s), \
          {} panic(s)",
         tally.kills,
         tally.reported,
@@ -198,6 +202,8 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.signals,
         tally.refused,
         tally.copies,
+        tally.squats,
+        tally.squats_refused,
         if clean_ok { "proved" } else { "FAILED" },
         tally.failures.len(),
         tally.hangs,
@@ -217,6 +223,8 @@ struct Tally {
     signals: u64,
     copies: u64,
     refused: u64,
+    squats: u64,
+    squats_refused: u64,
     hangs: u64,
     panics: u64,
     failures: Vec<String>,
@@ -232,6 +240,8 @@ impl Tally {
         self.signals += t.signals;
         self.copies += t.copies;
         self.refused += t.refused;
+        self.squats += t.squats;
+        self.squats_refused += t.squats_refused;
         self.hangs += t.hangs;
         self.panics += t.panics;
         self.failures.extend(t.failures);
@@ -737,6 +747,162 @@ fn prove_clean(t: &mut Tally) -> Result<bool> {
     }
     live.unlink()?;
     Ok(ok)
+}
+
+/// The ways a name can be squatted before a topic takes it.
+#[derive(Clone, Copy, Debug)]
+enum Squat {
+    /// Objects of every kind, mode 0666 (a queue too, where mqueue is mounted).
+    WorldWritable,
+    /// Symbolic links pointing at a file of ours.
+    Symlink,
+    /// Objects owned by another user (nobody), mode 0600.
+    OtherOwner,
+}
+
+/// Runs every topic (debug build, `--quick`) with its next name made predictable and already
+/// taken, every kind at once: it must never open what it did not create (`O_EXCL`): it picks
+/// another name or stops with exit 1 saying why; the squatter's objects stay as they were.
+fn squat(topics: &[Topic], mq: &MqueueView, t: &mut Tally) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let binaries = workspace::build_debug(topics)?;
+    let bait = std::env::temp_dir().join(format!("xtask-bait-{}", std::process::id()));
+    std::fs::write(&bait, b"not yours\n").context("write the bait file")?;
+    for (topic, binary) in topics.iter().zip(&binaries) {
+        for how in [Squat::WorldWritable, Squat::Symlink, Squat::OtherOwner] {
+            let token = format!("squat-{}-{}", std::process::id(), t.squats);
+            let planted = plant(&token, how, &bait, mq)?;
+            let before: Vec<_> = planted
+                .iter()
+                .map(|p| {
+                    std::fs::symlink_metadata(p)
+                        .map(|m| (m.mode(), m.uid()))
+                        .ok()
+                })
+                .collect();
+            let others = everything(mq);
+            let mut debug = topic.clone();
+            debug.binary = binary.clone();
+            // The variable is read by the topic's first reservation only.
+            let e = finish_with_env(&debug, &token)?;
+            t.squats += 1;
+            let what = format!("names squatted ({how:?})");
+            judge_common(topic, &e, &what, t);
+            match e.code {
+                Some(0) => {}
+                Some(1)
+                    if ["exists", "EEXIST", "taken"]
+                        .iter()
+                        .any(|w| e.stderr.contains(w)) =>
+                {
+                    t.squats_refused += 1
+                }
+                other => t.fail(
+                    topic,
+                    format!("{what}: exit {other:?}: {}", last_line(&e.stderr)),
+                ),
+            }
+            let after: Vec<_> = planted
+                .iter()
+                .map(|p| {
+                    std::fs::symlink_metadata(p)
+                        .map(|m| (m.mode(), m.uid()))
+                        .ok()
+                })
+                .collect();
+            if after != before {
+                t.fail(
+                    topic,
+                    format!("{what}: a squatted object was changed or removed"),
+                );
+            }
+            if std::fs::read(&bait).ok().as_deref() != Some(b"not yours\n".as_slice()) {
+                t.fail(
+                    topic,
+                    format!("{what}: the file behind a symlink was written"),
+                );
+            }
+            for p in &planted {
+                let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
+            }
+            let left: Vec<String> = everything(mq).difference(&others).cloned().collect();
+            if !left.is_empty() {
+                t.fail(topic, format!("{what}: left {left:?}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&bait);
+    Ok(())
+}
+
+/// Runs a topic `--quick --json` with `LABKIT_TEST_NEXT_NAME=token`.
+fn finish_with_env(topic: &Topic, token: &str) -> Result<Ended> {
+    let mut child = Command::new(&topic.binary)
+        .args(["--quick", "--json"])
+        .env(labkit::names::TEST_NEXT_NAME_ENV, token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", topic.binary.display()))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
+    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    finish(Running {
+        child,
+        stderr,
+        stdout,
+    })
+}
+
+/// Plants every kind of object under the name `pvt-test-<token>`; returns their paths.
+fn plant(token: &str, how: Squat, bait: &std::path::Path, mq: &MqueueView) -> Result<Vec<PathBuf>> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = format!("{}-test-{token}", labkit::PREFIX);
+    let shm = PathBuf::from("/dev/shm").join(&name);
+    let sem = PathBuf::from("/dev/shm").join(format!("sem.{name}"));
+    let dir = std::env::temp_dir().join(&name);
+    let mut planted = vec![shm.clone(), sem.clone(), dir.clone()];
+    match how {
+        Squat::Symlink => {
+            for p in &planted {
+                std::os::unix::fs::symlink(bait, p)
+                    .with_context(|| format!("symlink {}", p.display()))?;
+            }
+        }
+        Squat::WorldWritable | Squat::OtherOwner => {
+            let mode = if matches!(how, Squat::WorldWritable) {
+                0o666
+            } else {
+                0o600
+            };
+            for p in [&shm, &sem] {
+                std::fs::write(p, b"").with_context(|| format!("create {}", p.display()))?;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+            }
+            std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o111))?;
+            if matches!(how, Squat::OtherOwner) {
+                for p in &planted {
+                    // nobody: 65534. Where we may not chown, the squat is still a squat.
+                    let _ = std::os::unix::fs::chown(p, Some(65534), Some(65534));
+                }
+            }
+        }
+    }
+    if let (Some(mount), Squat::WorldWritable) = (&mq.0, how) {
+        let q = mount.join(&name);
+        std::fs::write(&q, b"").with_context(|| format!("create queue {}", q.display()))?;
+        std::fs::set_permissions(&q, std::fs::Permissions::from_mode(0o666))?;
+        planted.push(q);
+    }
+    Ok(planted)
 }
 
 /// Creates the POSIX shared memory object `name` (`O_EXCL`, 0600).

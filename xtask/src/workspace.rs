@@ -124,6 +124,27 @@ pub fn build_release(topics: &[Topic]) -> Result<()> {
     Ok(())
 }
 
+/// Builds the topics' debug binaries (the test-only settings, such as a predictable next
+/// name, work in debug builds only) and returns where each is.
+pub fn build_debug(topics: &[Topic]) -> Result<Vec<PathBuf>> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--quiet", "--bins"]).current_dir(root());
+    for t in topics {
+        cmd.args(["-p", &t.name]);
+    }
+    eprintln!("xtask: building {} (debug)", names(topics));
+    if !cmd.status().context("cargo build")?.success() {
+        bail!("cargo build failed");
+    }
+    Ok(topics
+        .iter()
+        .map(|t| {
+            let release = t.binary.parent().expect("target/release");
+            release.with_file_name("debug").join(&t.name)
+        })
+        .collect())
+}
+
 /// How one run of a topic ended.
 pub struct Run {
     pub code: Option<i32>,
