@@ -29,6 +29,8 @@ use crate::workspace::{self, Snapshot, Topic};
 
 /// A run that takes longer than this is hung.
 const HANG_GUARD: Duration = Duration::from_secs(120);
+/// Signals wait this long at least: a topic installs its handlers first thing, within a few ms.
+const SIGNAL_EARLIEST: Duration = Duration::from_millis(15);
 
 /// Where the random moments fall: from 2 ms after the start to 90% of a calibration run.
 #[derive(Clone, Copy)]
@@ -58,10 +60,12 @@ const USAGE: &str =
   --signals N   SIGINT/SIGTERM rounds per topic, alternately [default: 2]
   --copies N    copies of each topic run at once, --quick [default: 8]
   --refusals N  refused flag sets run end to end per topic [default: 5]
-                (the in-process parser fuzz is each topic's unit test; LAB_FUZZ_CASES=N)
+  --cases N     in-process parser fuzz cases per topic, run here through each topic's unit test
+                [default: 0: `cargo test` already ran 100 per topic]
   --seed N      the seed of the random moments [default: from the clock]";
 
 struct Options {
+    cases: u32,
     refusals: u32,
     kills: u32,
     signals: u32,
@@ -72,6 +76,7 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        cases: 0,
         refusals: 5,
         kills: 2,
         signals: 2,
@@ -98,6 +103,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--signals" => o.signals = number(100_000)? as u32,
             "--copies" => o.copies = number(64)? as usize,
             "--refusals" => o.refusals = number(10_000)? as u32,
+            "--cases" => o.cases = number(1_000_000)? as u32,
             "--seed" => o.seed = number(u64::MAX)?,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -119,9 +125,15 @@ pub fn run(args: &[String]) -> Result<bool> {
         }
     };
     let topics = workspace::topics(&o.topics)?;
+    if o.cases > 0 {
+        fuzz_parsers(&topics, o.cases)?;
+    }
+    // Both builds before we become a subreaper: a daemon cargo starts must not look like a
+    // topic's leftover.
     workspace::build_release(&topics)?;
-    workspace::become_subreaper()?;
+    let debug = workspace::build_debug(&topics)?;
     let mq = MqueueView::mount();
+    workspace::become_subreaper()?;
     workspace::say(&format!(
         "torture: {} topic(s), seed {}, message queues seen {}",
         topics.len(),
@@ -151,7 +163,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         let calibration = Instant::now();
         if o.kills + o.signals > 0 {
             let e = finish(start(topic, &["--json"])?)?;
-            judge_common(topic, &e, "the calibration run", &mut t);
+            judge_normal(topic, &e, "the calibration run", &mut t);
         }
         let window = Window::new(calibration.elapsed());
         for round in 0..o.kills {
@@ -183,18 +195,25 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.add(t);
     }
     let clean_ok = prove_clean(&mut tally)?;
-    squat(&topics, &mq, &mut tally)?;
+    squat(&topics, &debug, &mq, &mut tally)?;
     workspace::say(&workspace::table(&rows));
+    for u in &tally.unnoticed_what {
+        workspace::say(&format!("  unnoticed (every check passed): {u}"));
+    }
     for f in &tally.failures {
         workspace::say(&format!("  - {f}"));
     }
     workspace::say(&format!(
-        "torture: {} kills ({} of a child reported by the parent, {} unnoticed with every check \
-         passing, {} finished first), {} leftovers of killed parents removed by clean, {} \
-         signals, {} refused flag sets, {} copies at once, {} runs against squatted names \
-         ({} refused with exit 1, squatters untouched); clean {}; {} failure(s), {} hang(s), \
-         {} panic(s)",
-        tally.kills,
+        "torture: {} kills landed ({} on a parent, {} on a child: {} reported by the parent \
+         with exit 1, {} unnoticed with every check passing), {} runs ended before the kill or \
+         signal (and passed); {} leftovers of killed parents, all removed by clean; {} signals; \
+         {} refused flag sets; {} copies at once; {} runs against squatted names ({} met the \
+         squat and refused it with exit 1, squatters untouched; {} use no name; {} used it for \
+         a kind not planted and passed); clean {}; {} \
+         failure(s), {} hang(s), {} panic(s)",
+        tally.kills_parent + tally.kills_child,
+        tally.kills_parent,
+        tally.kills_child,
         tally.reported,
         tally.unnoticed,
         tally.finished_first,
@@ -204,6 +223,8 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.copies,
         tally.squats,
         tally.squats_refused,
+        tally.squats_unused,
+        tally.squats - tally.squats_refused - tally.squats_unused,
         if clean_ok { "proved" } else { "FAILED" },
         tally.failures.len(),
         tally.hangs,
@@ -216,7 +237,10 @@ pub fn run(args: &[String]) -> Result<bool> {
 #[derive(Default)]
 struct Tally {
     kills: u64,
+    kills_parent: u64,
+    kills_child: u64,
     reported: u64,
+    unnoticed_what: Vec<String>,
     unnoticed: u64,
     finished_first: u64,
     cleaned: u64,
@@ -225,6 +249,7 @@ struct Tally {
     refused: u64,
     squats: u64,
     squats_refused: u64,
+    squats_unused: u64,
     hangs: u64,
     panics: u64,
     failures: Vec<String>,
@@ -233,6 +258,9 @@ struct Tally {
 impl Tally {
     fn add(&mut self, t: Tally) {
         self.kills += t.kills;
+        self.kills_parent += t.kills_parent;
+        self.kills_child += t.kills_child;
+        self.unnoticed_what.extend(t.unnoticed_what);
         self.reported += t.reported;
         self.unnoticed += t.unnoticed;
         self.finished_first += t.finished_first;
@@ -242,6 +270,7 @@ impl Tally {
         self.refused += t.refused;
         self.squats += t.squats;
         self.squats_refused += t.squats_refused;
+        self.squats_unused += t.squats_unused;
         self.hangs += t.hangs;
         self.panics += t.panics;
         self.failures.extend(t.failures);
@@ -274,18 +303,38 @@ struct MqueueView(Option<PathBuf>);
 
 impl MqueueView {
     fn mount() -> MqueueView {
-        let dir = std::env::temp_dir().join(format!("xtask-mqueue-{}", std::process::id()));
+        use nix::mount::{MsFlags, mount};
+        // A mount namespace of our own (the topics we start share it): the mount is gone with
+        // us however we end, and the host's mount table never sees it.
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).is_err()
+            || mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .is_err()
+        {
+            return MqueueView(None);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("xtask-mqueue-{}-{nanos:08x}", std::process::id()));
         if std::fs::create_dir(&dir).is_err() {
             return MqueueView(None);
         }
-        let mounted = nix::mount::mount(
+        if mount(
             Some("mqueue"),
             &dir,
             Some("mqueue"),
-            nix::mount::MsFlags::empty(),
+            MsFlags::empty(),
             None::<&str>,
-        );
-        if mounted.is_err() {
+        )
+        .is_err()
+        {
             let _ = std::fs::remove_dir(&dir);
             return MqueueView(None);
         }
@@ -294,7 +343,13 @@ impl MqueueView {
 
     fn describe(&self) -> String {
         match &self.0 {
-            Some(d) => format!("through an mqueue mount at {}", d.display()),
+            Some(d) => format!(
+                "through an mqueue mount at {} (in a private mount namespace)",
+                d.display()
+            ),
+            None if std::path::Path::new("/dev/mqueue").is_dir() => {
+                "through /dev/mqueue".to_owned()
+            }
             None => "only through the ledger (mounting mqueue is not permitted)".to_owned(),
         }
     }
@@ -376,30 +431,41 @@ struct Ended {
     leftovers: Vec<String>,
 }
 
-fn finish(r: Running) -> Result<Ended> {
-    let mut e = wait(r)?;
-    e.leftovers = workspace::reap_leftovers(Duration::from_secs(2));
-    Ok(e)
+fn finish(mut r: Running) -> Result<Ended> {
+    let (status, hung) = wait_status(&mut r)?;
+    // Leftovers first: one may hold the output pipes open, and the readers would wait for it.
+    let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
+    Ok(collect(r, status, hung, leftovers))
 }
 
-/// Waits for a run without looking for leftovers: for runs started together, whose siblings a
-/// `waitpid(-1)` would reap.
-fn wait(mut r: Running) -> Result<Ended> {
-    let (status, hung) = match labkit::child::wait_timeout(&mut r.child, HANG_GUARD)? {
-        Some(s) => (s, false),
-        None => {
-            let _ = r.child.kill();
-            (r.child.wait()?, true)
-        }
-    };
-    Ok(Ended {
+/// Waits (under the hang guard) for a run's status, without reaping anything else.
+fn wait_status(r: &mut Running) -> Result<(std::process::ExitStatus, bool)> {
+    Ok(
+        match labkit::child::wait_timeout(&mut r.child, HANG_GUARD)? {
+            Some(s) => (s, false),
+            None => {
+                let _ = r.child.kill();
+                (r.child.wait()?, true)
+            }
+        },
+    )
+}
+
+/// The ended run's output, once nothing can hold its pipes any more.
+fn collect(
+    r: Running,
+    status: std::process::ExitStatus,
+    hung: bool,
+    leftovers: Vec<String>,
+) -> Ended {
+    Ended {
         code: status.code(),
         signal: status.signal(),
         stderr: r.stderr.join().unwrap_or_default(),
         stdout: r.stdout.join().unwrap_or_default(),
         hung,
-        leftovers: Vec::new(),
-    })
+        leftovers,
+    }
 }
 
 /// Sleeps until `at` after `started`, or until the run ends; whether it still runs.
@@ -428,40 +494,45 @@ fn kill_round(
     let at = window.pick(rng);
     t.kills += 1;
     if !sleep_until(&mut r, started, at)? {
-        t.finished_first += 1;
-        let _ = finish(r)?;
-        return Ok(());
+        return finished_first(topic, r, &before, mq, t, "a kill");
     }
+    // A child is not ours to wait for: hold it by a pidfd, and check it is still the topic's
+    // child, so a recycled pid can never make us kill a stranger.
     let children = labkit::procfs::children_of(parent);
-    let victim = if child_victim && !children.is_empty() {
-        children[rng.between(0, children.len() as u64 - 1) as usize]
-    } else {
-        parent
-    };
+    let chosen = (child_victim && !children.is_empty())
+        .then(|| children[rng.between(0, children.len() as u64 - 1) as usize]);
+    let victim = chosen.unwrap_or(parent);
     let cmdline = std::fs::read_to_string(format!("/proc/{victim}/cmdline"))
         .unwrap_or_default()
         .replace('\0', " ");
-    if kill(Pid::from_raw(victim as i32), Signal::SIGKILL).is_err() {
-        t.finished_first += 1;
-        let _ = finish(r)?;
-        return Ok(());
+    let sent = if chosen.is_some() {
+        labkit::child::pidfd_open(victim).is_ok_and(|fd| {
+            labkit::procfs::parent_of(victim) == Some(parent) && pidfd_kill(&fd).is_ok()
+        })
+    } else {
+        kill(Pid::from_raw(victim as i32), Signal::SIGKILL).is_ok()
+    };
+    if !sent {
+        return finished_first(topic, r, &before, mq, t, "a kill");
     }
     let e = finish(r)?;
+    let whom = if chosen.is_some() {
+        t.kills_child += 1;
+        "a child"
+    } else {
+        t.kills_parent += 1;
+        "the parent"
+    };
     let what = format!(
-        "SIGKILL at {} ms to {} ({})",
+        "SIGKILL at {} ms to {whom} ({})",
         at.as_millis(),
-        if victim == parent {
-            "the parent"
-        } else {
-            "a child"
-        },
         cmdline.trim()
     );
     judge_common(topic, &e, &what, t);
-    if victim == parent {
+    if chosen.is_none() {
         if e.signal != Some(libc::SIGKILL) && !e.hung {
-            // It may have ended on its own at that very moment.
-            t.finished_first += 1;
+            // It ended on its own at that very moment: then it must have ended well.
+            judge_normal(topic, &e, &what, t);
         }
         // What the dead creator had not unlinked yet is for `clean`, and must be all gone after.
         let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
@@ -479,8 +550,13 @@ fn kill_round(
     if !left.is_empty() {
         t.fail(topic, format!("{what}: the parent left {left:?}"));
     }
+    // The words the lab's messages use for a peer's death.
     let names_death = [
-        "SIGKILL", "died", "killed", "gone", "lost", "hung up", "ended",
+        "SIGKILL",
+        "died",
+        "was killed",
+        "lost its connection",
+        "hung up",
     ]
     .iter()
     .any(|w| e.stderr.contains(w) || failed_checks(&e.stdout).contains(w));
@@ -493,11 +569,59 @@ fn kill_round(
                 last_line(&e.stderr)
             ),
         ),
-        Some(0) if report_passed(&e.stdout) => t.unnoticed += 1,
+        // A child whose death is the lesson (killed on purpose by the topic anyway), or one
+        // that had done its part: the run passed every check. Counted, and listed apart.
+        Some(0) if report_passed(&e.stdout) => {
+            t.unnoticed += 1;
+            t.unnoticed_what.push(format!("{}: {what}", topic.name));
+        }
         other => t.fail(
             topic,
             format!("{what}: exit {other:?}: {}", last_line(&e.stderr)),
         ),
+    }
+    Ok(())
+}
+
+/// SIGKILL through a pidfd: it reaches that very process or nothing.
+fn pidfd_kill(fd: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a null siginfo and flags;
+    // it touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A run that ended before we could act: it must have ended as an untouched run does.
+fn finished_first(
+    topic: &Topic,
+    r: Running,
+    before: &BTreeSet<String>,
+    mq: &MqueueView,
+    t: &mut Tally,
+    act: &str,
+) -> Result<()> {
+    t.finished_first += 1;
+    let e = finish(r)?;
+    judge_normal(topic, &e, &format!("a run that ended before {act}"), t);
+    let left: Vec<String> = everything(mq).difference(before).cloned().collect();
+    if !left.is_empty() {
+        t.fail(
+            topic,
+            format!("a run that ended before {act}: left {left:?}"),
+        );
     }
     Ok(())
 }
@@ -513,12 +637,11 @@ fn signal_round(
     let before = everything(mq);
     let started = Instant::now();
     let mut r = start(topic, &["--json"])?;
-    let at = window.pick(rng);
+    // Not before the handlers are in place (the first thing a topic does, within a few ms).
+    let at = window.pick(rng).max(SIGNAL_EARLIEST);
     t.signals += 1;
     if !sleep_until(&mut r, started, at)? {
-        t.finished_first += 1;
-        let _ = finish(r)?;
-        return Ok(());
+        return finished_first(topic, r, &before, mq, t, "the signal");
     }
     kill(Pid::from_raw(r.child.id() as i32), sig).context("kill")?;
     let e = finish(r)?;
@@ -527,7 +650,8 @@ fn signal_round(
     let expected = 128 + sig as i32;
     match e.code {
         Some(c) if c == expected => {}
-        Some(0) => t.finished_first += 1, // It ended between our look and the signal.
+        // It ended between our look and the signal: then as an untouched run does.
+        Some(0) => judge_normal(topic, &e, &what, t),
         other => t.fail(
             topic,
             format!(
@@ -548,7 +672,8 @@ fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result
     let runs: Vec<Running> = (0..copies)
         .map(|_| start(topic, &["--quick", "--json"]))
         .collect::<Result<_>>()?;
-    let ended: Vec<Ended> = runs.into_iter().map(wait).collect::<Result<_>>()?;
+    let mut runs = runs;
+    let statuses: Vec<_> = runs.iter_mut().map(wait_status).collect::<Result<_>>()?;
     let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
     if !leftovers.is_empty() {
         t.fail(
@@ -556,6 +681,11 @@ fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result
             format!("{copies} copies at once left processes: {leftovers:?}"),
         );
     }
+    let ended: Vec<Ended> = runs
+        .into_iter()
+        .zip(statuses)
+        .map(|(r, (status, hung))| collect(r, status, hung, Vec::new()))
+        .collect();
     for e in ended {
         t.copies += 1;
         judge_common(topic, &e, "one of the crowd", t);
@@ -574,6 +704,27 @@ fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result
     if !left.is_empty() {
         t.fail(topic, format!("{copies} copies at once left {left:?}"));
     }
+    Ok(())
+}
+
+/// Runs each topic's in-process flag fuzzing (its `flag_tests` unit test) with `cases` cases.
+fn fuzz_parsers(topics: &[Topic], cases: u32) -> Result<()> {
+    let mut cmd = workspace::cargo();
+    cmd.args(["test", "--quiet", "--bins"])
+        .current_dir(workspace::root())
+        .env("LAB_FUZZ_CASES", cases.to_string());
+    for t in topics {
+        cmd.args(["-p", &t.name]);
+    }
+    cmd.args(["flag_tests"]);
+    eprintln!("xtask torture: {cases} parser cases per topic (cargo test --bins flag_tests)");
+    if !cmd.status().context("cargo test")?.success() {
+        bail!("the flag fuzzing failed (see above)");
+    }
+    workspace::say(&format!(
+        "torture: {} in-process parser cases ({cases} per topic): no panic, every refusal named its limit",
+        cases as u64 * topics.len() as u64
+    ));
     Ok(())
 }
 
@@ -651,6 +802,21 @@ fn refused_flags(
         }
     }
     Ok(())
+}
+
+/// A run nothing was done to: exit 0 with a Report whose every check passed.
+fn judge_normal(topic: &Topic, e: &Ended, what: &str, t: &mut Tally) {
+    judge_common(topic, e, what, t);
+    if e.code != Some(0) || !report_passed(&e.stdout) {
+        t.fail(
+            topic,
+            format!(
+                "{what}: exit {:?} or a failed check: {}",
+                e.code,
+                last_line(&e.stderr)
+            ),
+        );
+    }
 }
 
 /// What every round checks: no hang, no panic, no process left behind.
@@ -763,23 +929,31 @@ enum Squat {
 /// Runs every topic (debug build, `--quick`) with its next name made predictable and already
 /// taken, every kind at once: it must never open what it did not create (`O_EXCL`): it picks
 /// another name or stops with exit 1 saying why; the squatter's objects stay as they were.
-fn squat(topics: &[Topic], mq: &MqueueView, t: &mut Tally) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let binaries = workspace::build_debug(topics)?;
-    let bait = std::env::temp_dir().join(format!("xtask-bait-{}", std::process::id()));
-    std::fs::write(&bait, b"not yours\n").context("write the bait file")?;
-    for (topic, binary) in topics.iter().zip(&binaries) {
+fn squat(topics: &[Topic], binaries: &[PathBuf], mq: &MqueueView, t: &mut Tally) -> Result<()> {
+    let bait = Planted(vec![std::env::temp_dir().join(format!(
+        "xtask-bait-{}-{}",
+        std::process::id(),
+        t.squats
+    ))]);
+    {
+        use std::io::Write;
+        // create_new: never through a link someone left at that path.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&bait.0[0])
+            .and_then(|mut f| f.write_all(BAIT))
+            .context("create the bait file")?;
+    }
+    let can_chown = nix::unistd::geteuid().is_root();
+    for (topic, binary) in topics.iter().zip(binaries) {
         for how in [Squat::WorldWritable, Squat::Symlink, Squat::OtherOwner] {
+            if matches!(how, Squat::OtherOwner) && !can_chown {
+                continue; // Only root can give an object to another user; said in the summary.
+            }
             let token = format!("squat-{}-{}", std::process::id(), t.squats);
-            let planted = plant(&token, how, &bait, mq)?;
-            let before: Vec<_> = planted
-                .iter()
-                .map(|p| {
-                    std::fs::symlink_metadata(p)
-                        .map(|m| (m.mode(), m.uid()))
-                        .ok()
-                })
-                .collect();
+            let planted = plant(&token, how, &bait.0[0], mq)?;
+            let before = fingerprints(&planted.0);
             let others = everything(mq);
             let mut debug = topic.clone();
             debug.binary = binary.clone();
@@ -788,51 +962,78 @@ fn squat(topics: &[Topic], mq: &MqueueView, t: &mut Tally) -> Result<()> {
             t.squats += 1;
             let what = format!("names squatted ({how:?})");
             judge_common(topic, &e, &what, t);
-            match e.code {
-                Some(0) => {}
-                Some(1)
-                    if ["exists", "EEXIST", "taken"]
-                        .iter()
-                        .any(|w| e.stderr.contains(w)) =>
-                {
-                    t.squats_refused += 1
-                }
-                other => t.fail(
+            let met = e.stderr.contains("labkit: using the test name");
+            let refused = ["exists", "EEXIST", "taken"]
+                .iter()
+                .any(|w| e.stderr.contains(w));
+            match (met, e.code) {
+                (false, Some(0)) if report_passed(&e.stdout) => t.squats_unused += 1,
+                (true, Some(1)) if refused => t.squats_refused += 1,
+                // Another name picked: allowed, if the run passed.
+                (true, Some(0)) if report_passed(&e.stdout) => {}
+                (_, other) => t.fail(
                     topic,
                     format!("{what}: exit {other:?}: {}", last_line(&e.stderr)),
                 ),
             }
-            let after: Vec<_> = planted
-                .iter()
-                .map(|p| {
-                    std::fs::symlink_metadata(p)
-                        .map(|m| (m.mode(), m.uid()))
-                        .ok()
-                })
-                .collect();
-            if after != before {
+            if fingerprints(&planted.0) != before {
                 t.fail(
                     topic,
                     format!("{what}: a squatted object was changed or removed"),
                 );
             }
-            if std::fs::read(&bait).ok().as_deref() != Some(b"not yours\n".as_slice()) {
+            if std::fs::read(&bait.0[0]).ok().as_deref() != Some(BAIT) {
                 t.fail(
                     topic,
                     format!("{what}: the file behind a symlink was written"),
                 );
             }
-            for p in &planted {
-                let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
-            }
+            drop(planted);
             let left: Vec<String> = everything(mq).difference(&others).cloned().collect();
             if !left.is_empty() {
                 t.fail(topic, format!("{what}: left {left:?}"));
             }
         }
     }
-    let _ = std::fs::remove_file(&bait);
     Ok(())
+}
+
+const BAIT: &[u8] = b"not yours\n";
+
+/// Paths planted by the harness, removed on every way out (no ledger lists them).
+struct Planted(Vec<PathBuf>);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
+        }
+    }
+}
+
+/// Inode, mode, owner, size and modification time (s, ns) of a path, not following links.
+type Fingerprint = (u64, u32, u32, u64, i64, i64);
+
+/// What would change if a topic opened, truncated, wrote, re-owned or replaced an object.
+fn fingerprints(paths: &[PathBuf]) -> Vec<Option<Fingerprint>> {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::symlink_metadata(p)
+                .map(|m| {
+                    (
+                        m.ino(),
+                        m.mode(),
+                        m.uid(),
+                        m.size(),
+                        m.mtime(),
+                        m.mtime_nsec(),
+                    )
+                })
+                .ok()
+        })
+        .collect()
 }
 
 /// Runs a topic `--quick --json` with `LABKIT_TEST_NEXT_NAME=token`.
@@ -861,19 +1062,21 @@ fn finish_with_env(topic: &Topic, token: &str) -> Result<Ended> {
     })
 }
 
-/// Plants every kind of object under the name `pvt-test-<token>`; returns their paths.
-fn plant(token: &str, how: Squat, bait: &std::path::Path, mq: &MqueueView) -> Result<Vec<PathBuf>> {
+/// Plants every kind of object under the name `pvt-test-<token>`.
+fn plant(token: &str, how: Squat, bait: &std::path::Path, mq: &MqueueView) -> Result<Planted> {
     use std::os::unix::fs::PermissionsExt;
     let name = format!("{}-test-{token}", labkit::PREFIX);
     let shm = PathBuf::from("/dev/shm").join(&name);
     let sem = PathBuf::from("/dev/shm").join(format!("sem.{name}"));
     let dir = std::env::temp_dir().join(&name);
-    let mut planted = vec![shm.clone(), sem.clone(), dir.clone()];
+    // Each path joins the guard as soon as it exists, so an error below removes it too.
+    let mut planted = Planted(Vec::new());
     match how {
         Squat::Symlink => {
-            for p in &planted {
+            for p in [&shm, &sem, &dir] {
                 std::os::unix::fs::symlink(bait, p)
                     .with_context(|| format!("symlink {}", p.display()))?;
+                planted.0.push(p.clone());
             }
         }
         Squat::WorldWritable | Squat::OtherOwner => {
@@ -883,24 +1086,47 @@ fn plant(token: &str, how: Squat, bait: &std::path::Path, mq: &MqueueView) -> Re
                 0o600
             };
             for p in [&shm, &sem] {
-                std::fs::write(p, b"").with_context(|| format!("create {}", p.display()))?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                    .with_context(|| format!("create {}", p.display()))?;
+                planted.0.push(p.clone());
                 std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
             }
             std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+            planted.0.push(dir.clone());
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o111))?;
             if matches!(how, Squat::OtherOwner) {
-                for p in &planted {
-                    // nobody: 65534. Where we may not chown, the squat is still a squat.
-                    let _ = std::os::unix::fs::chown(p, Some(65534), Some(65534));
+                for p in &planted.0 {
+                    // nobody (65534).
+                    std::os::unix::fs::chown(p, Some(65534), Some(65534))
+                        .with_context(|| format!("chown {}", p.display()))?;
                 }
             }
         }
     }
-    if let (Some(mount), Squat::WorldWritable) = (&mq.0, how) {
-        let q = mount.join(&name);
-        std::fs::write(&q, b"").with_context(|| format!("create queue {}", q.display()))?;
-        std::fs::set_permissions(&q, std::fs::Permissions::from_mode(0o666))?;
-        planted.push(q);
+    if let Some(mount) = &mq.0 {
+        // A queue of that name, for the mqueue topic, in every variant a queue can have.
+        if !matches!(how, Squat::Symlink) {
+            let q = mount.join(&name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&q)
+                .with_context(|| format!("create queue {}", q.display()))?;
+            planted.0.push(q.clone());
+            let mode = if matches!(how, Squat::WorldWritable) {
+                0o666
+            } else {
+                0o600
+            };
+            std::fs::set_permissions(&q, std::fs::Permissions::from_mode(mode))?;
+            if matches!(how, Squat::OtherOwner) {
+                std::os::unix::fs::chown(&q, Some(65534), Some(65534))
+                    .with_context(|| format!("chown {}", q.display()))?;
+            }
+        }
     }
     Ok(planted)
 }

@@ -155,7 +155,7 @@ pub fn bounded(
 }
 
 /// `123`, `64K`, `64KiB`, `32M`, `32MiB`, `1G`, `1GiB` (binary multiples).
-fn parse_size(text: &str) -> Option<u64> {
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let digits = text
         .find(|c: char| !c.is_ascii_digit())

@@ -110,7 +110,10 @@ fn next_name() -> Result<String> {
     if cfg!(debug_assertions) {
         if let Ok(token) = std::env::var(TEST_NEXT_NAME_ENV) {
             if !TEST_NAME_TAKEN.swap(true, Ordering::SeqCst) {
-                return Ok(format!("/{PREFIX}-test-{token}"));
+                let name = format!("/{PREFIX}-test-{token}");
+                // Said on stderr, so a squatting test knows its squat was met.
+                eprintln!("labkit: using the test name {name} ({TEST_NEXT_NAME_ENV})");
+                return Ok(name);
             }
         }
     }

@@ -312,139 +312,171 @@ pub fn assert_quick_run(bin: &str, args: &[&str]) -> Report {
 }
 
 /// How many random command lines [`fuzz_flags`] tries: `LAB_FUZZ_CASES`, else 100.
-pub fn fuzz_cases() -> u64 {
+pub fn fuzz_cases() -> u32 {
     std::env::var("LAB_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100)
 }
 
-/// Fuzzes a topic's flag parser in-process: `cases` random command lines, built from the
-/// parser's own arguments (numbers at and past the limits, zero, negative, huge, non-numeric,
-/// empty, size suffixes, unknown enum values, flags repeated or missing their value, unknown
-/// flags), each parsed with `try_parse_from`. Every one must be accepted, or refused with a
-/// message; a refused number must name the limit; none may panic. Returns (accepted, refused).
-/// `LAB_FUZZ_SEED` replays a run; the seed is in every failure message.
-pub fn fuzz_flags<P: clap::Parser>(cases: u64) -> (u64, u64) {
+/// Values a number flag is tried with: the limits of the lab's flags and just past them, zero,
+/// negative, huge, non-numeric, empty, sizes with suffixes.
+#[cfg(feature = "fuzz")]
+const NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "7",
+    "8",
+    "15",
+    "16",
+    "100",
+    "257",
+    "65536",
+    "65537",
+    "64KiB",
+    "1MiB",
+    "16GiB",
+    "17GiB",
+    "4294967296",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999",
+    "abc",
+    "",
+    "1.5",
+    "1e3",
+    " 5",
+    "0x10",
+    "-0",
+    "5KiBB",
+];
+
+/// The limits a flag's help states ("from 8 to 1MiB"), and one past each.
+#[cfg(feature = "fuzz")]
+fn limits_in_help(arg: &clap::Arg) -> Vec<String> {
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    let Some(rest) = help.split("from ").nth(1) else {
+        return Vec::new();
+    };
+    let mut words = rest.split([' ', ']', ';', ')']);
+    let (Some(lo), Some("to"), Some(hi)) = (words.next(), words.next(), words.next()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (text, step) in [(lo, -1i128), (hi, 1)] {
+        if let Some(n) = crate::cli::parse_size(text) {
+            out.push(n.to_string());
+            out.push((n as i128 + step).to_string());
+        }
+    }
+    out
+}
+
+/// Fuzzes a topic's flag parser in-process with proptest: `cases` command lines built from the
+/// parser's own arguments (each long flag, with a value from [`NUMBERS`], any integer, a short
+/// random string, or one of its enum's values, or none at all; and unknown flags), each parsed
+/// with `try_parse_from`. Every one must be accepted, or refused with a message; a refused
+/// value must name the limit; none may panic (proptest catches the panic and shrinks the case
+/// to the smallest command line that still fails). Returns (accepted, refused).
+#[cfg(feature = "fuzz")]
+pub fn fuzz_flags<P: clap::Parser>(cases: u32) -> (u64, u64) {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use std::cell::Cell;
+
     let command = P::command();
+    let name = command.get_name().to_owned();
+    // The flags a person may type: hidden ones (a child's --role, --fd) are internal.
     let flags: Vec<(String, bool, Vec<String>)> = command
         .get_arguments()
+        .filter(|a| !a.is_hide_set())
         .filter_map(|a| {
             let long = a.get_long()?;
             if matches!(long, "help" | "version") {
                 return None;
             }
-            let takes_value = a.get_action().takes_values();
-            let values = a
+            let mut values: Vec<String> = a
                 .get_possible_values()
                 .iter()
                 .map(|v| v.get_name().to_owned())
                 .collect();
-            Some((format!("--{long}"), takes_value, values))
+            values.extend(limits_in_help(a));
+            Some((format!("--{long}"), a.get_action().takes_values(), values))
         })
         .collect();
-    const NUMBERS: &[&str] = &[
-        "0",
-        "1",
-        "-1",
-        "2",
-        "7",
-        "8",
-        "15",
-        "16",
-        "100",
-        "257",
-        "65536",
-        "65537",
-        "64KiB",
-        "1MiB",
-        "16GiB",
-        "17GiB",
-        "4294967296",
-        "18446744073709551615",
-        "18446744073709551616",
-        "99999999999999999999999",
-        "abc",
-        "",
-        "1.5",
-        "1e3",
-        " 5",
-        "0x10",
-        "-0",
-        "5KiBB",
-    ];
-    let seed = std::env::var("LAB_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        .max(1);
-    let mut state = seed;
-    let mut next = move |n: usize| -> usize {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
+    assert!(!flags.is_empty(), "{name}: no flag to fuzz");
+    let one = |(flag, takes, values): (String, bool, Vec<String>)| -> BoxedStrategy<Vec<String>> {
+        if !takes {
+            return Just(vec![flag]).boxed();
+        }
+        let mut choices: Vec<BoxedStrategy<String>> = vec![
+            proptest::sample::select(NUMBERS)
+                .prop_map(str::to_owned)
+                .boxed(),
+            any::<i64>().prop_map(|n| n.to_string()).boxed(),
+            "[a-zA-Z0-9. -]{0,8}".boxed(),
+        ];
+        if !values.is_empty() {
+            choices.push(proptest::sample::select(values).boxed());
+        }
+        let value = proptest::strategy::Union::new(choices);
+        let (flag2, flag3) = (flag.clone(), flag.clone());
+        prop_oneof![
+            6 => value.clone().prop_map(move |v| vec![flag.clone(), v]),
+            3 => value.prop_map(move |v| vec![format!("{flag2}={v}")]),
+            1 => Just(vec![flag3]), // The value missing.
+        ]
+        .boxed()
     };
-    let (mut accepted, mut refused) = (0, 0);
-    for case in 0..cases {
-        let mut argv = vec![command.get_name().to_owned()];
-        for _ in 0..=next(4) {
-            match next(12) {
-                0 => argv.push("--no-such-flag".to_owned()),
-                _ => {
-                    let (flag, takes_value, values) = &flags[next(flags.len())];
-                    argv.push(flag.clone());
-                    if *takes_value && next(10) > 0 {
-                        argv.push(if !values.is_empty() && next(4) > 0 {
-                            values[next(values.len())].clone()
-                        } else if !values.is_empty() {
-                            "bogus".to_owned()
-                        } else {
-                            NUMBERS[next(NUMBERS.len())].to_owned()
-                        });
-                    }
-                }
-            }
-        }
-        let parsed = std::panic::catch_unwind(|| P::try_parse_from(&argv));
-        let result = match parsed {
-            Ok(r) => r,
-            Err(_) => panic!("case {case} (LAB_FUZZ_SEED={seed}): the parser panicked on {argv:?}"),
-        };
-        match result {
-            Ok(_) => accepted += 1,
+    let arg = prop_oneof![
+        11 => proptest::sample::select(flags).prop_flat_map(one),
+        1 => Just(vec!["--no-such-flag".to_owned()]),
+    ];
+    let line = proptest::collection::vec(arg, 1..5)
+        .prop_map(|groups| groups.into_iter().flatten().collect::<Vec<String>>());
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let (accepted, refused) = (Cell::new(0u64), Cell::new(0u64));
+    let result = TestRunner::new(config).run(&line, |args| {
+        let argv = std::iter::once(name.clone()).chain(args.iter().cloned());
+        match P::try_parse_from(argv) {
+            Ok(_) => accepted.set(accepted.get() + 1),
             Err(e) => {
-                refused += 1;
+                refused.set(refused.get() + 1);
                 let text = e.to_string();
-                assert!(
-                    !text.trim().is_empty(),
-                    "case {case} (LAB_FUZZ_SEED={seed}): {argv:?} refused without a message"
-                );
-                if e.kind() == clap::error::ErrorKind::ValueValidation {
-                    assert!(
-                        [
-                            "at least",
-                            "at most",
-                            "not a whole number",
-                            "invalid",
-                            "from "
-                        ]
+                if text.trim().is_empty() {
+                    return Err(TestCaseError::fail(format!(
+                        "{args:?}: refused without a message"
+                    )));
+                }
+                // The value parser's own words (clap wraps them in "invalid value … for …").
+                let own = std::error::Error::source(&e).map(ToString::to_string);
+                let names_limit = own.as_deref().is_some_and(|own| {
+                    ["at least", "at most", "not a whole number"]
                         .iter()
-                        .any(|w| text.contains(w)),
-                        "case {case} (LAB_FUZZ_SEED={seed}): {argv:?}: the message names no limit: {text}"
-                    );
+                        .any(|w| own.contains(w))
+                });
+                if e.kind() == clap::error::ErrorKind::ValueValidation && !names_limit {
+                    return Err(TestCaseError::fail(format!(
+                        "{args:?}: the message names no limit: {text}"
+                    )));
                 }
             }
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name}: flag fuzzing failed: {e}");
     }
-    (accepted, refused)
+    (accepted.get(), refused.get())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "fuzz"))]
 mod fuzz_tests {
     /// A parser whose value parser panics on one input.
     #[derive(clap::Parser, Debug)]
@@ -459,9 +491,22 @@ mod fuzz_tests {
     }
 
     #[test]
-    #[should_panic(expected = "the parser panicked")]
+    #[should_panic(expected = "flag fuzzing failed")]
     fn the_fuzzer_catches_a_panicking_parser() {
         super::fuzz_flags::<Fragile>(5_000);
+    }
+
+    /// A parser whose refusal does not say what is allowed.
+    #[derive(clap::Parser, Debug)]
+    struct Mute {
+        #[arg(long)]
+        size: Option<u64>,
+    }
+
+    #[test]
+    #[should_panic(expected = "names no limit")]
+    fn the_fuzzer_wants_refusals_to_name_the_limit() {
+        super::fuzz_flags::<Mute>(5_000);
     }
 
     /// The common flags and one bounded number, as a topic has them.
