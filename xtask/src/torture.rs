@@ -498,7 +498,11 @@ fn kill_round(
     }
     // A child is not ours to wait for: hold it by a pidfd, and check it is still the topic's
     // child, so a recycled pid can never make us kill a stranger.
-    let children = labkit::procfs::children_of(parent);
+    // Living children only: a zombie's death is already done (its command line is empty).
+    let children: Vec<u32> = labkit::procfs::children_of(parent)
+        .into_iter()
+        .filter(|c| std::fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|b| !b.is_empty()))
+        .collect();
     let chosen = (child_victim && !children.is_empty())
         .then(|| children[rng.between(0, children.len() as u64 - 1) as usize]);
     let victim = chosen.unwrap_or(parent);

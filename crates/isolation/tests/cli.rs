@@ -117,3 +117,37 @@ fn eight_copies_at_once_all_pass() {
     assert_eq!(cores_in(&cwd), Vec::<String>::new());
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+#[test]
+fn the_timing_child_killed_mid_run_is_reported_with_exit_1() {
+    // Found by `cargo xtask torture`: the forked child that times copy-on-write faults, killed,
+    // gave "failed to fill whole buffer" instead of how it died. Large pages keep it alive
+    // long enough to be killed; it is the forked child (no --role) that outlives 50 ms.
+    let t = tag("kill-timing");
+    let run = command(BIN, &t, &["--json", "--pages", "131072"])
+        .spawn()
+        .expect("start isolation");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(std::time::Instant::now() < deadline, "no timing child seen");
+        let forked = labkit::procfs::children_of(run.id())
+            .into_iter()
+            .find(|&c| {
+                let cmd = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+                !String::from_utf8_lossy(&cmd).contains("--role")
+            });
+        if let Some(c) = forked {
+            std::thread::sleep(Duration::from_millis(50));
+            if labkit::procfs::children_of(run.id()).contains(&c) {
+                break c;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    testkit::signal(victim, nix::sys::signal::Signal::SIGKILL);
+    let done = finish(run, Duration::from_secs(120));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(err.contains("SIGKILL"), "{err}");
+    testkit::assert_clean(&t, done.pid);
+}

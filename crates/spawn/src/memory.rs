@@ -85,13 +85,20 @@ pub unsafe fn per_forked_child(k: usize) -> io::Result<f64> {
     }
     // Let every child settle, its stack and first pages in place.
     std::thread::sleep(Duration::from_millis(20));
-    let mut total = pss_kib(me)?;
-    for &c in &children.0 {
+    let total = pss_kib(me)? + children_kib(&children.0)?;
+    drop(children); // SIGKILL and reap every one.
+    Ok(total.saturating_sub(before) as f64 / k as f64)
+}
+
+/// PSS plus page tables of `children`, in KiB. A child that died (killed from outside) has no
+/// memory left to read: the error says so and how it died, rather than ESRCH.
+fn children_kib(children: &[nix::unistd::Pid]) -> io::Result<u64> {
+    let mut total = 0;
+    for &c in children {
         let pid = c.as_raw() as u32;
         match pss_kib(pid).and_then(|pss| Ok(pss + pte_kib(pid)?)) {
             Ok(kib) => total += kib,
             Err(e) => {
-                // A child killed from outside has no memory left to read: say that, not ESRCH.
                 return Err(match waitpid(c, Some(WaitPidFlag::WNOHANG)) {
                     Ok(status) if !matches!(status, WaitStatus::StillAlive) => io::Error::other(
                         format!("idle child {pid} died before it was measured: {status:?}"),
@@ -101,8 +108,7 @@ pub unsafe fn per_forked_child(k: usize) -> io::Result<f64> {
             }
         }
     }
-    drop(children); // SIGKILL and reap every one.
-    Ok(total.saturating_sub(before) as f64 / k as f64)
+    Ok(total)
 }
 
 /// Idle children, killed (SIGKILL cannot be caught or ignored) and reaped when dropped, on
@@ -138,4 +144,27 @@ pub fn per_thread(k: usize) -> io::Result<f64> {
         let _ = t.join();
     }
     Ok(after.saturating_sub(before) as f64 / k as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `cargo xtask torture`: an idle child killed before it was measured gave ESRCH.
+    #[test]
+    fn a_child_killed_before_it_is_measured_is_named() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        assert!(children_kib(&[pid]).is_ok());
+        kill(pid, Signal::SIGKILL).unwrap();
+        // Until it is reaped it is a zombie, whose memory can no longer be read.
+        std::thread::sleep(Duration::from_millis(50));
+        let err = children_kib(&[pid]).unwrap_err().to_string();
+        assert!(err.contains("died before it was measured"), "{err}");
+        assert!(err.contains("SIGKILL"), "{err}");
+        let _ = child.wait(); // Already reaped by children_kib: ECHILD is fine.
+    }
 }

@@ -573,7 +573,11 @@ fn run_perf_bench(
     let mut figures = Vec::new();
     for (variant, extra) in [(Variant::Process, None), (Variant::Thread, Some("-T"))] {
         let loops = messages.max(1000).to_string();
-        let mut cmd = std::process::Command::new("taskset");
+        // perf forks a worker that holds both ends of its pipes: killed perf, it would block
+        // forever and outlive us. In a PID namespace of its own (perf is its init), the kernel
+        // kills every process in it once perf or `unshare` dies, and `unshare` dies with us.
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child=SIGKILL", "--", "taskset"]);
         cmd.args([
             "-c",
             &cpu.to_string(),
@@ -585,6 +589,27 @@ fn run_perf_bench(
             &loops,
         ]);
         cmd.args(extra);
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: runs in the forked child before exec: prctl, getppid and _exit are plain
+        // system calls, and nothing is allocated.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
         let out = match cmd
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -594,12 +619,16 @@ fn run_perf_bench(
             Ok(out) => {
                 report.skip(
                     name,
-                    format!("taskset … perf bench sched pipe exited with {}", out.status),
+                    format!(
+                        "unshare --pid … perf bench sched pipe exited with {} (perf, \
+                         taskset or a PID namespace is not available, or perf was killed)",
+                        out.status
+                    ),
                 );
                 return Ok(());
             }
             Err(e) => {
-                report.skip(name, format!("perf or taskset is not available here ({e})"));
+                report.skip(name, format!("unshare is not available here ({e})"));
                 return Ok(());
             }
         };

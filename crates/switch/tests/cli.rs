@@ -98,3 +98,50 @@ fn a_pipe_peer_killed_mid_run_is_reported_with_exit_1() {
         "pipe-pong peer",
     );
 }
+
+#[test]
+fn perf_killed_mid_run_leaves_no_worker_behind() {
+    // Found by `cargo xtask torture`: perf bench's forked worker holds both ends of its pipes,
+    // so a killed perf left it blocked forever (and the run waiting for its output). perf now
+    // runs as the init of a PID namespace of its own: killing it takes the worker with it.
+    if std::process::Command::new("perf")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("perf is not installed: nothing to kill");
+        return;
+    }
+    let t = testkit::tag("kill-perf");
+    // perf loops as many times as we do: long enough to be caught running.
+    let args = ["--json", "--messages", "50000"];
+    let (run, unshare) = testkit::start_until_child(
+        testkit::command(BIN, &t, &args),
+        |_, cmd| cmd.contains("unshare --pid"),
+        std::time::Duration::ZERO,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let perf = loop {
+        if let Some(&p) = labkit::procfs::children_of(unshare).first() {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare started no perf"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100)); // Its worker forked by now.
+    testkit::signal(perf, nix::sys::signal::Signal::SIGKILL);
+    let done = testkit::finish(run, std::time::Duration::from_secs(120));
+    assert_eq!(done.code(), Some(0), "{}", done.stderr());
+    let report = done.report();
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name.contains("perf") && c.status == labkit::report::Status::Skip),
+        "perf's run should be reported as skipped"
+    );
+    testkit::assert_clean(&t, done.pid);
+}
