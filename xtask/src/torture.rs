@@ -14,7 +14,6 @@
 //! moments come from `--seed` (printed), so a failing round can be replayed.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -398,22 +397,21 @@ struct Running {
 }
 
 fn start(topic: &Topic, args: &[&str]) -> Result<Running> {
+    start_with(topic, args, &[])
+}
+
+/// Starts a topic with `env` added to its environment, its output drained in threads.
+fn start_with(topic: &Topic, args: &[&str], env: &[(&str, &str)]) -> Result<Running> {
     let mut child = Command::new(&topic.binary)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("run {}", topic.binary.display()))?;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = pipe.read_to_string(&mut s);
-            s
-        })
-    };
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
+    let stderr = workspace::drain(child.stderr.take().expect("piped"));
+    let stdout = workspace::drain(child.stdout.take().expect("piped"));
     Ok(Running {
         child,
         stderr,
@@ -1042,28 +1040,8 @@ fn fingerprints(paths: &[PathBuf]) -> Vec<Option<Fingerprint>> {
 
 /// Runs a topic `--quick --json` with `LABKIT_TEST_NEXT_NAME=token`.
 fn finish_with_env(topic: &Topic, token: &str) -> Result<Ended> {
-    let mut child = Command::new(&topic.binary)
-        .args(["--quick", "--json"])
-        .env(labkit::names::TEST_NEXT_NAME_ENV, token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("run {}", topic.binary.display()))?;
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = pipe.read_to_string(&mut s);
-            s
-        })
-    };
-    let stderr = drain(Box::new(child.stderr.take().expect("piped")));
-    let stdout = drain(Box::new(child.stdout.take().expect("piped")));
-    finish(Running {
-        child,
-        stderr,
-        stdout,
-    })
+    let env = [(labkit::names::TEST_NEXT_NAME_ENV, token)];
+    finish(start_with(topic, &["--quick", "--json"], &env)?)
 }
 
 /// Plants every kind of object under the name `pvt-test-<token>`.

@@ -207,7 +207,8 @@ pub fn run_topic(topic: &Topic, args: &[&str], limit: Duration) -> Result<Run> {
     })
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads a pipe to its end in a thread, so a chatty process never blocks on a full pipe.
+pub fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);

@@ -71,6 +71,8 @@ pub struct Tables {
     pub open_after_child_closed: bool,
     /// A child read some bytes; our next read then returned these bytes.
     pub read_after_child: Vec<u8>,
+    /// How the closing child and the reading child ended (both should exit 0).
+    pub children: [nix::sys::wait::WaitStatus; 2],
 }
 
 /// Runs the three descriptor demos on `path`, a file whose content the caller knows.
@@ -91,7 +93,8 @@ pub fn demonstrate(path: &Path, moved_by: usize) -> io::Result<Tables> {
     // 2. A child closes its copy: ours is untouched.
     let fd = open_raw(path)?;
     let child = fork_and_run(|| if close_raw(fd).is_ok() { 0 } else { 1 })?;
-    let closed_in_child = exited_ok(wait(child)?);
+    let closer = wait(child)?;
+    let closed_in_child = exited_ok(closer);
     let open_after_child_closed = closed_in_child && is_open(fd);
 
     // 3. A child reads: the offset it moves is ours too, since the description is shared.
@@ -99,7 +102,8 @@ pub fn demonstrate(path: &Path, moved_by: usize) -> io::Result<Tables> {
         Ok(bytes) if bytes.len() == moved_by => 0,
         _ => 1,
     })?;
-    let read_in_child = exited_ok(wait(child)?);
+    let reader = wait(child)?;
+    let read_in_child = exited_ok(reader);
     let mut read_after_child = read_raw(fd, moved_by)?;
     if !read_in_child {
         read_after_child.clear(); // The child did not read: there is nothing to show.
@@ -109,5 +113,6 @@ pub fn demonstrate(path: &Path, moved_by: usize) -> io::Result<Tables> {
         closed_by_thread,
         open_after_child_closed,
         read_after_child,
+        children: [closer, reader],
     })
 }

@@ -280,19 +280,34 @@ fn show_fd_tables(report: &mut Report) -> Result<Files> {
     report.check(
         "a child's close leaves the parent's descriptor open",
         files.child_close_contained,
-        "a forked child closed its copy; ours still answered fcntl(F_GETFD): two tables",
+        format!(
+            "a forked child closed its copy; ours still answered fcntl(F_GETFD): two tables{}",
+            unless_died(t.children[0])
+        ),
     );
     report.check(
         "a forked child shares the open file description, offset included",
         files.offset_shared,
         format!(
             "the child read {MOVED_BY} bytes; our next read returned {:?}, not {:?}: the same \
-             description, so the same offset",
+             description, so the same offset{}",
             String::from_utf8_lossy(&t.read_after_child),
-            String::from_utf8_lossy(&content[..MOVED_BY])
+            String::from_utf8_lossy(&content[..MOVED_BY]),
+            unless_died(t.children[1])
         ),
     );
     Ok(files)
+}
+
+/// For a check's detail: nothing if the child exited 0, else how it ended.
+fn unless_died(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, 0) => String::new(),
+        WaitStatus::Signaled(_, sig, _) => {
+            format!(" (NOT SHOWN: the child was killed by {})", sig.as_str())
+        }
+        other => format!(" (NOT SHOWN: the child ended otherwise: {other:?})"),
+    }
 }
 
 /// What step 4 found.
