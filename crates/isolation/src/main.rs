@@ -554,3 +554,20 @@ mod flag_tests {
         labkit::testkit::fuzz_flags::<super::Args>(labkit::testkit::fuzz_cases());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::unistd::Pid;
+
+    /// Found by `cargo xtask torture`: a demo child killed mid-run failed its check with text
+    /// that did not say it had died.
+    #[test]
+    fn a_killed_demo_child_is_named_in_the_check() {
+        let pid = Pid::from_raw(1234);
+        assert_eq!(unless_died(WaitStatus::Exited(pid, 0)), "");
+        let killed = unless_died(WaitStatus::Signaled(pid, Signal::SIGKILL, false));
+        assert!(killed.contains("killed by SIGKILL"), "{killed}");
+        assert!(unless_died(WaitStatus::Exited(pid, 1)).contains("NOT SHOWN"));
+    }
+}
