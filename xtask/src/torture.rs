@@ -537,10 +537,10 @@ fn kill_round(
             judge_normal(topic, &e, &what, t);
         }
         // What the dead creator had not unlinked yet is for `clean`, and must be all gone after.
-        let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
+        let left = new_since(mq, &before);
         if !left.is_empty() {
             labkit::names::clean_dead().context("clean")?;
-            let still: Vec<String> = everything(mq).difference(&before).cloned().collect();
+            let still = new_since(mq, &before);
             t.cleaned += (left.len() - still.len()) as u64;
             if !still.is_empty() {
                 t.fail(topic, format!("{what}: clean left {still:?}"));
@@ -548,10 +548,7 @@ fn kill_round(
         }
         return Ok(());
     }
-    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
-    if !left.is_empty() {
-        t.fail(topic, format!("{what}: the parent left {left:?}"));
-    }
+    fail_if_left(topic, mq, &before, &format!("{what}: the parent"), t);
     // The words the lab's messages use for a peer's death.
     let names_death = [
         "SIGKILL",
@@ -618,13 +615,13 @@ fn finished_first(
     t.finished_first += 1;
     let e = finish(r)?;
     judge_normal(topic, &e, &format!("a run that ended before {act}"), t);
-    let left: Vec<String> = everything(mq).difference(before).cloned().collect();
-    if !left.is_empty() {
-        t.fail(
-            topic,
-            format!("a run that ended before {act}: left {left:?}"),
-        );
-    }
+    fail_if_left(
+        topic,
+        mq,
+        before,
+        &format!("a run that ended before {act}"),
+        t,
+    );
     Ok(())
 }
 
@@ -662,10 +659,7 @@ fn signal_round(
             ),
         ),
     }
-    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
-    if !left.is_empty() {
-        t.fail(topic, format!("{what}: left {left:?}"));
-    }
+    fail_if_left(topic, mq, &before, &what, t);
     Ok(())
 }
 
@@ -690,22 +684,9 @@ fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally) -> Result
         .collect();
     for e in ended {
         t.copies += 1;
-        judge_common(topic, &e, "one of the crowd", t);
-        if e.code != Some(0) || !report_passed(&e.stdout) {
-            t.fail(
-                topic,
-                format!(
-                    "one of {copies} copies at once: exit {:?}: {}",
-                    e.code,
-                    last_line(&e.stderr)
-                ),
-            );
-        }
+        judge_normal(topic, &e, &format!("one of {copies} copies at once"), t);
     }
-    let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
-    if !left.is_empty() {
-        t.fail(topic, format!("{copies} copies at once left {left:?}"));
-    }
+    fail_if_left(topic, mq, &before, &format!("{copies} copies at once"), t);
     Ok(())
 }
 
@@ -798,12 +779,28 @@ fn refused_flags(
                 ),
             );
         }
-        let left: Vec<String> = everything(mq).difference(&before).cloned().collect();
-        if !left.is_empty() {
-            t.fail(topic, format!("{what}: left {left:?}"));
-        }
+        fail_if_left(topic, mq, &before, &what, t);
     }
     Ok(())
+}
+
+/// What the lab's runs left since `before`.
+fn new_since(mq: &MqueueView, before: &BTreeSet<String>) -> Vec<String> {
+    everything(mq).difference(before).cloned().collect()
+}
+
+/// Fails `what` if anything was left since `before`.
+fn fail_if_left(
+    topic: &Topic,
+    mq: &MqueueView,
+    before: &BTreeSet<String>,
+    what: &str,
+    t: &mut Tally,
+) {
+    let left = new_since(mq, before);
+    if !left.is_empty() {
+        t.fail(topic, format!("{what}: left {left:?}"));
+    }
 }
 
 /// A run nothing was done to: exit 0 with a Report whose every check passed.
@@ -991,10 +988,7 @@ fn squat(topics: &[Topic], binaries: &[PathBuf], mq: &MqueueView, t: &mut Tally)
                 );
             }
             drop(planted);
-            let left: Vec<String> = everything(mq).difference(&others).cloned().collect();
-            if !left.is_empty() {
-                t.fail(topic, format!("{what}: left {left:?}"));
-            }
+            fail_if_left(topic, mq, &others, &what, t);
         }
     }
     Ok(())

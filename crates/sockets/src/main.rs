@@ -322,7 +322,6 @@ enum Near {
 /// connects or inherits its end; returns our end once connected.
 fn start(c: Contender, role: &str, plan: &Plan) -> Result<(Near, Far<u64>)> {
     let cpu = plan.placement.peer;
-    let echo = role == "echo";
     if c.mech == Mech::Channel {
         let (near, far_end) = channel::pair(CHANNEL_BUFFERS);
         let far = Far::thread(role, cpu, move || channel::serve(far_end))?;
@@ -330,12 +329,7 @@ fn start(c: Contender, role: &str, plan: &Plan) -> Result<(Near, Far<u64>)> {
     }
     // The far side holds `alive` until it ends: a datagram socket has no EOF to tell us.
     let (alive, watch) = liveness().context("pipe (liveness)")?;
-    let mut extra = vec![
-        "--transport".to_owned(),
-        c.mech.name().to_owned(),
-        "--bytes".to_owned(),
-        plan.bytes.to_string(),
-    ];
+    let spawn = |alive, theirs, target| far_side(c, role, cpu, alive, theirs, target, plan.bytes);
     let (near, far) = match c.mech {
         Mech::Socketpair | Mech::UnixDgram => {
             let (ours, theirs): (OwnedFd, OwnedFd) = if c.mech == Mech::Socketpair {
@@ -345,7 +339,7 @@ fn start(c: Contender, role: &str, plan: &Plan) -> Result<(Near, Far<u64>)> {
                 let (a, b) = UnixDatagram::pair().context("socketpair(SOCK_DGRAM)")?;
                 (a.into(), b.into())
             };
-            let far = far_side(c, role, cpu, alive, Some(theirs), extra, echo)?;
+            let far = spawn(alive, Some(theirs), Target::Inherited)?;
             let near: Box<dyn Wire> = if c.mech == Mech::Socketpair {
                 Box::new(Stream::new(UnixStream::from(ours)).context("dup")?)
             } else {
@@ -366,8 +360,7 @@ fn start(c: Contender, role: &str, plan: &Plan) -> Result<(Near, Far<u64>)> {
             let path = dir.path().join("echo.sock");
             let listener =
                 UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
-            extra.extend(["--path".to_owned(), path.display().to_string()]);
-            let mut far = far_side(c, role, cpu, alive, None, extra, echo)?;
+            let mut far = spawn(alive, None, Target::Path(path))?;
             wait_for_connection(listener.as_fd(), &watch, &mut far)?;
             let (stream, _) = listener.accept().context("accept (unix)")?;
             drop(dir); // Connected: the path has done its job; unlink it and its directory.
@@ -379,8 +372,7 @@ fn start(c: Contender, role: &str, plan: &Plan) -> Result<(Near, Far<u64>)> {
         Mech::Tcp => {
             let listener = loopback_listener()?;
             let port = listener.local_addr().context("getsockname")?.port();
-            extra.extend(["--port".to_owned(), port.to_string()]);
-            let mut far = far_side(c, role, cpu, alive, None, extra, echo)?;
+            let mut far = spawn(alive, None, Target::Port(port))?;
             wait_for_connection(listener.as_fd(), &watch, &mut far)?;
             let (stream, _) = listener.accept().context("accept (tcp)")?;
             stream
@@ -410,32 +402,44 @@ fn loopback_listener() -> Result<TcpListener> {
     Ok(listener)
 }
 
-/// Starts the far side: a child process (given `alive` and `theirs` by inheritance) or a
-/// thread (given them by move), running [`far_work`].
+/// Starts the far side: a child process (given `alive` and `theirs` by inheritance, `target`
+/// and the frame size as flags) or a thread (given them by move), running [`far_work`].
 fn far_side(
     c: Contender,
     role: &str,
     cpu: Option<usize>,
     alive: Alive,
     theirs: Option<OwnedFd>,
-    extra: Vec<String>,
-    echo: bool,
+    target: Target,
+    bytes: usize,
 ) -> Result<Far<u64>> {
+    let echo = role == "echo";
     if c.variant == Variant::Process {
+        let mut extra = vec![
+            "--transport".to_owned(),
+            c.mech.name().to_owned(),
+            "--bytes".to_owned(),
+            bytes.to_string(),
+        ];
+        match &target {
+            Target::Inherited => {}
+            Target::Path(p) => extra.extend(["--path".to_owned(), p.display().to_string()]),
+            Target::Port(n) => extra.extend(["--port".to_owned(), n.to_string()]),
+        }
         let mut fds: Vec<BorrowedFd<'_>> = vec![alive.as_fd()];
         fds.extend(theirs.as_ref().map(AsFd::as_fd));
         let peer = Peer::spawn(role, &fds, cpu, &extra)?;
         // Our copies of `alive` and `theirs` close here: the child holds the only ones.
         return Ok(Far::Process(peer));
     }
-    let (mech, target, max) = (c.mech, target_of(&extra), max_frame(echo, &extra));
+    let (mech, max) = (c.mech, max_frame(echo, bytes));
     Far::thread(role, cpu, move || {
         let _alive = alive; // Closed when this thread ends, however it ends.
         far_work(mech, echo, max, theirs, target)
     })
 }
 
-/// Where a far side connects: a socket path or a loopback port, from the child's flags.
+/// Where a far side connects: a socket path or a loopback port (a child gets it as flags).
 #[derive(Clone, Debug)]
 enum Target {
     Inherited,
@@ -444,26 +448,8 @@ enum Target {
 }
 
 /// The largest frame a far side receives: a ping-pong's `--bytes`, or a stream's frame.
-fn max_frame(echo: bool, extra: &[String]) -> usize {
-    let bytes = extra
-        .iter()
-        .position(|a| a == "--bytes")
-        .map(|i| &extra[i + 1]);
-    match bytes.and_then(|b| b.parse().ok()) {
-        Some(bytes) if echo => bytes,
-        _ => STREAM_FRAME,
-    }
-}
-
-fn target_of(extra: &[String]) -> Target {
-    let value = |flag: &str| extra.iter().position(|a| a == flag).map(|i| &extra[i + 1]);
-    if let Some(p) = value("--path") {
-        Target::Path(PathBuf::from(p))
-    } else if let Some(p) = value("--port").and_then(|p| p.parse().ok()) {
-        Target::Port(p)
-    } else {
-        Target::Inherited
-    }
+fn max_frame(echo: bool, bytes: usize) -> usize {
+    if echo { bytes } else { STREAM_FRAME }
 }
 
 /// The far side's whole job, in a thread or a child: connect (or take the inherited socket),
@@ -1378,8 +1364,7 @@ fn run_child(mut args: Args) -> Result<Outcome> {
                 _ => Target::Inherited,
             };
             let echo = role == "echo";
-            let bytes = args.bytes.unwrap_or(BYTES) as usize;
-            let max = if echo { bytes } else { STREAM_FRAME };
+            let max = max_frame(echo, args.bytes.unwrap_or(BYTES) as usize);
             far_work(mech, echo, max, fds.next(), target)
                 .with_context(|| format!("{role} over {}", mech.name()))?;
         }
