@@ -13,9 +13,15 @@
 //! (`PR_SET_CHILD_SUBREAPER`): a process a topic leaves behind is re-parented to xtask, which
 //! sees it, reports it and kills it.
 
+mod bench;
+mod browser;
 mod ci;
 mod clean;
+mod compare;
+mod html;
+mod plots;
 mod report;
+mod summary;
 mod torture;
 mod verify;
 mod workspace;
@@ -41,6 +47,8 @@ fn main() -> ExitCode {
     };
     let result = match command {
         "report" => report::run(rest),
+        "bench" => bench::run(rest),
+        "compare" => compare::run(rest),
         "ci" if rest.is_empty() => ci::run(),
         "verify" => verify::run(rest),
         "clean" if rest.is_empty() => clean::run(),

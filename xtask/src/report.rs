@@ -1,154 +1,234 @@
-//! `cargo xtask report`: run every topic at its default sizes and print the claims ledger —
-//! each claim of the seed, what every topic found about it on this machine, and the evidence.
-//! Claims no landed topic speaks to are listed as "no evidence yet". The Reports and the ledger
-//! are also written under `target/lab-report/`.
+//! `cargo xtask report`: the claims ledger for this machine. Runs a bench (three runs at the
+//! topics' default sizes; `--full` for the bench's default five, `--quick` for a smoke run),
+//! or reads a saved one (`--from DIR`), then prints every claim of the seed with the verdict
+//! across runs, the ratio's median and spread, and the evidence; and writes `report.md`,
+//! a self-contained `report.html` with plots, and a screenshot of it (headless Chromium, when
+//! installed) into the bench folder.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use labkit::Verdict;
 use labkit::claims::CLAIMS;
-use labkit::report::{Basis, Claim, Report};
 
-use crate::workspace::{self, Topic};
+use crate::bench::{self, Options};
+use crate::summary::{self, Finding, Summary};
+use crate::{browser, html, workspace};
 
-/// A default-size run that takes longer than this is hung.
-const HANG_GUARD: Duration = Duration::from_secs(600);
+const USAGE: &str =
+    "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--topics a,b] [TOPIC...]
 
-pub fn run(only: &[String]) -> Result<bool> {
-    let topics = workspace::topics(only)?;
-    workspace::build_release(&topics)?;
-    workspace::become_subreaper()?;
-    let mut reports = Vec::new();
-    let mut broken = Vec::new();
-    for topic in &topics {
-        eprintln!("xtask report: running {}", topic.name);
-        match run_one(topic)? {
-            Ok(report) => reports.push(report),
-            Err(why) => broken.push(format!("{}: {why}", topic.name)),
+Runs a bench (3 runs at default sizes, about a minute) and prints the claims ledger;
+writes report.md, report.html and report.png into the bench folder.
+  --from DIR    render a saved bench instead (a folder under target/lab/, or target/lab/latest)
+  --full        the default bench: 5 runs
+  --quick       the topics' --quick sizes (a smoke run: verdicts mean little)
+  --runs N      runs of each topic
+  --topics a,b  only these topics (as do TOPIC arguments)";
+
+/// Runs of the bench `report` makes unless told otherwise.
+const REPORT_RUNS: usize = 3;
+
+pub fn run(args: &[String]) -> Result<bool> {
+    let mut from: Option<PathBuf> = None;
+    let mut o = Options {
+        runs: REPORT_RUNS,
+        ..Options::default()
+    };
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--from" => match it.next() {
+                Some(dir) => from = Some(PathBuf::from(dir)),
+                None => usage("--from needs a bench folder"),
+            },
+            "--full" => o.runs = Options::default().runs,
+            "-h" | "--help" => {
+                workspace::say(USAGE);
+                return Ok(true);
+            }
+            topic if !topic.starts_with('-') => o.topics.push(topic.to_owned()),
+            _ => rest.push(a.clone()),
+        }
+        if a == "--runs" || a == "--topics" {
+            if let Some(v) = it.next() {
+                rest.push(v.clone());
+            }
         }
     }
-    let ledger = ledger_text(&reports);
-    let dir = write_files(&reports, &ledger)?;
+    if let Err(e) = bench::parse(&rest, &mut o) {
+        usage(&e);
+    }
+    let (dir, summary) = match from {
+        Some(dir) => {
+            let s = summary::load(&dir)?;
+            (dir, s)
+        }
+        None => bench::bench(&o)?,
+    };
+    let ledger = ledger_text(&summary);
     workspace::say(ledger.trim_end());
-    for b in &broken {
-        workspace::say(&format!("BROKEN {b}"));
-    }
-    workspace::say(&format!(
-        "\nReports and the ledger are in {}",
-        dir.display()
-    ));
-    Ok(broken.is_empty())
+    let written = write_files(&dir, &summary, &ledger)?;
+    workspace::say(&format!("\nWritten: {}", written.join(", ")));
+    Ok(summary.problems.is_empty())
 }
 
-/// One topic's Report, or why there is none.
-fn run_one(topic: &Topic) -> Result<Result<Report, String>> {
-    let run = workspace::run_topic(topic, &["--json"], HANG_GUARD)?;
-    if run.timed_out {
-        return Ok(Err(format!(
-            "hung: killed after {} s",
-            HANG_GUARD.as_secs()
-        )));
-    }
-    if !run.leftovers.is_empty() {
-        return Ok(Err(format!("left behind {}", run.leftovers.join(", "))));
-    }
-    // Exit code 1 with a Report means a check failed: the Report says which, so keep it.
-    match serde_json::from_str::<Report>(&run.stdout) {
-        Ok(report) => Ok(Ok(report)),
-        Err(e) => Ok(Err(format!(
-            "exit {:?}, no Report ({e}): {}",
-            run.code,
-            run.last_error_line()
-        ))),
-    }
+fn usage(why: &str) -> ! {
+    eprintln!("xtask report: {why}\n\n{USAGE}");
+    std::process::exit(2);
 }
 
-fn ledger_text(reports: &[Report]) -> String {
-    let mut s = String::new();
-    if let Some(r) = reports.first() {
-        let _ = writeln!(s, "Claims ledger for {}\n", r.host.describe());
-    }
-    for r in reports {
-        let failed: Vec<&str> = r
-            .checks
-            .iter()
-            .filter(|c| c.status == labkit::report::Status::Fail)
-            .map(|c| c.name.as_str())
-            .collect();
-        let _ = writeln!(s, "{}: {}", r.topic, r.summary);
-        if !failed.is_empty() {
-            let _ = writeln!(s, "  FAILED checks: {}", failed.join("; "));
-        }
-    }
+/// The terminal ledger: each claim of the seed, each topic's finding across runs.
+pub fn ledger_text(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Claims ledger for {}\nbench {}: {} run(s) of each topic at {} sizes; a verdict across runs \
+         holds only when every run's ratio lies beyond 1 by 3% on the claimed side.\n",
+        s.host.describe(),
+        s.created,
+        s.runs,
+        if s.quick { "--quick" } else { "default" }
+    );
     let mut counts = [0usize; 3];
     let mut with_evidence = 0;
     for info in CLAIMS {
-        let _ = writeln!(s, "\n{}: {}", info.id, info.seed);
-        let found: Vec<(&str, &Claim)> = reports
-            .iter()
-            .flat_map(|r| {
-                r.claims
-                    .iter()
-                    .filter(|c| c.id == info.id)
-                    .map(move |c| (r.topic.as_str(), c))
-            })
-            .collect();
+        let _ = writeln!(out, "{}: {}", info.id, info.seed);
+        let found: Vec<&Finding> = s.findings.iter().filter(|f| f.id == info.id).collect();
         if found.is_empty() {
-            let _ = writeln!(s, "  no evidence yet (from: {})", info.topics.join(", "));
+            let _ = writeln!(
+                out,
+                "  no evidence in this bench (from: {})\n",
+                info.topics.join(", ")
+            );
             continue;
         }
         with_evidence += 1;
-        for (topic, claim) in found {
-            counts[match claim.verdict {
-                Verdict::Holds => 0,
-                Verdict::DoesNotHold => 1,
-                Verdict::Inconclusive => 2,
-            }] += 1;
-            let basis = match (claim.basis, claim.ratio, claim.ratio_range) {
-                (Basis::Measured, Some(r), Some([lo, hi])) => format!("x{r:.2} ({lo:.2}..{hi:.2})"),
-                _ => "observed".to_owned(),
-            };
-            let _ = writeln!(s, "  {topic:<10} {:<13} {basis}", claim.verdict.as_str());
-            labkit::report::wrap_into(&mut s, &claim.evidence);
+        for f in found {
+            counts[verdict_index(f.verdict)] += 1;
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<13} {}  runs: {}",
+                f.topic,
+                f.verdict.as_str(),
+                bench::ratio_text(f),
+                run_verdicts(f)
+            );
+            labkit::report::wrap_into(&mut out, &f.evidence);
         }
+        out.push('\n');
     }
     let _ = writeln!(
-        s,
-        "\n{with_evidence} of {} claims have evidence; findings: {} hold, {} do not hold, {} inconclusive.",
+        out,
+        "{with_evidence} of {} claims have evidence; findings: {} hold, {} do not hold, {} inconclusive.",
         CLAIMS.len(),
         counts[0],
         counts[1],
         counts[2]
     );
-    s
+    if !s.reference.is_empty() {
+        let _ = writeln!(out, "\nReference, perf bench sched pipe (mean round trip):");
+        for r in &s.reference {
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<32} {}",
+                r.variant,
+                pin_text(&r.pin),
+                html::duration_text(r.figure.median)
+            );
+        }
+    }
+    for p in &s.problems {
+        let _ = writeln!(out, "PROBLEM {p}");
+    }
+    out
 }
 
-fn write_files(reports: &[Report], ledger: &str) -> Result<std::path::PathBuf> {
-    let dir = workspace::root().join("target").join("lab-report");
-    std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-    for r in reports {
-        let path = dir.join(format!("{}.json", r.topic));
-        let text = serde_json::to_string_pretty(r).context("serialise a Report")?;
-        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+fn verdict_index(v: Verdict) -> usize {
+    match v {
+        Verdict::Holds => 0,
+        Verdict::DoesNotHold => 1,
+        Verdict::Inconclusive => 2,
     }
-    let ledger_json: Vec<serde_json::Value> = CLAIMS
+}
+
+/// `H H I`: each run's own verdict.
+pub fn run_verdicts(f: &Finding) -> String {
+    f.run_verdicts
         .iter()
-        .map(|info| {
-            let evidence: Vec<serde_json::Value> = reports
-                .iter()
-                .flat_map(|r| {
-                    r.claims.iter().filter(|c| c.id == info.id).map(move |c| serde_json::json!({ "topic": r.topic, "finding": c }))
-                })
-                .collect();
-            serde_json::json!({ "id": info.id, "seed": info.seed, "topics": info.topics, "evidence": evidence })
+        .map(|v| match v {
+            Verdict::Holds => "H",
+            Verdict::DoesNotHold => "N",
+            Verdict::Inconclusive => "I",
         })
-        .collect();
-    let path = dir.join("ledger.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&ledger_json)?)
-        .with_context(|| format!("write {}", path.display()))?;
-    let path = dir.join("ledger.txt");
-    std::fs::write(&path, ledger).with_context(|| format!("write {}", path.display()))?;
-    Ok(dir)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn pin_text(pin: &str) -> &'static str {
+    match pin {
+        "same" => "both on one CPU",
+        "split" => "on two CPUs",
+        _ => "placed by the scheduler",
+    }
+}
+
+/// Writes the ledger, report.md, report.html (checked) and, when a browser is installed, its
+/// screenshot after the browser test; returns what was written.
+fn write_files(dir: &Path, s: &Summary, ledger: &str) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: &str| -> Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        written.push(path.display().to_string());
+        Ok(())
+    };
+    put("ledger.txt", ledger)?;
+    put("report.md", &html::markdown(s))?;
+    let page = html::page(s)?;
+    html::check(&page, &[])?;
+    put("report.html", &page)?;
+    let page = dir.join("report.html");
+    if browser::find().is_none() {
+        eprintln!(
+            "xtask report: no screenshot: chromium is not installed (apt-get install chromium)"
+        );
+        return Ok(written);
+    }
+    let seen = browser::test(&page)?;
+    eprintln!("xtask report: report.html {seen}");
+    written.push(dir.join("report.png").display().to_string());
+    Ok(written)
+}
+
+/// The report's stage of `cargo xtask ci`: a one-run quick bench of every topic rendered as
+/// the report is, then the HTML test (every plot, caption and axis label; nothing external)
+/// and the browser test (headless Chromium loads it with no error, every plot laid out, and
+/// takes the screenshot). Chromium is required here.
+pub fn ci_stage() -> Result<bool> {
+    let o = Options {
+        runs: 1,
+        quick: true,
+        topics: Vec::new(),
+    };
+    let (dir, summary) = bench::bench(&o)?;
+    let ledger = ledger_text(&summary);
+    std::fs::write(dir.join("report.md"), html::markdown(&summary))?;
+    let page = html::page(&summary)?;
+    let found = html::check(&page, &html::ALL_PLOTS)?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, &page).with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(dir.join("ledger.txt"), &ledger)?;
+    eprintln!(
+        "xtask ci: report.html holds all {} plots with captions and axis labels, nothing external",
+        found.len()
+    );
+    let seen = browser::test(&path)?;
+    eprintln!("xtask ci: browser: {seen}");
+    for p in &summary.problems {
+        eprintln!("xtask ci: PROBLEM {p}");
+    }
+    Ok(summary.problems.is_empty())
 }

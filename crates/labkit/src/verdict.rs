@@ -87,7 +87,9 @@ impl Comparison {
         }
     }
 
-    fn from_ratios(mut ratios: Vec<f64>) -> Comparison {
+    /// The comparison of ratios already oriented so that > 1 supports the claim (per block
+    /// pair, or per run of a bench).
+    pub fn from_ratios(mut ratios: Vec<f64>) -> Comparison {
         ratios.retain(|r| r.is_finite());
         ratios.sort_by(f64::total_cmp);
         let pairs = ratios.len();

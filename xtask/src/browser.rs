@@ -1,0 +1,170 @@
+//! The browser test of the report: headless Chromium loads `report.html` from disk, with the
+//! network unused, and must find it loaded with no error and every plot laid out; then it
+//! saves a screenshot beside the report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::workspace;
+
+/// Longer than this and the browser is hung.
+const GUARD: Duration = Duration::from_secs(90);
+
+/// The browser on PATH: Debian's `chromium`, or another name of the same program.
+pub fn find() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs the browser headless on `page` with `extra` flags; its stdout. As root it needs
+/// `--no-sandbox`; the other flags keep it from reaching for the network or a GPU.
+fn chromium(page: &Path, extra: &[String]) -> Result<String> {
+    let browser = find()
+        .context("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")?;
+    let profile = std::env::temp_dir().join(format!("xtask-chromium-{}", std::process::id()));
+    let page = page
+        .canonicalize()
+        .with_context(|| format!("find {}", page.display()))?;
+    let mut child = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-crash-reporter",
+            "--disable-breakpad",
+            "--hide-scrollbars",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", browser.display()))?;
+    let out = workspace::drain(child.stdout.take().expect("piped"));
+    let err = workspace::drain(child.stderr.take().expect("piped"));
+    let status = match labkit::child::wait_timeout(&mut child, GUARD).context("waitpid")? {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&profile);
+            bail!("chromium hung: killed after {} s", GUARD.as_secs());
+        }
+    };
+    // Its helper processes, should one linger (ours when xtask is a subreaper).
+    let _ = workspace::reap_leftovers(Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&profile);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!("chromium exited with {status}: {last}");
+    }
+    // Page console messages (errors included) come on stderr as `CONSOLE` lines.
+    if let Some(line) = stderr.lines().find(|l| l.contains(":CONSOLE")) {
+        bail!("the page wrote to the console: {line}");
+    }
+    Ok(stdout)
+}
+
+/// The body's data attributes after load, as the page's own script set them.
+pub struct Loaded {
+    pub plots: usize,
+    pub plots_shown: usize,
+    pub errors: usize,
+}
+
+/// Loads the page and reads back what its script saw: ready, errors, plots laid out.
+pub fn load(page: &Path) -> Result<Loaded> {
+    let dom = chromium(
+        page,
+        &[
+            "--enable-logging=stderr".to_owned(),
+            "--v=0".to_owned(),
+            "--dump-dom".to_owned(),
+        ],
+    )?;
+    let body = dom
+        .find("<body")
+        .map(|i| &dom[i..])
+        .and_then(|b| b.split_once('>').map(|(tag, _)| tag.to_owned()))
+        .context("no <body> in the dumped DOM")?;
+    let attr = |name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let start = body.find(&key)? + key.len();
+        Some(body[start..].split('"').next()?.to_owned())
+    };
+    if attr("data-ready").as_deref() != Some("yes") {
+        bail!("the page's load handler never ran: {body}");
+    }
+    let number = |name: &str| attr(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Loaded {
+        plots: number("data-plots"),
+        plots_shown: number("data-plots-shown"),
+        errors: number("data-errors"),
+    })
+}
+
+/// A PNG of the page, `png`, tall enough for the ledger and the plots.
+pub fn screenshot(page: &Path, png: &Path) -> Result<PathBuf> {
+    let _ = std::fs::remove_file(png);
+    chromium(
+        page,
+        &[
+            "--window-size=1100,6000".to_owned(),
+            format!("--screenshot={}", png.display()),
+        ],
+    )?;
+    let size = std::fs::metadata(png)
+        .with_context(|| format!("chromium wrote no {}", png.display()))?
+        .len();
+    if size < 10_000 {
+        bail!("{} is only {size} bytes", png.display());
+    }
+    Ok(png.to_owned())
+}
+
+/// The browser test: the page loads with no error and every plot shows; then a screenshot.
+pub fn test(page: &Path) -> Result<String> {
+    let loaded = load(page)?;
+    if loaded.errors > 0 {
+        bail!(
+            "{} error(s) while loading {}",
+            loaded.errors,
+            page.display()
+        );
+    }
+    if loaded.plots == 0 || loaded.plots_shown != loaded.plots {
+        bail!(
+            "{} of {} plots laid out in {}",
+            loaded.plots_shown,
+            loaded.plots,
+            page.display()
+        );
+    }
+    let png = screenshot(page, &page.with_file_name("report.png"))?;
+    Ok(format!(
+        "loaded with no error, {} of {} plots shown, screenshot {}",
+        loaded.plots_shown,
+        loaded.plots,
+        png.display()
+    ))
+}
