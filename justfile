@@ -1,10 +1,22 @@
 # Thin aliases for `cargo xtask`; nothing here that the README requires.
 
-# Run every topic and print the claims ledger for this machine.
-report *topics:
-    cargo xtask report {{topics}}
+# Bench every topic (3 runs), print the claims ledger, write report.md/.html/.png.
+report *flags:
+    cargo xtask report {{flags}}
 
-# The test command: fmt, clippy, tests, verify.
+# Every topic R times, saved under target/lab/<timestamp>/.
+bench *flags:
+    cargo xtask bench {{flags}}
+
+# Two saved benches side by side.
+compare a b:
+    cargo xtask compare {{a}} {{b}}
+
+# One topic as a standalone Cargo project.
+eject topic dir:
+    cargo xtask eject {{topic}} {{dir}}
+
+# The test command: fmt, clippy, tests, loom, verify, eject, torture, report checks.
 ci:
     cargo xtask ci
 

@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the test command. Each stage must pass before the next runs: fmt,
-//! clippy, tests, the loom model, verify, torture (small counts), the report (HTML and browser
-//! tests).
+//! clippy, tests, the loom model, verify, eject (every topic built offline), torture (small
+//! counts), the report (HTML and browser tests).
 
 use anyhow::{Context, Result};
 
@@ -52,6 +52,12 @@ pub fn run() -> Result<bool> {
     eprintln!("xtask ci: verify");
     if !crate::verify::run(&[])? {
         eprintln!("xtask ci: verify FAILED");
+        return Ok(false);
+    }
+    // Every topic as a standalone project, built offline (one shared target directory).
+    eprintln!("xtask ci: eject --check (every topic ejected and built offline)");
+    if !crate::eject::check_all()? {
+        eprintln!("xtask ci: eject FAILED");
         return Ok(false);
     }
     // Small counts: two kills and two signals per topic at random moments, eight copies at

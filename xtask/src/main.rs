@@ -2,8 +2,11 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `report [TOPIC…]` | build release, run every topic at default sizes, print the claims ledger, write report files |
-//! | `ci` | `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test --workspace`, then `verify` |
+//! | `report` | a bench (3 runs at default sizes), the claims ledger across runs, `report.md`, `report.html` with plots, a screenshot |
+//! | `bench` | every topic R times, saved to `target/lab/<timestamp>/` with `summary.json` |
+//! | `compare A B` | two saved benches: figures that moved beyond both spreads, verdicts that changed |
+//! | `eject TOPIC DIR` | one topic as a standalone Cargo project (`--check`: all, built offline) |
+//! | `ci` | fmt, clippy, tests, loom, `verify`, `eject --check`, `torture` (small), the report's HTML and browser tests |
 //! | `verify [TOPIC…]` | build release, run every topic `--quick --json`, check each Report and that nothing leaked |
 //! | `clean` | remove what the ledger lists for creators that are dead, nothing else |
 //! | `torture [TOPIC…]` | SIGKILL and SIGINT/SIGTERM every topic at random moments, run copies at once, prove `clean` |
@@ -18,6 +21,7 @@ mod browser;
 mod ci;
 mod clean;
 mod compare;
+mod eject;
 mod html;
 mod plots;
 mod report;
@@ -31,8 +35,12 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  report [TOPIC...]   run every topic (default sizes) and print the claims ledger
-  ci                  fmt check, clippy -D warnings, cargo test --workspace, then verify
+  report [FLAGS]      bench (3 runs, default sizes), print the claims ledger, write
+                      report.md, report.html and report.png (--from DIR, --full, --quick)
+  bench [FLAGS]       run every topic --runs N times (default 5), save to target/lab/<time>/
+  compare A B         two saved benches: moved figures and changed verdicts
+  eject TOPIC DIR     write one topic as a standalone Cargo project (--check: all of them)
+  ci                  fmt, clippy, tests, loom, verify, eject --check, torture, report checks
   verify [TOPIC...]   run every topic --quick --json; check Reports and leftovers
   clean               remove leftovers of dead creators listed in the ledger
   torture [FLAGS] [TOPIC...]
@@ -49,6 +57,7 @@ fn main() -> ExitCode {
         "report" => report::run(rest),
         "bench" => bench::run(rest),
         "compare" => compare::run(rest),
+        "eject" => eject::run(rest),
         "ci" if rest.is_empty() => ci::run(),
         "verify" => verify::run(rest),
         "clean" if rest.is_empty() => clean::run(),

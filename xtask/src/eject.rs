@@ -1,0 +1,575 @@
+//! `cargo xtask eject <topic> <dir>`: one topic as a standalone Cargo project, a starting point
+//! for a program of your own.
+//!
+//! The topic's crate is copied as is (`src/`, with its lesson modules, and `tests/`); its
+//! manifest gets every version written out (no workspace inheritance); `labkit` comes along in
+//! `labkit/`, cut down to the modules the topic uses (and those they use); the workspace's
+//! `Cargo.lock` pins the same versions, so the project builds offline where the lab built.
+//! `eject --check` ejects every topic under `target/eject/` and builds them all offline with
+//! one shared target directory (one dependency build, not eleven), then runs each `--quick`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::workspace::{self, Topic};
+
+const USAGE: &str = "usage: cargo xtask eject <TOPIC> <DIR>
+       cargo xtask eject --check
+
+Writes TOPIC as a standalone Cargo project in DIR (which must not exist, or be empty):
+its sources and tests as they are, versions written out, labkit cut down to what it uses.
+--check ejects every topic under target/eject/ and builds each offline.";
+
+pub fn run(args: &[String]) -> Result<bool> {
+    match args {
+        [flag] if flag == "--check" => check_all(),
+        [flag] if flag == "-h" || flag == "--help" => {
+            workspace::say(USAGE);
+            Ok(true)
+        }
+        [topic, dir] if !topic.starts_with('-') && !dir.starts_with('-') => {
+            let topics = workspace::topics(&[])?;
+            let Some(t) = topics.iter().find(|t| &t.name == topic) else {
+                usage(&format!(
+                    "no topic {topic}: one of {}",
+                    topics
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            let dir = PathBuf::from(dir);
+            if dir.exists()
+                && std::fs::read_dir(&dir)
+                    .with_context(|| format!("read {}", dir.display()))?
+                    .next()
+                    .is_some()
+            {
+                usage(&format!(
+                    "{} exists and is not empty: eject writes a new project",
+                    dir.display()
+                ));
+            }
+            let modules = eject(t, &dir)?;
+            workspace::say(&format!(
+                "Ejected {} to {} (labkit modules: {}).\nBuild it: cd {} && cargo build --release && \
+                 cargo run --release -- --help",
+                t.name,
+                dir.display(),
+                modules.join(", "),
+                dir.display()
+            ));
+            Ok(true)
+        }
+        _ => usage("eject needs a topic and a directory"),
+    }
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!("xtask eject: {why}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+/// Writes the project; returns the labkit modules it kept.
+pub fn eject(topic: &Topic, dir: &Path) -> Result<Vec<String>> {
+    let root = workspace::root();
+    let src = root.join("crates").join(&topic.name);
+    let lab = root.join("crates").join("labkit");
+    let root_manifest = read(&root.join("Cargo.toml"))?;
+    let ws = Workspace::parse(&root_manifest)?;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    copy_tree(&src.join("src"), &dir.join("src"))?;
+    if src.join("tests").is_dir() {
+        copy_tree(&src.join("tests"), &dir.join("tests"))?;
+    }
+
+    // Which labkit modules: named by the topic, then everything they name in turn.
+    let used = used_modules(&dir.join("src"), &dir.join("tests"), &lab.join("src"))?;
+    let lab_out = dir.join("labkit").join("src");
+    std::fs::create_dir_all(&lab_out).with_context(|| format!("mkdir {}", lab_out.display()))?;
+    for m in &used {
+        let name = format!("{m}.rs");
+        copy_file(&lab.join("src").join(&name), &lab_out.join(&name))?;
+    }
+    write(
+        &lab_out.join("lib.rs"),
+        &pruned_lib(&read(&lab.join("src").join("lib.rs"))?, &used, &topic.name),
+    )?;
+    write(
+        &dir.join("labkit").join("Cargo.toml"),
+        &ws.standalone(&read(&lab.join("Cargo.toml"))?, false)?,
+    )?;
+    write(
+        &dir.join("Cargo.toml"),
+        &ws.standalone(&read(&src.join("Cargo.toml"))?, true)?,
+    )?;
+    copy_file(&root.join("Cargo.lock"), &dir.join("Cargo.lock"))?;
+    copy_file(&root.join("LICENSE"), &dir.join("LICENSE"))?;
+    write(&dir.join(".gitignore"), "/target\n")?;
+    let lessons: Vec<String> = std::fs::read_dir(dir.join("src"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rs") && n != "main.rs")
+        .collect();
+    let readme = read(&src.join("README.md")).unwrap_or_default();
+    write(
+        &dir.join("README.md"),
+        &ejected_readme(&topic.name, &readme, &used, &lessons),
+    )?;
+    Ok(used.into_iter().collect())
+}
+
+/// What the root manifest gives its members: package fields, dependency specs, lints, profiles.
+struct Workspace {
+    package: BTreeMap<String, String>,
+    deps: BTreeMap<String, String>,
+    lints: String,
+    profiles: String,
+}
+
+impl Workspace {
+    fn parse(text: &str) -> Result<Workspace> {
+        let mut package = BTreeMap::new();
+        let mut deps = BTreeMap::new();
+        let mut lints = String::new();
+        let mut profiles = String::new();
+        let mut section = String::new();
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_owned();
+                if let Some(rest) = t.strip_prefix("[workspace.lints.") {
+                    let _ = writeln!(lints, "\n[lints.{rest}");
+                } else if t.starts_with("[profile.") {
+                    let _ = writeln!(profiles, "{line}");
+                }
+                continue;
+            }
+            let kv = t.split_once('=').map(|(k, v)| (k.trim(), v.trim()));
+            match section.as_str() {
+                "[workspace.package]" => {
+                    if let Some((k, v)) = kv {
+                        package.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+                "[workspace.dependencies]" => {
+                    if let Some((k, v)) = kv {
+                        deps.insert(k.to_owned(), v.to_owned());
+                    }
+                }
+                s if s.starts_with("[workspace.lints.") && !t.is_empty() => {
+                    let _ = writeln!(lints, "{line}");
+                }
+                s if s.starts_with("[profile.") => {
+                    let _ = writeln!(profiles, "{line}");
+                }
+                _ => {}
+            }
+        }
+        if package.is_empty() || deps.is_empty() {
+            bail!("the workspace manifest has no [workspace.package] or [workspace.dependencies]");
+        }
+        Ok(Workspace {
+            package,
+            deps,
+            lints,
+            profiles,
+        })
+    }
+
+    /// A member's manifest with everything inherited written out; labkit becomes a path
+    /// dependency. The project's root manifest also gets `[workspace]` (so a parent workspace
+    /// never claims it) and the lab's profiles.
+    fn standalone(&self, member: &str, root: bool) -> Result<String> {
+        let mut out = String::new();
+        let mut section = String::new();
+        for line in member.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_owned();
+                if t == "[lints]" {
+                    continue;
+                }
+                let _ = writeln!(out, "{line}");
+                continue;
+            }
+            if section == "[lints]" {
+                if t == "workspace = true" {
+                    out.push_str(self.lints.trim_start());
+                } else if !t.is_empty() {
+                    bail!("unexpected line under [lints]: {line}");
+                }
+                continue;
+            }
+            let Some((key, value)) = t.split_once('=').map(|(k, v)| (k.trim(), v.trim())) else {
+                let _ = writeln!(out, "{line}");
+                continue;
+            };
+            if let Some(field) = key.strip_suffix(".workspace") {
+                if section == "[package]" {
+                    let v = self
+                        .package
+                        .get(field)
+                        .with_context(|| format!("no workspace.package.{field}"))?;
+                    let _ = writeln!(out, "{field} = {v}");
+                } else {
+                    let _ = writeln!(out, "{field} = {}", self.dep(field, "")?);
+                }
+            } else if let Some(inner) = value
+                .strip_prefix('{')
+                .and_then(|v| v.strip_suffix('}'))
+                .filter(|v| v.contains("workspace = true"))
+            {
+                let extras: Vec<&str> = inner
+                    .split(", ")
+                    .map(str::trim)
+                    .filter(|p| *p != "workspace = true" && !p.is_empty())
+                    .collect();
+                let _ = writeln!(out, "{key} = {}", self.dep(key, &extras.join(", "))?);
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        if root {
+            let _ = write!(
+                out,
+                "\n# A project of its own, even when ejected inside another workspace.\n[workspace]\n\n{}",
+                self.profiles
+            );
+        }
+        Ok(out)
+    }
+
+    /// The spec of a workspace dependency, with a member's extra keys (`features`, `optional`).
+    fn dep(&self, name: &str, extras: &str) -> Result<String> {
+        if name == "labkit" {
+            return Ok(if extras.is_empty() {
+                "{ path = \"labkit\" }".to_owned()
+            } else {
+                format!("{{ path = \"labkit\", {extras} }}")
+            });
+        }
+        let spec = self
+            .deps
+            .get(name)
+            .with_context(|| format!("{name} is not in [workspace.dependencies]"))?;
+        if extras.is_empty() {
+            return Ok(spec.clone());
+        }
+        if let Some(inner) = spec.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if extras.contains("features") && inner.contains("features") {
+                bail!("{name}: features both in the workspace and in the member");
+            }
+            Ok(format!("{{ {}, {extras} }}", inner.trim()))
+        } else {
+            Ok(format!("{{ version = {spec}, {extras} }}"))
+        }
+    }
+}
+
+/// labkit modules the topic's sources name, closed over what those modules name.
+fn used_modules(src: &Path, tests: &Path, lab: &Path) -> Result<BTreeSet<String>> {
+    let lib = read(&lab.join("lib.rs"))?;
+    let modules: BTreeSet<String> = lib
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';').to_owned())
+        .collect();
+    // `pub use cli::{CommonArgs, Pin};` in lib.rs: a topic naming CommonArgs uses cli.
+    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
+    for l in lib.lines() {
+        if let Some(rest) = l.trim().strip_prefix("pub use ") {
+            if let Some((module, names)) = rest.split_once("::") {
+                for n in identifiers(names) {
+                    reexports.insert(n, module.to_owned());
+                }
+            }
+        }
+    }
+    let mut used = BTreeSet::new();
+    let mut sources = Vec::new();
+    for dir in [src, tests] {
+        if dir.is_dir() {
+            collect_rs(dir, &mut sources)?;
+        }
+    }
+    for file in &sources {
+        let text = read(file)?;
+        for part in text.split("labkit::").skip(1) {
+            // The path or `{…}` group after `labkit::`, up to the end of the statement.
+            let end = part.find([';', '(', '\n']).unwrap_or(part.len());
+            let end = if part.starts_with('{') {
+                part.find('}').map_or(end, |i| i + 1)
+            } else {
+                end
+            };
+            for id in identifiers(&part[..end]) {
+                if modules.contains(&id) {
+                    used.insert(id);
+                } else if let Some(m) = reexports.get(&id) {
+                    used.insert(m.clone());
+                }
+            }
+        }
+    }
+    // What the kept modules use in turn.
+    let mut todo: Vec<String> = used.iter().cloned().collect();
+    while let Some(m) = todo.pop() {
+        let text = read(&lab.join(format!("{m}.rs")))?;
+        for part in text.split("crate::").skip(1) {
+            let end = if part.starts_with('{') {
+                part.find('}').map_or(part.len(), |i| i + 1)
+            } else {
+                part.find([';', '(', '\n', ':', ' ', ',', '>', '<'])
+                    .unwrap_or(part.len())
+            };
+            for id in identifiers(&part[..end]) {
+                if modules.contains(&id) && used.insert(id.clone()) {
+                    todo.push(id);
+                }
+            }
+        }
+    }
+    Ok(used)
+}
+
+fn identifiers(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// lib.rs with only the kept modules: their `pub mod`, `pub use` and rows of the header table.
+fn pruned_lib(lib: &str, used: &BTreeSet<String>, topic: &str) -> String {
+    let mut out = String::new();
+    let mut first = true;
+    for line in lib.lines() {
+        let t = line.trim();
+        if first && t.starts_with("//!") {
+            let _ = writeln!(
+                out,
+                "//! `labkit`, as ejected with `{topic}`: the modules of the lab's shared library \
+                 that\n//! this topic uses, unchanged (the lab's other modules were left out).\n//!"
+            );
+            first = false;
+        }
+        let module = t
+            .strip_prefix("pub mod ")
+            .map(|m| m.trim_end_matches(';'))
+            .or_else(|| {
+                t.strip_prefix("pub use ")
+                    .and_then(|r| r.split("::").next())
+            })
+            .or_else(|| t.strip_prefix("//! | [`").and_then(|r| r.split('`').next()));
+        if let Some(m) = module {
+            if !used.contains(m) {
+                continue;
+            }
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+fn ejected_readme(
+    topic: &str,
+    readme: &str,
+    used: &BTreeSet<String>,
+    lessons: &[String],
+) -> String {
+    let mut lessons: Vec<String> = lessons.iter().map(|l| format!("`src/{l}`")).collect();
+    lessons.sort();
+    format!(
+        "# `{topic}`, ejected from the processes-vs-threads lab\n\n\
+         A standalone copy of the lab's `{topic}` topic, to start a program of your own from.\n\n\
+         - `src/main.rs`: flags, the order of the steps, the Report: how to drive the mechanism.\n\
+         - {}: the mechanism itself, plain Rust with nix/libc and no labkit types: lift these \
+         alone into another program.\n\
+         - `tests/`: end-to-end tests of the binary (peers killed, runs interrupted, copies at once).\n\
+         - `labkit/`: the lab's shared library, only the modules this topic uses ({}): flags, the \
+         Report, measurement, names, children. Replace it with your own output when you no longer \
+         want the Report.\n\n\
+         Versions are written out in `Cargo.toml`, and `Cargo.lock` pins what the lab was built \
+         with, so `cargo build --offline` works wherever the lab built.\n\n\
+         ```sh\ncargo run --release -- --help\ncargo run --release\ncargo test\n```\n\n\
+         Links below that lead out of this folder point into the lab's repository.\n\n---\n\n{readme}",
+        lessons.join(", "),
+        used.iter().cloned().collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(drop)
+        .with_context(|| format!("copy {} to {}", from.display(), to.display()))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("mkdir {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            copy_file(&entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rs(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The eject test: every topic ejected and built offline, one shared target directory; then
+/// each ejected binary runs `--quick` and must pass.
+pub fn check_all() -> Result<bool> {
+    let topics = workspace::topics(&[])?;
+    let base = workspace::root().join("target").join("eject");
+    let shared_target = base.join("target");
+    let mut ok = true;
+    for t in &topics {
+        let dir = base.join(&t.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("rm -r {}", dir.display()))?;
+        }
+        let modules = eject(t, &dir)?;
+        eprintln!(
+            "xtask eject: {} -> {} (labkit: {})",
+            t.name,
+            dir.display(),
+            modules.join(", ")
+        );
+        let status = workspace::cargo()
+            .args(["build", "--offline", "--quiet"])
+            .env("CARGO_TARGET_DIR", &shared_target)
+            .current_dir(&dir)
+            .status()
+            .context("cargo build (ejected)")?;
+        if !status.success() {
+            eprintln!("xtask eject: {}: cargo build --offline FAILED", t.name);
+            ok = false;
+            continue;
+        }
+        let binary = shared_target.join("debug").join(&t.name);
+        let run = Command::new(&binary)
+            .args(["--quick"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("run {}", binary.display()))?;
+        if !run.status.success() {
+            eprintln!(
+                "xtask eject: {}: the ejected binary --quick exited with {}: {}",
+                t.name,
+                run.status,
+                String::from_utf8_lossy(&run.stderr).trim()
+            );
+            ok = false;
+        }
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = r#"[workspace]
+members = ["crates/*"]
+
+[workspace.package]
+version = "0.1.0"
+edition = "2024"
+
+[workspace.dependencies]
+labkit = { path = "crates/labkit" }
+nix = { version = "0.30", default-features = false, features = ["process"] }
+clap = { version = "4", features = ["derive"] }
+proptest = { version = "1", default-features = false, features = ["std"] }
+libc = "0.2"
+
+[workspace.lints.rust]
+unsafe_op_in_unsafe_fn = "deny"
+
+[profile.dev]
+opt-level = 1
+"#;
+
+    #[test]
+    fn a_member_manifest_is_written_out_with_no_inheritance() {
+        let ws = Workspace::parse(ROOT).unwrap();
+        let member = r#"[package]
+name = "pipes"
+version.workspace = true
+edition.workspace = true
+
+[dependencies]
+labkit.workspace = true
+libc.workspace = true
+proptest = { workspace = true, optional = true }
+
+[dev-dependencies]
+labkit = { workspace = true, features = ["fuzz"] }
+
+[lints]
+workspace = true
+"#;
+        let out = ws.standalone(member, true).unwrap();
+        assert!(!out.contains("workspace = true"), "{out}");
+        assert!(!out.contains(".workspace"), "{out}");
+        assert!(out.contains("version = \"0.1.0\""), "{out}");
+        assert!(out.contains("labkit = { path = \"labkit\" }"), "{out}");
+        assert!(out.contains("labkit = { path = \"labkit\", features = [\"fuzz\"] }"));
+        assert!(out.contains(
+            "proptest = { version = \"1\", default-features = false, features = [\"std\"], optional = true }"
+        ));
+        assert!(
+            out.contains("[lints.rust]\nunsafe_op_in_unsafe_fn = \"deny\""),
+            "{out}"
+        );
+        assert!(out.contains("[workspace]\n"), "{out}");
+        assert!(out.contains("[profile.dev]\nopt-level = 1"), "{out}");
+        // A dependency the workspace does not list is an error, not a silent drop.
+        assert!(
+            ws.standalone("[dependencies]\nrayon.workspace = true\n", false)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn pruned_lib_keeps_only_the_modules_used() {
+        let lib = "//! `labkit`: the lab.\n//! | [`cli`] | flags |\n//! | [`shared`] | memfd |\n\
+                   pub mod cli;\npub mod shared;\npub use cli::{CommonArgs, Pin};\n";
+        let used: BTreeSet<String> = ["cli".to_owned()].into();
+        let out = pruned_lib(lib, &used, "pipes");
+        assert!(out.contains("pub mod cli;") && out.contains("pub use cli::"));
+        assert!(!out.contains("pub mod shared") && !out.contains("[`shared`]"), "{out}");
+        assert!(out.contains("as ejected with `pipes`"));
+    }
+}
