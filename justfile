@@ -9,8 +9,8 @@ bench *flags:
     cargo xtask bench {{flags}}
 
 # Two saved benches side by side.
-compare a b:
-    cargo xtask compare {{a}} {{b}}
+compare *args:
+    cargo xtask compare {{args}}
 
 # One topic as a standalone Cargo project.
 eject topic dir:

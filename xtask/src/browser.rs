@@ -2,11 +2,14 @@
 //! network unused, and must find it loaded with no error and every plot laid out; then it
 //! saves a screenshot beside the report.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::workspace;
 
@@ -27,7 +30,11 @@ pub fn find() -> Option<PathBuf> {
 fn chromium(page: &Path, extra: &[String]) -> Result<String> {
     let browser = find()
         .context("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")?;
-    let profile = std::env::temp_dir().join(format!("xtask-chromium-{}", std::process::id()));
+    // A fresh private profile (mode 0700, random name), removed when this returns.
+    let profile = tempfile::Builder::new()
+        .prefix("xtask-chromium-")
+        .tempdir()
+        .context("create a temporary browser profile")?;
     let page = page
         .canonicalize()
         .with_context(|| format!("find {}", page.display()))?;
@@ -46,28 +53,35 @@ fn chromium(page: &Path, extra: &[String]) -> Result<String> {
             "--hide-scrollbars",
             "--virtual-time-budget=3000",
         ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: on a hang the browser and all its helpers are killed at once.
+        .process_group(0)
         .spawn()
         .with_context(|| format!("run {}", browser.display()))?;
+    let group = Pid::from_raw(-(child.id() as i32));
     let out = workspace::drain(child.stdout.take().expect("piped"));
     let err = workspace::drain(child.stderr.take().expect("piped"));
-    let status = match labkit::child::wait_timeout(&mut child, GUARD).context("waitpid")? {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
+    let waited = labkit::child::wait_timeout(&mut child, GUARD);
+    // Whatever happened, none of the browser's processes outlives this call.
+    let _ = kill(group, Signal::SIGKILL);
+    let status = match waited {
+        Ok(Some(s)) => s,
+        Ok(None) | Err(_) => {
             let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&profile);
-            bail!("chromium hung: killed after {} s", GUARD.as_secs());
+            bail!(
+                "chromium hung or could not be waited for: killed after at most {} s",
+                GUARD.as_secs()
+            );
         }
     };
-    // Its helper processes, should one linger (ours when xtask is a subreaper).
+    // Its helper processes that left the group, should one linger (ours when xtask is a
+    // subreaper).
     let _ = workspace::reap_leftovers(Duration::from_secs(2));
-    let _ = std::fs::remove_dir_all(&profile);
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     if !status.success() {
@@ -90,6 +104,8 @@ pub struct Loaded {
     pub plots: usize,
     pub plots_shown: usize,
     pub errors: usize,
+    /// The page's full height in CSS pixels, for a screenshot of all of it.
+    pub height: usize,
 }
 
 /// Loads the page and reads back what its script saw: ready, errors, plots laid out.
@@ -120,16 +136,17 @@ pub fn load(page: &Path) -> Result<Loaded> {
         plots: number("data-plots"),
         plots_shown: number("data-plots-shown"),
         errors: number("data-errors"),
+        height: number("data-height"),
     })
 }
 
-/// A PNG of the page, `png`, tall enough for the ledger and the plots.
-pub fn screenshot(page: &Path, png: &Path) -> Result<PathBuf> {
+/// A PNG of the whole page (`height` CSS pixels, as the page measured itself), `png`.
+pub fn screenshot(page: &Path, png: &Path, height: usize) -> Result<PathBuf> {
     let _ = std::fs::remove_file(png);
     chromium(
         page,
         &[
-            "--window-size=1100,6000".to_owned(),
+            format!("--window-size=1100,{}", height.clamp(600, 30_000)),
             format!("--screenshot={}", png.display()),
         ],
     )?;
@@ -152,7 +169,7 @@ pub fn test(page: &Path) -> Result<String> {
             page.display()
         );
     }
-    if loaded.plots == 0 || loaded.plots_shown != loaded.plots {
+    if loaded.plots_shown != loaded.plots {
         bail!(
             "{} of {} plots laid out in {}",
             loaded.plots_shown,
@@ -160,7 +177,7 @@ pub fn test(page: &Path) -> Result<String> {
             page.display()
         );
     }
-    let png = screenshot(page, &page.with_file_name("report.png"))?;
+    let png = screenshot(page, &page.with_file_name("report.png"), loaded.height + 40)?;
     Ok(format!(
         "loaded with no error, {} of {} plots shown, screenshot {}",
         loaded.plots_shown,

@@ -29,7 +29,13 @@ pub fn run(args: &[String]) -> Result<bool> {
                 return Ok(true);
             }
             flag if flag.starts_with('-') => usage(&format!("unknown flag {flag}")),
-            dir => dirs.push(resolve(dir)),
+            dir => {
+                let path = resolve(dir);
+                if !path.join("summary.json").is_file() {
+                    usage(&format!("{dir}: not a bench folder (no summary.json)"));
+                }
+                dirs.push(path);
+            }
         }
     }
     let [a, b] = dirs.as_slice() else {
@@ -46,7 +52,7 @@ fn usage(why: &str) -> ! {
 }
 
 /// A folder as given, or a bench's name under `target/lab/`.
-fn resolve(dir: &str) -> PathBuf {
+pub fn resolve(dir: &str) -> PathBuf {
     let p = Path::new(dir);
     if p.join("summary.json").exists() {
         return p.to_owned();
@@ -85,6 +91,11 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
         if b.quick { ", --quick" } else { "" },
         b.host.describe()
     );
+    if a.quick != b.quick {
+        out.push_str(
+            "(one bench used --quick sizes and the other default sizes: most figures moved for that)\n",
+        );
+    }
     if a.runs < 2 || b.runs < 2 {
         out.push_str(
             "(a bench of one run has no spread: every difference counts as moved; use --runs 3 or more)\n",
@@ -118,11 +129,16 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
             Move::Down => "MOVED DOWN",
             Move::Within => "",
         };
+        let ratio = fb.figure.median / fa.figure.median;
         rows.push(vec![
             fb.id(),
             value(fa),
             value(fb),
-            format!("x{:.2}", fb.figure.median / fa.figure.median),
+            if ratio.is_finite() {
+                format!("x{ratio:.2}")
+            } else {
+                "-".to_owned()
+            },
             flag.to_owned(),
         ]);
     }

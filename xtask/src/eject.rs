@@ -11,11 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 use crate::workspace::{self, Topic};
+
+/// An ejected binary's `--quick` run that takes longer than this is hung.
+const RUN_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
 
 const USAGE: &str = "usage: cargo xtask eject <TOPIC> <DIR>
        cargo xtask eject --check
@@ -330,8 +332,15 @@ fn used_modules(src: &Path, tests: &Path, lab: &Path) -> Result<BTreeSet<String>
                     .unwrap_or(part.len())
             };
             for id in identifiers(&part[..end]) {
-                if modules.contains(&id) && used.insert(id.clone()) {
-                    todo.push(id);
+                let module = if modules.contains(&id) {
+                    Some(id)
+                } else {
+                    reexports.get(&id).cloned()
+                };
+                if let Some(m) = module {
+                    if used.insert(m.clone()) {
+                        todo.push(m);
+                    }
                 }
             }
         }
@@ -475,20 +484,23 @@ pub fn check_all() -> Result<bool> {
             ok = false;
             continue;
         }
-        let binary = shared_target.join("debug").join(&t.name);
-        let run = Command::new(&binary)
-            .args(["--quick"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .with_context(|| format!("run {}", binary.display()))?;
-        if !run.status.success() {
+        let ejected = Topic {
+            name: t.name.clone(),
+            binary: shared_target.join("debug").join(&t.name),
+        };
+        let run = workspace::run_topic(&ejected, &["--quick"], RUN_GUARD)?;
+        if run.code != Some(0) || run.timed_out || !run.leftovers.is_empty() {
             eprintln!(
-                "xtask eject: {}: the ejected binary --quick exited with {}: {}",
+                "xtask eject: {}: the ejected binary --quick failed: exit {:?}{}{}: {}",
                 t.name,
-                run.status,
-                String::from_utf8_lossy(&run.stderr).trim()
+                run.code,
+                if run.timed_out { ", hung" } else { "" },
+                if run.leftovers.is_empty() {
+                    String::new()
+                } else {
+                    format!(", left {}", run.leftovers.join(", "))
+                },
+                run.last_error_line()
             );
             ok = false;
         }
@@ -569,7 +581,10 @@ workspace = true
         let used: BTreeSet<String> = ["cli".to_owned()].into();
         let out = pruned_lib(lib, &used, "pipes");
         assert!(out.contains("pub mod cli;") && out.contains("pub use cli::"));
-        assert!(!out.contains("pub mod shared") && !out.contains("[`shared`]"), "{out}");
+        assert!(
+            !out.contains("pub mod shared") && !out.contains("[`shared`]"),
+            "{out}"
+        );
         assert!(out.contains("as ejected with `pipes`"));
     }
 }

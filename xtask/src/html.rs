@@ -9,7 +9,7 @@ use labkit::claims::CLAIMS;
 
 use crate::plots;
 use crate::report::run_verdicts;
-use crate::summary::{Figure, Finding, Summary};
+use crate::summary::{self, Figure, Finding, Summary};
 
 /// `6.60 µs`, as the topics print durations.
 pub fn duration_text(ns: f64) -> String {
@@ -81,6 +81,14 @@ fn by_claim(s: &Summary) -> Vec<(&'static labkit::claims::ClaimInfo, Vec<&Findin
         .collect()
 }
 
+/// The sentence with its first letter upper case.
+fn capital(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
@@ -99,9 +107,8 @@ pub fn markdown(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "A verdict across runs holds only when every run's ratio lies more than 3% beyond 1 on \
-         the claimed side (does not hold: every run on the other side; else inconclusive). \
-         `runs` lists each run's own verdict (H holds, N does not hold, I inconclusive).\n"
+        "{}. `runs` lists each run's own verdict (H holds, N does not hold, I inconclusive).\n",
+        capital(summary::rule_text(s.runs))
     );
     let _ = writeln!(out, "## Claims ledger\n");
     let _ = writeln!(
@@ -159,6 +166,12 @@ pub fn markdown(s: &Summary) -> String {
                 crate::report::pin_text(&r.pin),
                 duration_text(r.figure.median)
             );
+        }
+    }
+    if !s.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for n in &s.notes {
+            let _ = writeln!(out, "- {}", md_cell(n));
         }
     }
     if !s.problems.is_empty() {
@@ -225,6 +238,7 @@ window.addEventListener('load', function () {
     if (box.width > 100 && box.height > 100) { shown += 1; }
   });
   document.body.dataset.plotsShown = String(shown);
+  document.body.dataset.height = String(document.documentElement.scrollHeight);
   document.body.dataset.ready = 'yes';
 });
 ";
@@ -244,14 +258,13 @@ pub fn page(s: &Summary) -> Result<String> {
     let _ = writeln!(
         out,
         "<h1>Processes vs threads: the claims on this machine</h1>\n<p>Bench <code>{}</code>: {} \
-         run(s) of each topic at {}.<br>Host: {}</p>\n<p>A verdict across runs holds only when \
-         every run's ratio lies more than 3% beyond 1 on the claimed side (does not hold: every \
-         run on the other side; else inconclusive). <em>runs</em> lists each run's own verdict \
-         (H holds, N does not hold, I inconclusive).</p>",
+         run(s) of each topic at {}.<br>Host: {}</p>\n<p>{}. <em>runs</em> lists each run's own \
+         verdict (H holds, N does not hold, I inconclusive).</p>",
         esc(&s.created),
         s.runs,
         esc(sizes(s)),
-        esc(&s.host.describe())
+        esc(&s.host.describe()),
+        esc(&capital(summary::rule_text(s.runs)))
     );
     let _ = writeln!(
         out,
@@ -318,6 +331,13 @@ pub fn page(s: &Summary) -> Result<String> {
             );
         }
         let _ = writeln!(out, "</table>");
+    }
+    if !s.notes.is_empty() {
+        let _ = writeln!(out, "<h2>Notes</h2>\n<ul>");
+        for n in &s.notes {
+            let _ = writeln!(out, "<li>{}</li>", esc(n));
+        }
+        let _ = writeln!(out, "</ul>");
     }
     if !s.problems.is_empty() {
         let _ = writeln!(out, "<h2>Problems</h2>\n<ul>");
@@ -485,6 +505,7 @@ pub(crate) mod tests {
             findings,
             reference: Vec::new(),
             problems: vec!["a <problem> | with markup".to_owned()],
+            notes: vec!["a note".to_owned()],
         }
     }
 

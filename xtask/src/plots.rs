@@ -125,7 +125,7 @@ fn latency_by_mechanism(s: &Summary) -> Result<Option<Plot>> {
         }
     }
     let rows = rows_by_variant(items.into_iter());
-    let x = "round trip: bar p50, whisker to p99 (µs, log scale)";
+    let x = "round trip: bar p50, whisker to p99 (time, log scale, ticks in ns/µs/ms)";
     let y = "topic: mechanism, message size (one row each)";
     bar_plot(
         "latency",
@@ -180,7 +180,7 @@ fn round_trip_vs_size(s: &Summary) -> Result<Option<Plot>> {
             caption: "Where lines cross, the cheaper mechanism changes with the message size: \
                       small messages cost mostly the wake-up, large ones the copies.",
             x_label: "message size (bytes, log scale)",
-            y_label: "round trip p50 (µs, log scale)",
+            y_label: "round trip p50 (time, log scale, ticks in ns/µs/ms)",
             x_log: true,
             x_fmt: bytes_text,
             y_div: 1000.0,
@@ -198,7 +198,7 @@ fn creation_cost(s: &Summary) -> Result<Option<Plot>> {
         "Process rows against thread rows: how many times more a new process costs than a new \
          thread (or a task handed to a pool).",
         rows,
-        "time to create and join one unit: bar p50, whisker to p99 (µs, log scale)",
+        "create and join one unit: bar p50, whisker to p99 (time, log scale, ticks in ns/µs/ms)",
         "mechanism (one row each)",
     )
 }
@@ -223,10 +223,11 @@ fn fork_cost_vs_rss(s: &Summary) -> Result<Option<Plot>> {
         LinePlot {
             id: "fork-rss",
             title: "Creation cost vs the parent's resident memory",
-            caption: "fork copies the parent's page tables, so its line climbs with the parent's \
-                      size; posix_spawn and a thread stay flat.",
+            caption: "Read the slopes: fork copies the parent's page tables, so a fork line that \
+                      climbs with the parent's size shows that cost; posix_spawn and a new thread \
+                      copy none.",
             x_label: "parent's resident set (MiB, log scale)",
-            y_label: "create and join p50 (µs, log scale)",
+            y_label: "create and join p50 (time, log scale, ticks in ns/µs/ms)",
             x_log: true,
             x_fmt: mib_text,
             y_div: 1000.0,
@@ -271,7 +272,7 @@ fn context_switch(s: &Summary) -> Result<Option<Plot>> {
         "On one CPU each round trip is two context switches; process and thread bars show what \
          an address-space change adds; perf bench sched pipe is the independent reference.",
         rows,
-        "round trip: bar p50 (perf: mean), whisker to p99 (µs, log scale)",
+        "round trip: bar p50 (perf: mean), whisker to p99 (time, log scale, ticks in ns/µs/ms)",
         "topic: mechanism, placement (one row each)",
     )
 }
@@ -304,8 +305,9 @@ fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
         LinePlot {
             id: "parallel",
             title: "Parallel speed-up vs workers (CPU-bound job)",
-            caption: "Both threads and processes follow the ideal line while there are free \
-                      CPUs; past the allowed CPUs, or on a busy machine, they flatten alike.",
+            caption: "Lines near the ideal mean the workers really ran in parallel; if threads \
+                      and processes flatten alike past the allowed CPUs, the limit is the cores, \
+                      not the kind of unit.",
             x_label: "workers (count)",
             y_label: "speed-up over one serial run (×)",
             x_log: false,
@@ -344,11 +346,11 @@ fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
         LinePlot {
             id: "cpu",
             title: "CPU time per round trip, spinning vs blocking (shm ring)",
-            caption: "Wall-clock latency hides what waiting costs: spinning keeps both CPUs \
-                      busy through every wait (CPU close to twice the round trip); blocking \
-                      gives the CPU back while it waits, and wakes slower.",
+            caption: "Wall-clock latency hides what waiting costs: a spinning side keeps its \
+                      CPU busy through every wait (spinning ran on two CPUs, --pin split); the \
+                      blocking mode spins 10 µs before it sleeps, so shorter waits cost alike.",
             x_label: "message size (bytes, log scale)",
-            y_label: "CPU time of both sides per round trip (µs, log scale)",
+            y_label: "CPU time of both sides per round trip (log scale, ticks in ns/µs/ms)",
             x_log: true,
             x_fmt: bytes_text,
             y_div: 1000.0,
@@ -418,6 +420,8 @@ fn bar_plot(
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| r.bars[*v].map(|(p50, p99)| (i, p50, p99)))
+                // A log axis has no zero: a figure of 0 is left out rather than drawn to -inf.
+                .filter(|(_, p50, _)| *p50 > 0.0)
                 .collect();
             chart
                 .draw_series(bars.iter().map(|(i, p50, _)| {

@@ -34,6 +34,8 @@ pub struct Summary {
     pub reference: Vec<Reference>,
     /// What went wrong: a run with no Report, a failed check, a leftover.
     pub problems: Vec<String>,
+    /// What was left out and why (a series point above a kernel limit, perf not runnable).
+    pub notes: Vec<String>,
 }
 
 /// The machine, as the issue asks: CPU, allowed CPUs, kernel, compiler, THP, governor.
@@ -175,8 +177,8 @@ pub struct Finding {
     /// Which of the topic's claims with this id and compares (0 for the first).
     pub ordinal: usize,
     pub verdict: Verdict,
-    /// Each run's own ratio and verdict.
-    pub ratios: Vec<f64>,
+    /// Each run's own ratio (none: that run gave no ratio) and verdict.
+    pub ratios: Vec<Option<f64>>,
     pub run_verdicts: Vec<Verdict>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<Spread>,
@@ -214,16 +216,31 @@ pub struct Reference {
 /// block pairs do inside a run: holds when every run's ratio lies above `1 + MARGIN`, does not
 /// hold when every one lies below `1 / (1 + MARGIN)`, else inconclusive. With fewer runs
 /// (too few to be a spread), the runs' own verdicts must all agree. Observed claims: every
-/// run's verdict must agree.
-pub fn verdict_across(basis: Basis, ratios: &[f64], verdicts: &[Verdict]) -> Verdict {
+/// run's verdict must agree. A measured claim with a run that gave no ratio: the runs'
+/// verdicts must agree too.
+pub fn verdict_across(basis: Basis, ratios: &[Option<f64>], verdicts: &[Verdict]) -> Verdict {
     let agreed = match verdicts.split_first() {
         Some((first, rest)) if rest.iter().all(|v| v == first) => *first,
         _ => Verdict::Inconclusive,
     };
-    if basis == Basis::Observed || ratios.len() < labkit::verdict::MIN_PAIRS {
-        return agreed;
+    let every: Option<Vec<f64>> = ratios.iter().copied().collect();
+    match every {
+        Some(r) if basis == Basis::Measured && r.len() >= labkit::verdict::MIN_PAIRS => {
+            Comparison::from_ratios(r).verdict
+        }
+        _ => agreed,
     }
-    Comparison::from_ratios(ratios.to_vec()).verdict
+}
+
+/// The rule [`verdict_across`] applies for a bench of `runs`, in words.
+pub fn rule_text(runs: usize) -> &'static str {
+    if runs >= labkit::verdict::MIN_PAIRS {
+        "a verdict across runs holds only when every run's ratio lies more than 3% beyond 1 on \
+         the claimed side (does not hold: every run on the other side; else inconclusive)"
+    } else {
+        "with fewer than 3 runs there is no spread to judge: a verdict across runs is the runs' \
+         own verdict when they all agree, else inconclusive"
+    }
 }
 
 /// Config keys that are measured, not set (spawn records the resident size it found): they
@@ -325,9 +342,7 @@ pub fn gather(reports: &[(bool, Report)]) -> (Vec<Figure>, Vec<Finding>) {
                     evidence: String::new(),
                 }
             });
-            if let Some(ratio) = c.ratio {
-                f.ratios.push(ratio);
-            }
+            f.ratios.push(c.ratio);
             f.run_verdicts.push(c.verdict);
             f.evidence.clone_from(&c.evidence);
         }
@@ -337,7 +352,7 @@ pub fn gather(reports: &[(bool, Report)]) -> (Vec<Figure>, Vec<Finding>) {
         .map(|key| {
             let mut f = findings.remove(&key).expect("every key was inserted");
             f.verdict = verdict_across(f.basis, &f.ratios, &f.run_verdicts);
-            f.ratio = Spread::of(&f.ratios);
+            f.ratio = Spread::of(&f.ratios.iter().flatten().copied().collect::<Vec<_>>());
             f
         })
         .collect();
@@ -385,33 +400,43 @@ mod tests {
     fn verdict_across_runs_needs_every_run_on_one_side() {
         use Verdict::*;
         let m = Basis::Measured;
-        assert_eq!(verdict_across(m, &[1.5, 2.0, 1.2], &[Holds; 3]), Holds);
+        let r = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
+        assert_eq!(verdict_across(m, &r(&[1.5, 2.0, 1.2]), &[Holds; 3]), Holds);
         // A run's own verdict may be inconclusive: across runs, its ratio counts.
         assert_eq!(
-            verdict_across(m, &[1.5, 2.0, 1.2], &[Holds, Inconclusive, Holds]),
+            verdict_across(m, &r(&[1.5, 2.0, 1.2]), &[Holds, Inconclusive, Holds]),
             Holds
         );
         assert_eq!(
-            verdict_across(m, &[1.5, 0.9, 1.2], &[Holds; 3]),
+            verdict_across(m, &r(&[1.5, 0.9, 1.2]), &[Holds; 3]),
             Inconclusive
         );
         assert_eq!(
-            verdict_across(m, &[0.5, 0.8, 0.9], &[DoesNotHold; 3]),
+            verdict_across(m, &r(&[0.5, 0.8, 0.9]), &[DoesNotHold; 3]),
             DoesNotHold
         );
         // Within the margin is not a side.
         assert_eq!(
-            verdict_across(m, &[1.01, 1.5, 2.0], &[Holds; 3]),
+            verdict_across(m, &r(&[1.01, 1.5, 2.0]), &[Holds; 3]),
             Inconclusive
         );
         // Fewer than three runs: the runs' verdicts must agree.
-        assert_eq!(verdict_across(m, &[1.5], &[Holds]), Holds);
+        assert_eq!(verdict_across(m, &r(&[1.5]), &[Holds]), Holds);
         assert_eq!(
-            verdict_across(m, &[1.5, 1.6], &[Holds, Inconclusive]),
+            verdict_across(m, &r(&[1.5, 1.6]), &[Holds, Inconclusive]),
+            Inconclusive
+        );
+        // A run without a ratio cannot be outvoted by the others' ratios.
+        let gap = [Some(1.5), None, Some(1.4), Some(1.6)];
+        assert_eq!(
+            verdict_across(m, &gap, &[Holds, Inconclusive, Holds, Holds]),
             Inconclusive
         );
         let o = Basis::Observed;
-        assert_eq!(verdict_across(o, &[], &[Holds, Holds]), Holds);
-        assert_eq!(verdict_across(o, &[], &[Holds, DoesNotHold]), Inconclusive);
+        assert_eq!(verdict_across(o, &[None, None], &[Holds, Holds]), Holds);
+        assert_eq!(
+            verdict_across(o, &[None, None], &[Holds, DoesNotHold]),
+            Inconclusive
+        );
     }
 }

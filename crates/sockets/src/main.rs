@@ -1030,17 +1030,31 @@ fn serve_under_load(
             .filter(|l| l.model != Model::ForkPerConnection)
             .map(|l| format!("{} peaked at {} threads", l.model.name(), l.peak.threads))
             .collect::<Vec<_>>();
-        report.check(
-            "the forking server had no other thread when it forked",
-            fork.peak.threads == 1 && fork.peak.processes > 1,
-            format!(
-                "fork-per-connection: one thread throughout, up to {} processes (the server and \
-                 its children){}{}",
-                fork.peak.processes,
-                if threads.is_empty() { "" } else { "; " },
-                threads.join(", ")
-            ),
-        );
+        let name = "the forking server had no other thread when it forked";
+        if fork.peak.processes > 1 {
+            report.check(
+                name,
+                fork.peak.threads == 1,
+                format!(
+                    "fork-per-connection: {} thread(s) at most, up to {} processes (the server \
+                     and its children){}{}",
+                    fork.peak.threads,
+                    fork.peak.processes,
+                    if threads.is_empty() { "" } else { "; " },
+                    threads.join(", ")
+                ),
+            );
+        } else {
+            // The sampler looks every few ms: a short run can end before it sees a child.
+            report.skip(
+                name,
+                format!(
+                    "not observed: the blocks ended before the sampler saw a forked child \
+                     (server threads seen: {}); more --requests make the blocks longer",
+                    fork.peak.threads
+                ),
+            );
+        }
     }
     Ok(loads)
 }
