@@ -136,9 +136,11 @@ fn round_trips(m: &Measurement) -> bool {
     m.name == "round_trip"
 }
 
-/// The spinning run's own figures (its memcpy baseline is the main run's already).
+/// The spinning run's own figures and its two-CPU baselines (its single-core memcpy is the
+/// main run's already).
 fn spinning(m: &Measurement) -> bool {
-    m.config.get("wait").and_then(|w| w.as_str()) == Some("spin")
+    let is = |k: &str, v: &str| m.config.get(k).and_then(|x| x.as_str()) == Some(v);
+    is("wait", "spin") || is("pin", "split")
 }
 
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];

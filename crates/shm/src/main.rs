@@ -17,7 +17,8 @@
 //!    two threads over crossbeam channels. Every message carries its sequence number and a
 //!    CRC-32 of its payload, both checked at the far end.
 //! 3. [`measure_baselines`]: single-core `memcpy` bandwidth, and with `--pin split` two threads
-//!    spinning on one atomic: the floors the ring's figures are read against.
+//!    spinning on one atomic and 64 KiB blocks copied from one CPU to the other
+//!    ([`measure_cross_core_copy`]): the floors and ceilings the ring's figures are read against.
 //! 4. [`judge_claims`].
 //!
 //! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
@@ -585,6 +586,69 @@ fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> R
         "atomic-spin",
         json!({ "pin": "split" }),
         &lat,
+        None,
+    ));
+    measure_cross_core_copy(report, plan)
+}
+
+/// Step 2c (with `--pin split`): the bandwidth of bytes that *cross* cores, which every stream
+/// between two sides pays and single-core `memcpy` does not. One thread copies 64 KiB blocks
+/// into two buffers in turn, the other, on the other CPU, copies each out; no checksum, no
+/// ring. A checked stream through the ring is read against both baselines.
+fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const BLOCK: usize = 64 << 10;
+    let blocks = MEMCPY_BYTES / BLOCK as u64;
+    let bufs = [Mutex::new(vec![0u8; BLOCK]), Mutex::new(vec![0u8; BLOCK])];
+    let (filled, drained) = (AtomicU64::new(0), AtomicU64::new(0));
+    let src = vec![7u8; BLOCK];
+    let took = std::thread::scope(|s| {
+        let (bufs, filled, drained) = (&bufs, &filled, &drained);
+        let peer = plan.placement.peer;
+        s.spawn(move || {
+            if let Some(cpu) = peer {
+                let _ = pin_current_thread(cpu);
+            }
+            let mut out = vec![0u8; BLOCK];
+            for k in 0..blocks {
+                while filled.load(Ordering::Acquire) <= k {
+                    std::hint::spin_loop();
+                }
+                // A poisoned lock only means the other side panicked: the bytes are still there.
+                out.copy_from_slice(
+                    &bufs[(k % 2) as usize]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                std::hint::black_box(&mut out);
+                drained.store(k + 1, Ordering::Release);
+            }
+        });
+        let start = Instant::now();
+        for k in 0..blocks {
+            // Both buffers full: wait for the reader to drain the older one.
+            while k >= drained.load(Ordering::Acquire) + 2 {
+                std::hint::spin_loop();
+            }
+            bufs[(k % 2) as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .copy_from_slice(std::hint::black_box(&src));
+            filled.store(k + 1, Ordering::Release);
+        }
+        while drained.load(Ordering::Acquire) < blocks {
+            std::hint::spin_loop();
+        }
+        start.elapsed()
+    });
+    report.measure(Measurement::value(
+        "throughput",
+        Variant::Thread,
+        "cross-core-copy",
+        json!({ "bytes": BLOCK, "pin": "split" }),
+        "MiB/s",
+        mib_per_s(MEMCPY_BYTES, took),
         None,
     ));
     Ok(())

@@ -27,6 +27,31 @@ fn the_quick_run_passes_every_check() {
 }
 
 #[test]
+fn spinning_on_two_cpus_measures_the_baselines_beside_the_ring() {
+    if labkit::pin::allowed_cpus().map_or(0, |c| c.len()) < 2 {
+        eprintln!("skipped: spinning needs two allowed CPUs");
+        return;
+    }
+    let report = testkit::assert_quick_run(
+        BIN,
+        &["--quick", "--pin", "split", "--wait", "spin", "--json"],
+    );
+    let figure = |name: &str, mechanism: &str| {
+        report
+            .measurements
+            .iter()
+            .find(|m| m.name == name && m.mechanism == mechanism)
+            .unwrap_or_else(|| panic!("no {name}/{mechanism}"))
+            .clone()
+    };
+    assert!(figure("round_trip", "atomic-spin").p50.unwrap() > 0);
+    let cross = figure("throughput", "cross-core-copy");
+    assert_eq!(cross.config["pin"], "split");
+    assert!(cross.value.unwrap() > 0.0);
+    assert!(figure("throughput", "memcpy").value.unwrap() > 0.0);
+}
+
+#[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
