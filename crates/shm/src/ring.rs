@@ -154,9 +154,32 @@ impl<'a> Ring<'a> {
         if tail < self.head_seen.0.load(Ordering::Relaxed) {
             return true;
         }
+        // While the ring looks empty, keep the next slot's first line on its way to this core:
+        // the producer's write invalidates it, the next look fetches it again, alongside `head`
+        // (two transfers in parallel instead of one after the other). Only a hint: the slot is
+        // read for real after the Acquire load below says it is published.
+        self.prefetch_slot(tail);
         let head = self.header.head.0.load(Ordering::Acquire); // Pairs with the producer's Release.
         self.head_seen.0.store(head, Ordering::Relaxed);
         tail < head
+    }
+
+    /// A prefetch hint for slot `index`'s first cache line; no effect on what is read.
+    fn prefetch_slot(&self, index: u64) {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(irrefutable_let_patterns)] // Without loom, raw memory is the only kind.
+        if let Slots::Raw(base, _) = &self.data {
+            let at = (index % self.slots) as usize * self.slot_bytes;
+            // SAFETY: `at` lies inside the region `new` was given (`index % slots < slots`);
+            // a prefetch reads nothing into the program and cannot fault.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    base.add(at).cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = index;
     }
 
     /// Producer: if a slot is free, fills it with `fill` and publishes it. Returns whether it did.
