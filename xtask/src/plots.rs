@@ -160,7 +160,7 @@ fn round_trip_vs_size(s: &Summary) -> Result<Option<Plot>> {
     let series: Vec<(String, Vec<(f64, f64)>)> = picks
         .iter()
         .map(|(label, topic, variant, mechanism)| {
-            let mut points: Vec<(f64, f64)> = figures(s, topic, "round_trip")
+            let points: Vec<(f64, f64)> = figures(s, topic, "round_trip")
                 .filter(|f| {
                     f.variant == *variant
                         && f.mechanism == *mechanism
@@ -168,7 +168,6 @@ fn round_trip_vs_size(s: &Summary) -> Result<Option<Plot>> {
                 })
                 .filter_map(|f| Some((f.config_f64("bytes")?, f.figure.median)))
                 .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
             ((*label).to_owned(), points)
         })
         .filter(|(_, p)| !p.is_empty())
@@ -211,13 +210,7 @@ fn fork_cost_vs_rss(s: &Summary) -> Result<Option<Plot>> {
         };
         let label = format!("{} ({})", f.mechanism, f.variant);
         let point = (rss / 1024.0, f.figure.median);
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, points)) => points.push(point),
-            None => series.push((label, vec![point])),
-        }
-    }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        add_point(&mut series, label, point);
     }
     line_plot(
         LinePlot {
@@ -286,16 +279,10 @@ fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
         };
         most = most.max(w);
         let label = format!("{} ({})", f.mechanism, f.variant);
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, points)) => points.push((w, f.figure.median)),
-            None => series.push((label, vec![(w, f.figure.median)])),
-        }
+        add_point(&mut series, label, (w, f.figure.median));
     }
     if series.is_empty() {
         return Ok(None);
-    }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     series.push((
         "ideal (speed-up = workers)".to_owned(),
@@ -334,13 +321,7 @@ fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
             "spin 10 µs then futex"
         };
         let label = format!("{} {}, {how}", f.variant, f.mechanism);
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, points)) => points.push((bytes, cpu.median)),
-            None => series.push((label, vec![(bytes, cpu.median)])),
-        }
-    }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        add_point(&mut series, label, (bytes, cpu.median));
     }
     line_plot(
         LinePlot {
@@ -495,16 +476,26 @@ struct LinePlot {
     y_fmt: fn(f64) -> String,
 }
 
-/// Named series of points; log-log, or linear for counts.
+/// Adds `point` to the series named `label`, a new series if there is none yet.
+fn add_point(series: &mut Vec<(String, Vec<(f64, f64)>)>, label: String, point: (f64, f64)) {
+    match series.iter_mut().find(|(l, _)| *l == label) {
+        Some((_, points)) => points.push(point),
+        None => series.push((label, vec![point])),
+    }
+}
+
+/// Named series of points (any order: each is drawn by increasing x); log-log, or linear for
+/// counts.
 fn line_plot(p: LinePlot, series: Vec<(String, Vec<(f64, f64)>)>) -> Result<Option<Plot>> {
     let series: Vec<(String, Vec<(f64, f64)>)> = series
         .into_iter()
         .map(|(l, pts)| {
-            let pts = pts
+            let mut pts = pts
                 .into_iter()
                 .map(|(x, y)| (x, y / p.y_div))
                 .filter(|(x, y)| *x > 0.0 && *y > 0.0)
                 .collect::<Vec<_>>();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             (l, pts)
         })
         .filter(|(_, pts)| !pts.is_empty())
