@@ -35,6 +35,7 @@ pub struct Summary {
     /// What went wrong: a run with no Report, a failed check, a leftover.
     pub problems: Vec<String>,
     /// What was left out and why (a series point above a kernel limit, perf not runnable).
+    #[serde(default)]
     pub notes: Vec<String>,
 }
 
