@@ -139,8 +139,8 @@ fn round_trips(m: &Measurement) -> bool {
 /// The spinning run's own figures and its two-CPU baselines (its single-core memcpy is the
 /// main run's already).
 fn spinning(m: &Measurement) -> bool {
-    let is = |k: &str, v: &str| m.config.get(k).and_then(|x| x.as_str()) == Some(v);
-    is("wait", "spin") || is("pin", "split")
+    m.config.get("wait").and_then(|x| x.as_str()) == Some("spin")
+        || matches!(m.mechanism.as_str(), "atomic-spin" | "cross-core-copy")
 }
 
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];

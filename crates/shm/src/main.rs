@@ -527,7 +527,7 @@ const MEMCPY_BYTES: u64 = 256 << 20;
 /// Step 2b: what the hardware allows, in the same run. Single-core `memcpy` bandwidth at 64 KiB
 /// (a stream through the ring copies each byte in and out: it cannot beat this); and, with the
 /// sides on two CPUs, two threads spinning on one atomic (the cache-line ping-pong under every
-/// spinning hand-off).
+/// spinning hand-off) and blocks copied from one CPU to the other ([`measure_cross_core_copy`]).
 fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Result<()> {
     shutdown.check()?;
     let (src, mut dst) = (vec![7u8; 64 << 10], vec![0u8; 64 << 10]);
@@ -599,23 +599,25 @@ fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
     const BLOCK: usize = 64 << 10;
-    let blocks = MEMCPY_BYTES / BLOCK as u64;
+    const BLOCKS: u64 = MEMCPY_BYTES / BLOCK as u64;
+    const _: () = assert!(BLOCKS > 0 && MEMCPY_BYTES.is_multiple_of(BLOCK as u64));
     let bufs = [Mutex::new(vec![0u8; BLOCK]), Mutex::new(vec![0u8; BLOCK])];
     let (filled, drained) = (AtomicU64::new(0), AtomicU64::new(0));
     let src = vec![7u8; BLOCK];
     let took = std::thread::scope(|s| {
         let (bufs, filled, drained) = (&bufs, &filled, &drained);
         let peer = plan.placement.peer;
-        s.spawn(move || {
+        let reader = s.spawn(move || {
             if let Some(cpu) = peer {
                 let _ = pin_current_thread(cpu);
             }
             let mut out = vec![0u8; BLOCK];
-            for k in 0..blocks {
+            for k in 0..BLOCKS {
                 while filled.load(Ordering::Acquire) <= k {
                     std::hint::spin_loop();
                 }
-                // A poisoned lock only means the other side panicked: the bytes are still there.
+                // Nothing here panics while holding the lock (equal lengths), so it is never
+                // poisoned; if it were, the bytes would still be there.
                 out.copy_from_slice(
                     &bufs[(k % 2) as usize]
                         .lock()
@@ -625,30 +627,36 @@ fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
                 drained.store(k + 1, Ordering::Release);
             }
         });
-        let start = Instant::now();
-        for k in 0..blocks {
-            // Both buffers full: wait for the reader to drain the older one.
-            while k >= drained.load(Ordering::Acquire) + 2 {
+        // Waits until the reader has drained `k` blocks, or fails if it is gone.
+        let wait_drained = |k: u64| -> Result<()> {
+            while drained.load(Ordering::Acquire) < k {
+                if reader.is_finished() && drained.load(Ordering::Acquire) < k {
+                    bail!("the cross-core copy's reader thread ended early");
+                }
                 std::hint::spin_loop();
             }
+            Ok(())
+        };
+        let start = Instant::now();
+        for k in 0..BLOCKS {
+            // Both buffers full: wait for the reader to drain the older one.
+            wait_drained(k.saturating_sub(1))?;
             bufs[(k % 2) as usize]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .copy_from_slice(std::hint::black_box(&src));
             filled.store(k + 1, Ordering::Release);
         }
-        while drained.load(Ordering::Acquire) < blocks {
-            std::hint::spin_loop();
-        }
-        start.elapsed()
-    });
+        wait_drained(BLOCKS)?;
+        Ok::<_, anyhow::Error>(start.elapsed())
+    })?;
     report.measure(Measurement::value(
         "throughput",
         Variant::Thread,
         "cross-core-copy",
         json!({ "bytes": BLOCK, "pin": "split" }),
         "MiB/s",
-        mib_per_s(MEMCPY_BYTES, took),
+        mib_per_s(BLOCKS * BLOCK as u64, took),
         None,
     ));
     Ok(())

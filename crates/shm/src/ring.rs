@@ -101,6 +101,7 @@ impl<'a> Ring<'a> {
         slots: u64,
         slot_bytes: usize,
     ) -> Ring<'a> {
+        assert!(slots > 0, "a ring needs at least one slot");
         Ring {
             header,
             data: Slots::Raw(data, std::marker::PhantomData),
@@ -170,11 +171,11 @@ impl<'a> Ring<'a> {
         #[allow(irrefutable_let_patterns)] // Without loom, raw memory is the only kind.
         if let Slots::Raw(base, _) = &self.data {
             let at = (index % self.slots) as usize * self.slot_bytes;
-            // SAFETY: `at` lies inside the region `new` was given (`index % slots < slots`);
-            // a prefetch reads nothing into the program and cannot fault.
+            // SAFETY: a prefetch is a hint: it reads nothing into the program and cannot fault,
+            // whatever the address (`wrapping_add` makes none of the pointer's validity matter).
             unsafe {
                 std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    base.add(at).cast::<i8>(),
+                    base.wrapping_add(at).cast::<i8>(),
                 )
             };
         }

@@ -34,7 +34,9 @@ fn spinning_on_two_cpus_measures_the_baselines_beside_the_ring() {
     }
     let report = testkit::assert_quick_run(
         BIN,
-        &["--quick", "--pin", "split", "--wait", "spin", "--json"],
+        &[
+            "--quick", "--pin", "split", "--wait", "spin", "--bytes", "64", "--json",
+        ],
     );
     let figure = |name: &str, mechanism: &str| {
         report
