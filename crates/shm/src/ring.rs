@@ -223,9 +223,16 @@ pub struct Local {
 // SAFETY: the cells are handed out only through `Ring`, whose protocol serialises each slot.
 unsafe impl Sync for Local {}
 
+/// Where a [`Local`] ring's slots start: on a cache line, as in the shared mapping, so that the
+/// threads' ring and the processes' ring are alike (a 64 B slot fills one line, not parts of two).
+#[cfg(not(loom))]
+const SLOT_ALIGN: usize = 64;
+
 impl Local {
     pub fn new(slots: u64, slot_bytes: usize) -> Local {
-        let cells = (0..slots as usize * slot_bytes)
+        // Room to start the slots on a line boundary (the model's one-byte cells need none).
+        let padding = if cfg!(loom) { 0 } else { 63 };
+        let cells = (0..slots as usize * slot_bytes + padding)
             .map(|_| UnsafeCell::new(0))
             .collect();
         Local {
@@ -240,16 +247,14 @@ impl Local {
     pub fn ring(&self) -> Ring<'_> {
         #[cfg(not(loom))]
         {
-            // SAFETY: `cells` holds `slots * slot_bytes` contiguous bytes (`UnsafeCell<u8>` is
-            // `repr(transparent)`), lives as long as the ring, and serves this ring alone.
-            unsafe {
-                Ring::new(
-                    &self.header,
-                    self.cells.as_ptr() as *mut u8,
-                    self.slots,
-                    self.slot_bytes,
-                )
-            }
+            let base = self.cells.as_ptr() as *mut u8;
+            let skip = base.align_offset(SLOT_ALIGN);
+            assert!(skip < SLOT_ALIGN, "a byte pointer can always be aligned");
+            // SAFETY: `cells` holds `slots * slot_bytes + 63` contiguous bytes (`UnsafeCell<u8>`
+            // is `repr(transparent)`), so `slots * slot_bytes` of them remain after the `skip`
+            // (< 64) bytes to the line boundary; they live as long as the ring and serve it
+            // alone.
+            unsafe { Ring::new(&self.header, base.add(skip), self.slots, self.slot_bytes) }
         }
         #[cfg(loom)]
         {
@@ -272,6 +277,18 @@ impl Local {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_slots_start_on_cache_lines_as_in_the_mapping() {
+        for _ in 0..8 {
+            let local = Local::new(8, 64);
+            let ring = local.ring();
+            for _ in 0..8 {
+                assert!(ring.try_push(|slot| assert_eq!(slot.as_ptr() as usize % 64, 0)));
+                ring.try_pop(|_| ()).unwrap();
+            }
+        }
+    }
 
     #[test]
     fn items_cross_in_order_between_threads() {
