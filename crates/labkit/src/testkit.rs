@@ -58,6 +58,23 @@ impl Done {
         serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("not a Report ({e}):\n{text}\nstderr: {}", self.stderr()))
     }
+
+    /// The Report of a run that must have passed: exit 0, no shape problem, every check `pass`.
+    pub fn passing_report(&self) -> Report {
+        assert_eq!(self.code(), Some(0), "stderr: {}", self.stderr());
+        let report = self.report();
+        assert!(report.problems().is_empty(), "{:?}", report.problems());
+        for check in &report.checks {
+            assert_eq!(
+                check.status,
+                crate::report::Status::Pass,
+                "{}: {}",
+                check.name,
+                check.detail
+            );
+        }
+        report
+    }
 }
 
 /// Waits at most `limit` for `child` (started with piped output), draining its output meanwhile;
@@ -295,18 +312,7 @@ pub fn assert_sigint_stops(bin: &str, args: &[&str], pick: impl Fn(u32, &str) ->
 pub fn assert_quick_run(bin: &str, args: &[&str]) -> Report {
     let t = tag("quick");
     let done = run(bin, &t, args);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
-    for check in &report.checks {
-        assert_eq!(
-            check.status,
-            crate::report::Status::Pass,
-            "{}: {}",
-            check.name,
-            check.detail
-        );
-    }
+    let report = done.passing_report();
     assert_clean(&t, done.pid);
     report
 }
