@@ -57,17 +57,6 @@ fn three_digits(v: f64) -> String {
     }
 }
 
-fn config_text(f: &Figure) -> String {
-    f.config
-        .iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Claims in the seed's order, each with its findings (or none).
 fn by_claim(s: &Summary) -> Vec<(&'static labkit::claims::ClaimInfo, Vec<&Finding>)> {
     CLAIMS
@@ -191,7 +180,7 @@ pub fn markdown(s: &Summary) -> String {
             f.name,
             f.variant,
             f.mechanism,
-            md_cell(&config_text(f)),
+            md_cell(&labkit::report::config_text(&f.config)),
             figure_cell(f)
         );
     }
@@ -361,7 +350,7 @@ pub fn page(s: &Summary) -> Result<String> {
             esc(&f.name),
             esc(&f.variant),
             esc(&f.mechanism),
-            esc(&config_text(f)),
+            esc(&labkit::report::config_text(&f.config)),
             esc(&figure_cell(f))
         );
     }

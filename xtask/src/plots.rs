@@ -630,17 +630,9 @@ fn micros_text(us: f64) -> String {
     }
 }
 
-pub fn bytes_text(b: f64) -> String {
-    let b = b.round() as u64;
-    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
-        format!("{} MiB", b >> 20)
-    } else if b >= 1024 && b.is_multiple_of(1024) {
-        format!("{} KiB", b >> 10)
-    } else if b >= 1024 {
-        format!("{:.1} KiB", b as f64 / 1024.0)
-    } else {
-        format!("{b} B")
-    }
+/// Tick text for byte sizes: `64 B`, `4 KiB`, `1 MiB`.
+fn bytes_text(b: f64) -> String {
+    labkit::report::format_bytes(b.round() as u64)
 }
 
 fn mib_text(m: f64) -> String {

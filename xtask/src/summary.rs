@@ -138,20 +138,13 @@ impl Figure {
     /// `topic: name/variant/mechanism config` (set keys only), unique within a bench and the
     /// same for the same measurement in another bench.
     pub fn id(&self) -> String {
-        let config: Vec<String> = set_config(&self.config)
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect();
         format!(
             "{}: {}/{}/{} {}",
             self.topic,
             self.name,
             self.variant,
             self.mechanism,
-            config.join(" ")
+            labkit::report::config_text(&set_config(&self.config))
         )
         .trim_end()
         .to_owned()

@@ -181,16 +181,20 @@ impl Measurement {
 
     /// `key=value` pairs of the config, for people.
     pub fn config_text(&self) -> String {
-        let pairs: Vec<String> = self
-            .config
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect();
-        pairs.join(" ")
+        config_text(&self.config)
     }
+}
+
+/// A measurement's config as `key=value` pairs, strings unquoted: `bytes=64 pin=none`.
+pub fn config_text(config: &Map<String, Value>) -> String {
+    let pairs: Vec<String> = config
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    pairs.join(" ")
 }
 
 fn object(config: Value) -> Map<String, Value> {
