@@ -87,11 +87,14 @@ pub fn parse(args: &[String], o: &mut Options) -> Result<(), String> {
 
 pub fn run(args: &[String]) -> Result<bool> {
     let mut o = Options::default();
-    if let Err(e) = parse(args, &mut o).and_then(|()| known_topics(&o.topics)) {
-        eprintln!("xtask bench: {e}\n\n{USAGE}");
-        std::process::exit(2);
-    }
-    let (dir, summary) = bench(&o)?;
+    let topics = match parse(args, &mut o).and_then(|()| known_topics(&o.topics)) {
+        Ok(topics) => topics,
+        Err(e) => {
+            eprintln!("xtask bench: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let (dir, summary) = bench(&o, &topics)?;
     workspace::say(&findings_table(&summary));
     for n in &summary.notes {
         workspace::say(&format!("NOTE {n}"));
@@ -103,8 +106,8 @@ pub fn run(args: &[String]) -> Result<bool> {
     Ok(summary.problems.is_empty())
 }
 
-/// Every name in `names` is a topic of the workspace; else the usage error naming them all.
-pub fn known_topics(names: &[String]) -> Result<(), String> {
+/// The topics `names` selects (all of them for none), or the usage error naming every topic.
+pub fn known_topics(names: &[String]) -> Result<Vec<Topic>, String> {
     let all = workspace::topics(&[]).map_err(|e| format!("{e:#}"))?;
     for n in names {
         if !all.iter().any(|t| &t.name == n) {
@@ -117,7 +120,10 @@ pub fn known_topics(names: &[String]) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(all
+        .into_iter()
+        .filter(|t| names.is_empty() || names.contains(&t.name))
+        .collect())
 }
 
 /// An extra run of a topic for another point of a plotted series; only the measurements
@@ -207,10 +213,9 @@ struct Plan<'a> {
     keep: Option<fn(&Measurement) -> bool>,
 }
 
-/// Runs the bench and writes its folder; returns the folder and the summary.
-pub fn bench(o: &Options) -> Result<(PathBuf, Summary)> {
-    let topics = workspace::topics(&o.topics)?;
-    workspace::build_release(&topics)?;
+/// Runs the bench of `topics` and writes its folder; returns the folder and the summary.
+pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
+    workspace::build_release(topics)?;
     workspace::become_subreaper()?;
     let lab = workspace::root().join("target").join("lab");
     std::fs::create_dir_all(&lab).with_context(|| format!("mkdir {}", lab.display()))?;
@@ -233,7 +238,7 @@ pub fn bench(o: &Options) -> Result<(PathBuf, Summary)> {
     std::fs::create_dir(&reports_dir)
         .with_context(|| format!("mkdir {}", reports_dir.display()))?;
 
-    let (plans, mut notes) = plan(&topics, o);
+    let (plans, mut notes) = plan(topics, o);
     let mut problems = Vec::new();
     // perf's figures go beside switch's and pipes': run it when one of them is benched.
     let mut perf = topics

@@ -64,7 +64,7 @@ pub fn run(args: &[String]) -> Result<bool> {
             _ => rest.push(a.clone()),
         }
     }
-    if let Err(e) = bench::parse(&rest, &mut o).and_then(|()| bench::known_topics(&o.topics)) {
+    if let Err(e) = bench::parse(&rest, &mut o) {
         usage(&e);
     }
     if full {
@@ -81,7 +81,10 @@ pub fn run(args: &[String]) -> Result<bool> {
             let s = summary::load(&dir)?;
             (dir, s)
         }
-        None => bench::bench(&o)?,
+        None => {
+            let topics = bench::known_topics(&o.topics).unwrap_or_else(|e| usage(&e));
+            bench::bench(&o, &topics)?
+        }
     };
     let ledger = ledger_text(&summary);
     workspace::say(ledger.trim_end());
@@ -242,7 +245,7 @@ pub fn ci_stage() -> Result<bool> {
         quick: true,
         topics: Vec::new(),
     };
-    let (dir, summary) = bench::bench(&o)?;
+    let (dir, summary) = bench::bench(&o, &crate::workspace::topics(&[])?)?;
     let ledger = ledger_text(&summary);
     write_files(&dir, &summary, &ledger, true)?;
     for p in &summary.problems {
