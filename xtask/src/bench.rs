@@ -28,7 +28,7 @@ Runs every topic N times and saves the Reports and a summary under target/lab/<t
 const HANG_GUARD: Duration = Duration::from_secs(300);
 
 /// Round trips per `perf bench sched pipe` run.
-const PERF_LOOPS: &str = "20000";
+const PERF_LOOPS: u64 = 20_000;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -482,23 +482,15 @@ fn perf_available() -> bool {
 }
 
 /// One `perf bench sched pipe` (`-T`: two threads), on one CPU or placed by the scheduler;
-/// its mean round trip in ns. perf forks a worker that holds both ends of its pipes and would
-/// block forever if perf died: in a PID namespace of its own it dies with perf (as in switch).
+/// its mean round trip in ns.
 fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--kill-child=SIGKILL", "--"]);
-    if same_cpu {
-        let cpu = labkit::pin::allowed_cpus()
+    let cpu = same_cpu.then(|| {
+        labkit::pin::allowed_cpus()
             .ok()
             .and_then(|c| c.first().copied())
-            .unwrap_or(0);
-        cmd.args(["taskset", "-c", &cpu.to_string()]);
-    }
-    cmd.args(["perf", "bench", "sched", "pipe", "-l", PERF_LOOPS]);
-    if threads {
-        cmd.arg("-T");
-    }
-    let mut child = cmd
+            .unwrap_or(0)
+    });
+    let mut child = labkit::child::perf_bench_pipe(threads, cpu, PERF_LOOPS)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -516,11 +508,7 @@ fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
     };
     let text = out.join().unwrap_or_default();
     anyhow::ensure!(status.success(), "exited with {status}");
-    text.lines()
-        .find(|l| l.contains("usecs/op"))
-        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|us| us * 1000.0)
-        .context("no usecs/op line in its output")
+    labkit::child::perf_round_trip_ns(&text).context("no usecs/op line in its output")
 }
 
 /// The host of DESIGN's Report, with the compiler and the CPU frequency governor.

@@ -290,6 +290,56 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `perf bench sched pipe -l LOOPS` (`-T`: two threads instead of two processes), on `cpu` when
+/// given (`taskset`), as the init of a PID namespace of its own (`unshare --pid --fork
+/// --kill-child`) that dies with the thread starting it (`PR_SET_PDEATHSIG`). perf forks a
+/// worker that holds both ends of its pipes: were perf killed, the worker would block forever
+/// and outlive us; in the namespace the kernel kills it with perf, and perf with `unshare`.
+/// The reference beside `switch`'s and `pipes`' figures; read its result with
+/// [`perf_round_trip_ns`].
+pub fn perf_bench_pipe(threads: bool, cpu: Option<usize>, loops: u64) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child=SIGKILL", "--"]);
+    if let Some(cpu) = cpu {
+        cmd.args(["taskset", "-c", &cpu.to_string()]);
+    }
+    cmd.args(["perf", "bench", "sched", "pipe", "-l", &loops.to_string()]);
+    if threads {
+        cmd.arg("-T");
+    }
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the forked child before exec: prctl, getppid and _exit are plain system
+    // calls, and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The mean round trip, in ns, that `perf bench sched pipe` printed (its `usecs/op` line).
+pub fn perf_round_trip_ns(stdout: &str) -> Option<f64> {
+    stdout
+        .lines()
+        .find(|l| l.contains("usecs/op"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|us| us * 1000.0)
+}
+
 /// Waits at most `limit` for any `std::process::Child` to end: `None` if it is still running.
 /// A hang guard for tests and tools; a peer's death is detected by EOF, not by this.
 ///
@@ -505,6 +555,16 @@ impl AsFd for Alive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_output_gives_the_mean_round_trip() {
+        let out = "# Running 'sched/pipe' benchmark:\n# Executed 20000 pipe operations between \
+                   two processes\n\n     Total time: 0.865 [sec]\n\n      43.287800 usecs/op\n  \
+                   23101 ops/sec\n";
+        let ns = perf_round_trip_ns(out).expect("a usecs/op line");
+        assert!((ns - 43_287.8).abs() < 1e-6, "{ns}");
+        assert_eq!(perf_round_trip_ns("Total time: 0.865 [sec]\n"), None);
+    }
 
     #[test]
     fn a_watch_sees_the_other_side_go() {

@@ -571,46 +571,9 @@ fn run_perf_bench(
         return Ok(());
     };
     let mut figures = Vec::new();
-    for (variant, extra) in [(Variant::Process, None), (Variant::Thread, Some("-T"))] {
-        let loops = messages.max(1000).to_string();
-        // perf forks a worker that holds both ends of its pipes: killed perf, it would block
-        // forever and outlive us. In a PID namespace of its own (perf is its init), the kernel
-        // kills every process in it once perf or `unshare` dies, and `unshare` dies with us.
-        let mut cmd = std::process::Command::new("unshare");
-        cmd.args(["--pid", "--fork", "--kill-child=SIGKILL", "--", "taskset"]);
-        cmd.args([
-            "-c",
-            &cpu.to_string(),
-            "perf",
-            "bench",
-            "sched",
-            "pipe",
-            "-l",
-            &loops,
-        ]);
-        cmd.args(extra);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: runs in the forked child before exec: prctl, getppid and _exit are plain
-        // system calls, and nothing is allocated.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        let out = match cmd
+    for (variant, threads) in [(Variant::Process, false), (Variant::Thread, true)] {
+        // In a PID namespace of its own, dying with us: see `perf_bench_pipe`.
+        let out = match labkit::child::perf_bench_pipe(threads, Some(cpu), messages.max(1000))
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .output()
@@ -632,11 +595,7 @@ fn run_perf_bench(
                 return Ok(());
             }
         };
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(us) = text
-            .lines()
-            .find(|l| l.contains("usecs/op"))
-            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        let Some(ns) = labkit::child::perf_round_trip_ns(&String::from_utf8_lossy(&out.stdout))
         else {
             report.skip(name, "perf bench printed no usecs/op line");
             return Ok(());
@@ -648,10 +607,10 @@ fn run_perf_bench(
             "perf-bench-pipe",
             config,
             "ns",
-            us * 1000.0,
+            ns,
             None,
         ));
-        figures.push(format!("{} {}", variant.as_str(), format_ns(us * 1000.0)));
+        figures.push(format!("{} {}", variant.as_str(), format_ns(ns)));
     }
     report.check(
         name,
