@@ -134,6 +134,12 @@ pub fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// How many operations each of `blocks` alternating blocks gets, so that they add up to `total`:
+/// the first `total % blocks` blocks take one more.
+pub fn block_sizes(total: u64, blocks: u64) -> impl Iterator<Item = u64> {
+    (0..blocks).map(move |block| total / blocks + u64::from(block < total % blocks))
+}
+
 /// CPU nanoseconds per operation, or `None` when there were no operations.
 pub fn cpu_ns_per_op(cpu: Duration, ops: u64) -> Option<f64> {
     (ops > 0).then(|| cpu.as_nanos() as f64 / ops as f64)
@@ -142,6 +148,14 @@ pub fn cpu_ns_per_op(cpu: Duration, ops: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_sizes_add_up_and_differ_by_at_most_one() {
+        assert_eq!(block_sizes(10, 3).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!(block_sizes(6, 3).collect::<Vec<_>>(), [2, 2, 2]);
+        assert_eq!(block_sizes(2, 3).collect::<Vec<_>>(), [1, 1, 0]);
+        assert_eq!(block_sizes(5, 0).count(), 0);
+    }
 
     #[test]
     fn recorder_gives_percentiles_in_ns() {

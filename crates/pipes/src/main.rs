@@ -41,7 +41,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use labkit::child::{Far, Peer, liveness};
-use labkit::measure::{cpu_ns_per_op, mib_per_s};
+use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::format_bytes;
@@ -391,9 +391,7 @@ fn ping_pong(
     for link in &mut links {
         link.warm_up(WARMUP.min(plan.messages), shutdown)?;
     }
-    for block in 0..plan.blocks {
-        // Spread the messages over the blocks; the first blocks take the remainder.
-        let n = plan.messages / plan.blocks + u64::from(block < plan.messages % plan.blocks);
+    for n in block_sizes(plan.messages, plan.blocks) {
         for link in &mut links {
             link.run_block(n, shutdown)?;
         }

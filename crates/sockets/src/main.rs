@@ -47,7 +47,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use labkit::child::{Alive, Far, Peer, Watch, explain_break, liveness};
 use labkit::exit::usage;
-use labkit::measure::{cpu_ns_per_op, median, mib_per_s};
+use labkit::measure::{block_sizes, cpu_ns_per_op, median, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, format_ns};
@@ -615,9 +615,7 @@ fn ping_pong(
     for link in &mut links {
         (0..warmup).try_for_each(|_| link.round_trip(shutdown))?;
     }
-    let blocks = plan.blocks.min(plan.messages);
-    for block in 0..blocks {
-        let n = plan.messages / blocks + u64::from(block < plan.messages % blocks);
+    for n in block_sizes(plan.messages, plan.blocks.min(plan.messages)) {
         for link in &mut links {
             link.run_block(n, shutdown)?;
         }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
-use labkit::measure::{cpu_ns_per_op, median};
+use labkit::measure::{block_sizes, cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
@@ -256,8 +256,7 @@ fn measure_creation(
     for way in &mut ways {
         way.run(iterations.div_ceil(10).min(20), tiny, false, shutdown)?;
     }
-    for block in 0..blocks {
-        let n = iterations / blocks + u64::from(block < iterations % blocks);
+    for n in block_sizes(iterations, blocks) {
         for way in &mut ways {
             way.run(n, tiny, true, shutdown)?;
         }

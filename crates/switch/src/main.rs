@@ -33,7 +33,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::child::Peer;
 use labkit::exit::usage;
-use labkit::measure::cpu_ns_per_op;
+use labkit::measure::{block_sizes, cpu_ns_per_op};
 use labkit::pin::{PinGuard, Placement, pin_current_thread};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
@@ -490,8 +490,7 @@ fn run_blocks(
             c.round_trip()?;
         }
     }
-    for block in 0..blocks {
-        let n = messages / blocks + u64::from(block < messages % blocks);
+    for n in block_sizes(messages, blocks) {
         for c in all.iter_mut() {
             c.run_block(n, shutdown)?;
         }
