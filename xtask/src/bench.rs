@@ -96,11 +96,9 @@ pub fn run(args: &[String]) -> Result<bool> {
     };
     let (dir, summary) = bench(&o, &topics)?;
     workspace::say(&findings_table(&summary));
-    for n in &summary.notes {
-        workspace::say(&format!("NOTE {n}"));
-    }
-    for p in &summary.problems {
-        workspace::say(&format!("PROBLEM {p}"));
+    let trouble = summary.trouble_lines();
+    if !trouble.is_empty() {
+        workspace::say(trouble.trim_end());
     }
     workspace::say(&format!("\nThe bench is in {}", dir.display()));
     Ok(summary.problems.is_empty())

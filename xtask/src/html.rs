@@ -157,16 +157,12 @@ pub fn markdown(s: &Summary) -> String {
             );
         }
     }
-    if !s.notes.is_empty() {
-        let _ = writeln!(out, "\n## Notes\n");
-        for n in &s.notes {
-            let _ = writeln!(out, "- {}", md_cell(n));
-        }
-    }
-    if !s.problems.is_empty() {
-        let _ = writeln!(out, "\n## Problems\n");
-        for p in &s.problems {
-            let _ = writeln!(out, "- {}", md_cell(p));
+    for (heading, items) in [("Notes", &s.notes), ("Problems", &s.problems)] {
+        if !items.is_empty() {
+            let _ = writeln!(out, "\n## {heading}\n");
+            for item in items {
+                let _ = writeln!(out, "- {}", md_cell(item));
+            }
         }
     }
     let _ = writeln!(out, "\n## Every figure (median over runs, min..max)\n");
@@ -321,19 +317,14 @@ pub fn page(s: &Summary) -> Result<String> {
         }
         let _ = writeln!(out, "</table>");
     }
-    if !s.notes.is_empty() {
-        let _ = writeln!(out, "<h2>Notes</h2>\n<ul>");
-        for n in &s.notes {
-            let _ = writeln!(out, "<li>{}</li>", esc(n));
+    for (heading, items) in [("Notes", &s.notes), ("Problems", &s.problems)] {
+        if !items.is_empty() {
+            let _ = writeln!(out, "<h2>{heading}</h2>\n<ul>");
+            for item in items {
+                let _ = writeln!(out, "<li>{}</li>", esc(item));
+            }
+            let _ = writeln!(out, "</ul>");
         }
-        let _ = writeln!(out, "</ul>");
-    }
-    if !s.problems.is_empty() {
-        let _ = writeln!(out, "<h2>Problems</h2>\n<ul>");
-        for p in &s.problems {
-            let _ = writeln!(out, "<li>{}</li>", esc(p));
-        }
-        let _ = writeln!(out, "</ul>");
     }
     let _ = writeln!(
         out,

@@ -158,12 +158,7 @@ pub fn ledger_text(s: &Summary) -> String {
             );
         }
     }
-    for n in &s.notes {
-        let _ = writeln!(out, "NOTE {n}");
-    }
-    for p in &s.problems {
-        let _ = writeln!(out, "PROBLEM {p}");
-    }
+    out.push_str(&s.trouble_lines());
     out
 }
 

@@ -52,6 +52,15 @@ pub struct BenchHost {
     pub governor: String,
 }
 
+impl Summary {
+    /// `NOTE …` and `PROBLEM …` lines, for the terminal.
+    pub fn trouble_lines(&self) -> String {
+        let notes = self.notes.iter().map(|n| format!("NOTE {n}\n"));
+        let problems = self.problems.iter().map(|p| format!("PROBLEM {p}\n"));
+        notes.chain(problems).collect()
+    }
+}
+
 impl BenchHost {
     pub fn describe(&self) -> String {
         format!(
