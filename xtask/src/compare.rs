@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::summary::{self, Figure, Summary};
+use crate::summary::{self, Figure, Finding, Summary};
 use crate::workspace;
 
 const USAGE: &str = "usage: cargo xtask compare A B [--all]
@@ -142,11 +142,8 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
             flag.to_owned(),
         ]);
     }
-    let only_a = a
-        .figures
-        .iter()
-        .filter(|fa| !b.figures.iter().any(|fb| fb.id() == fa.id()))
-        .count();
+    // Ids are unique within a bench: what A has beyond the shared ones is A's alone.
+    let only_a = a.figures.len() - (up + down + same);
     out.push_str(&format!(
         "\nFigures: {} in both: {up} moved up, {down} moved down beyond both spreads, {same} within; \
          {only_a} only in A, {only_b} only in B.\n",
@@ -159,13 +156,12 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
     out.push_str("\nClaims:\n");
     let mut changed = 0;
     let mut kept = 0;
+    let mut only_in_a: BTreeMap<String, &Finding> =
+        a.findings.iter().map(|f| (f.id_text(), f)).collect();
     for fb in &b.findings {
-        let Some(fa) = a.findings.iter().find(|fa| fa.id_text() == fb.id_text()) else {
-            out.push_str(&format!(
-                "  only in B: {}: {}\n",
-                fb.id_text(),
-                fb.verdict.as_str()
-            ));
+        let id = fb.id_text();
+        let Some(fa) = only_in_a.remove(&id) else {
+            out.push_str(&format!("  only in B: {id}: {}\n", fb.verdict.as_str()));
             continue;
         };
         if fa.verdict == fb.verdict {
@@ -174,22 +170,15 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
         }
         changed += 1;
         out.push_str(&format!(
-            "  CHANGED {}: {} {} -> {} {}\n",
-            fb.id_text(),
+            "  CHANGED {id}: {} {} -> {} {}\n",
             fa.verdict.as_str(),
             crate::bench::ratio_text(fa),
             fb.verdict.as_str(),
             crate::bench::ratio_text(fb)
         ));
     }
-    for fa in &a.findings {
-        if !b.findings.iter().any(|fb| fb.id_text() == fa.id_text()) {
-            out.push_str(&format!(
-                "  only in A: {}: {}\n",
-                fa.id_text(),
-                fa.verdict.as_str()
-            ));
-        }
+    for (id, fa) in only_in_a {
+        out.push_str(&format!("  only in A: {id}: {}\n", fa.verdict.as_str()));
     }
     out.push_str(&format!("  {changed} verdict(s) changed, {kept} kept.\n"));
     out

@@ -92,7 +92,8 @@ pub fn eject(topic: &Topic, dir: &Path) -> Result<Vec<String>> {
     }
 
     // Which labkit modules: named by the topic, then everything they name in turn.
-    let used = used_modules(&dir.join("src"), &dir.join("tests"), &lab.join("src"))?;
+    let lib = read(&lab.join("src").join("lib.rs"))?;
+    let used = used_modules(&dir.join("src"), &dir.join("tests"), &lab.join("src"), &lib)?;
     let lab_out = dir.join("labkit").join("src");
     std::fs::create_dir_all(&lab_out).with_context(|| format!("mkdir {}", lab_out.display()))?;
     for m in &used {
@@ -101,7 +102,7 @@ pub fn eject(topic: &Topic, dir: &Path) -> Result<Vec<String>> {
     }
     write(
         &lab_out.join("lib.rs"),
-        &pruned_lib(&read(&lab.join("src").join("lib.rs"))?, &used, &topic.name),
+        &pruned_lib(&lib, &used, &topic.name),
     )?;
     write(
         &dir.join("labkit").join("Cargo.toml"),
@@ -275,9 +276,9 @@ impl Workspace {
     }
 }
 
-/// labkit modules the topic's sources name, closed over what those modules name.
-fn used_modules(src: &Path, tests: &Path, lab: &Path) -> Result<BTreeSet<String>> {
-    let lib = read(&lab.join("lib.rs"))?;
+/// labkit modules the topic's sources name, closed over what those modules name; `lib` is
+/// labkit's lib.rs (its modules and re-exports).
+fn used_modules(src: &Path, tests: &Path, lab: &Path, lib: &str) -> Result<BTreeSet<String>> {
     let modules: BTreeSet<String> = lib
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub mod "))
