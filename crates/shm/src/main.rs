@@ -378,12 +378,13 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
         // The thread echoes: one for the ring, one for the channel. An empty boxed slice, or
         // the STOP sequence, ends them.
         let cpu = plan.placement.peer;
-        let (echo_in, echo_out) = (&t_out, &t_in);
+        let (echo_in, echo_out) = (&l_out, &l_in);
         s.spawn(move || {
             if let Some(cpu) = cpu {
                 let _ = pin_current_thread(cpu);
             }
-            echo_loop(echo_in, echo_out, echo_mode(mode), &|| true)
+            // The echo's own views of the rings: each side keeps its indices to itself.
+            echo_loop(&echo_in.ring(), &echo_out.ring(), echo_mode(mode), &|| true)
         });
         s.spawn(move || {
             if let Some(cpu) = cpu {

@@ -9,6 +9,10 @@
 //!   visible to it. Symmetrically for `tail`, which frees a slot for the producer.
 //! * `seq` words, bumped after each publication, are what a waiting side sleeps on (a futex,
 //!   see `wait.rs`); `waiting` flags tell the other side whether to wake it.
+//! * Each side works through its own view ([`Ring`]), which remembers its own index and its last
+//!   reading of the other's: a side reads the other's line only when the ring looks full (or
+//!   empty) by that reading, and never reads its own index back from the shared line (the other
+//!   side's spinning reads of it can cost a transfer there too).
 //!
 //! With `--cfg loom` the atomics and the slot cells come from loom, and the test below explores
 //! every interleaving of a producer and a consumer.
@@ -17,6 +21,7 @@
 use loom::cell::UnsafeCell;
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::cell::Cell;
 #[cfg(not(loom))]
 use std::cell::UnsafeCell;
 #[cfg(not(loom))]
@@ -71,44 +76,70 @@ enum Slots<'a> {
     Cells(&'a [UnsafeCell<u8>]),
 }
 
-/// A view of a ring: its header and `slots` slots of `slot_bytes` bytes.
+/// One side's view of a ring: its header and `slots` slots of `slot_bytes` bytes. A view serves
+/// one thread (it is not `Sync`); a ring has one producer view and one consumer view.
 pub struct Ring<'a> {
     pub header: &'a Header,
     data: Slots<'a>,
     slots: u64,
     slot_bytes: usize,
-    /// The producer's last reading of `tail`, a lower bound of it: `tail` is read again (a
+    /// Producer: `head` as it last stored it (only it stores `head`, so this is exact).
+    head_mine: Cell<u64>,
+    /// Producer: its last reading of `tail`, a lower bound of it: `tail` is read again (a
     /// cache-line transfer from the consumer) only when the ring looks full by this one.
-    tail_seen: Line<AtomicU64>,
-    /// The consumer's last reading of `head`: read again only when the ring looks empty.
-    head_seen: Line<AtomicU64>,
+    tail_seen: Cell<u64>,
+    /// Consumer: `tail` as it last stored it.
+    tail_mine: Cell<u64>,
+    /// Consumer: its last reading of `head`: read again only when the ring looks empty.
+    head_seen: Cell<u64>,
 }
 
 // SAFETY: the protocol above gives each slot to exactly one side at a time (the producer between
 // `tail` passing it and its own `head` store, the consumer between `head` passing it and its own
-// `tail` store); the header is atomics only.
+// `tail` store); the header is atomics only; a view moved to another thread takes its side with
+// it.
 unsafe impl Send for Ring<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for Ring<'_> {}
 
 impl<'a> Ring<'a> {
+    /// A view of the ring at `header`, whose slots are at `data`; `slots` is a power of two (an
+    /// index becomes a slot with a mask, not a division).
+    ///
     /// # Safety
     /// `data` must be valid for `slots * slot_bytes` bytes for `'a`, used by no other ring, and
-    /// (between processes) mapped shared by both sides; at most one producer and one consumer.
+    /// (between processes) mapped shared by both sides; at most one producer view and one
+    /// consumer view in use, each by one thread.
     pub unsafe fn new(
         header: &'a Header,
         data: *mut u8,
         slots: u64,
         slot_bytes: usize,
     ) -> Ring<'a> {
-        assert!(slots > 0, "a ring needs at least one slot");
-        Ring {
+        Ring::with_data(
             header,
-            data: Slots::Raw(data, std::marker::PhantomData),
+            Slots::Raw(data, std::marker::PhantomData),
             slots,
             slot_bytes,
-            tail_seen: Line(AtomicU64::new(0)),
-            head_seen: Line(AtomicU64::new(0)),
+        )
+    }
+
+    fn with_data(header: &'a Header, data: Slots<'a>, slots: u64, slot_bytes: usize) -> Ring<'a> {
+        assert!(
+            slots.is_power_of_two(),
+            "a ring's slot count is a power of two"
+        );
+        let (head, tail) = (
+            header.head.0.load(Ordering::Acquire),
+            header.tail.0.load(Ordering::Acquire),
+        );
+        Ring {
+            header,
+            data,
+            slots,
+            slot_bytes,
+            head_mine: Cell::new(head),
+            tail_seen: Cell::new(tail),
+            tail_mine: Cell::new(tail),
+            head_seen: Cell::new(head),
         }
     }
 
@@ -119,7 +150,7 @@ impl<'a> Ring<'a> {
 
     /// Runs `f` on slot `index`, which the caller owns under the protocol.
     fn with_slot<T>(&self, index: u64, f: impl FnOnce(&mut [u8]) -> T) -> T {
-        let at = (index % self.slots) as usize;
+        let at = (index & (self.slots - 1)) as usize;
         match &self.data {
             Slots::Raw(base, _) => {
                 // SAFETY: `at < slots`, so the slot lies inside the region `new` was given, and
@@ -140,19 +171,19 @@ impl<'a> Ring<'a> {
     /// free slots (`tail` only grows), and it was loaded with Acquire, so a slot it frees is
     /// one the consumer has finished with.
     pub fn has_space(&self) -> bool {
-        let head = self.header.head.0.load(Ordering::Relaxed); // Only we write it.
-        if head - self.tail_seen.0.load(Ordering::Relaxed) < self.slots {
+        let head = self.head_mine.get();
+        if head - self.tail_seen.get() < self.slots {
             return true;
         }
         let tail = self.header.tail.0.load(Ordering::Acquire); // The consumer is done with it.
-        self.tail_seen.0.store(tail, Ordering::Relaxed);
+        self.tail_seen.set(tail);
         head - tail < self.slots
     }
 
     /// Whether a slot is published (consumer side); `head_seen` as `tail_seen` above.
     pub fn has_item(&self) -> bool {
-        let tail = self.header.tail.0.load(Ordering::Relaxed); // Only we write it.
-        if tail < self.head_seen.0.load(Ordering::Relaxed) {
+        let tail = self.tail_mine.get();
+        if tail < self.head_seen.get() {
             return true;
         }
         // While the ring looks empty, keep the next slot's first line on its way to this core:
@@ -161,7 +192,7 @@ impl<'a> Ring<'a> {
         // read for real after the Acquire load below says it is published.
         self.prefetch_slot(tail);
         let head = self.header.head.0.load(Ordering::Acquire); // Pairs with the producer's Release.
-        self.head_seen.0.store(head, Ordering::Relaxed);
+        self.head_seen.set(head);
         tail < head
     }
 
@@ -170,7 +201,7 @@ impl<'a> Ring<'a> {
         #[cfg(target_arch = "x86_64")]
         #[allow(irrefutable_let_patterns)] // Without loom, raw memory is the only kind.
         if let Slots::Raw(base, _) = &self.data {
-            let at = (index % self.slots) as usize * self.slot_bytes;
+            let at = (index & (self.slots - 1)) as usize * self.slot_bytes;
             // SAFETY: a prefetch is a hint: it reads nothing into the program and cannot fault,
             // whatever the address (`wrapping_add` makes none of the pointer's validity matter).
             unsafe {
@@ -188,11 +219,12 @@ impl<'a> Ring<'a> {
         if !self.has_space() {
             return false;
         }
-        let head = self.header.head.0.load(Ordering::Relaxed);
+        let head = self.head_mine.get();
         // Slot `head` is ours: the consumer has released it (`tail` passed it) and will not read
         // it before our Release store of `head + 1` below.
         self.with_slot(head, fill);
         self.header.head.0.store(head + 1, Ordering::Release);
+        self.head_mine.set(head + 1);
         self.header.head_seq.0.fetch_add(1, Ordering::SeqCst);
         true
     }
@@ -202,11 +234,12 @@ impl<'a> Ring<'a> {
         if !self.has_item() {
             return None;
         }
-        let tail = self.header.tail.0.load(Ordering::Relaxed);
+        let tail = self.tail_mine.get();
         // Slot `tail` is published (Release/Acquire on `head` made its bytes visible) and the
         // producer will not touch it before our store of `tail + 1`.
         let out = self.with_slot(tail, |slot| read(slot));
         self.header.tail.0.store(tail + 1, Ordering::Release);
+        self.tail_mine.set(tail + 1);
         self.header.tail_seq.0.fetch_add(1, Ordering::SeqCst);
         Some(out)
     }
@@ -243,7 +276,7 @@ impl Local {
         }
     }
 
-    /// The ring over this storage.
+    /// A view of the ring over this storage, for one side.
     pub fn ring(&self) -> Ring<'_> {
         #[cfg(not(loom))]
         {
@@ -262,14 +295,7 @@ impl Local {
                 self.slot_bytes, 1,
                 "the model uses one-byte slots, one cell each"
             );
-            Ring {
-                header: &self.header,
-                data: Slots::Cells(&self.cells),
-                slots: self.slots,
-                slot_bytes: 1,
-                tail_seen: Line(AtomicU64::new(0)),
-                head_seen: Line(AtomicU64::new(0)),
-            }
+            Ring::with_data(&self.header, Slots::Cells(&self.cells), self.slots, 1)
         }
     }
 }
@@ -293,15 +319,16 @@ mod tests {
     #[test]
     fn items_cross_in_order_between_threads() {
         let local = Local::new(4, 8);
-        let ring = local.ring();
         std::thread::scope(|s| {
             s.spawn(|| {
+                let ring = local.ring();
                 for i in 0..10_000u64 {
                     while !ring.try_push(|slot| slot.copy_from_slice(&i.to_le_bytes())) {
                         std::hint::spin_loop();
                     }
                 }
             });
+            let ring = local.ring();
             let mut next = 0u64;
             while next < 10_000 {
                 if let Some(v) = ring.try_pop(|slot| u64::from_le_bytes(slot.try_into().unwrap())) {

@@ -185,9 +185,9 @@ mod tests {
     #[test]
     fn blocking_hand_offs_between_threads() {
         let local = Local::new(2, 8);
-        let ring = local.ring();
         std::thread::scope(|s| {
             s.spawn(|| {
+                let ring = local.ring();
                 for i in 0..2_000u64 {
                     push(&ring, Mode::Block, &|| true, |slot| {
                         slot.copy_from_slice(&i.to_le_bytes())
@@ -198,6 +198,7 @@ mod tests {
                     }
                 }
             });
+            let ring = local.ring();
             for i in 0..2_000u64 {
                 let v = pop(&ring, Mode::Block, &|| true, |slot| {
                     u64::from_le_bytes(slot.try_into().unwrap())
