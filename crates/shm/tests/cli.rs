@@ -50,7 +50,16 @@ fn spinning_on_two_cpus_measures_the_baselines_beside_the_ring() {
     let cross = figure("throughput", "cross-core-copy");
     assert_eq!(cross.config["pin"], "split");
     assert!(cross.value.unwrap() > 0.0);
-    assert!(figure("throughput", "memcpy").value.unwrap() > 0.0);
+    // One core's memcpy twice: 64 KiB blocks that stay in the cache, and larger buffers.
+    let memcpy: Vec<u64> = report
+        .measurements
+        .iter()
+        .filter(|m| m.mechanism == "memcpy" && m.value.unwrap() > 0.0)
+        .map(|m| m.config["bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(memcpy.len(), 2, "{memcpy:?}");
+    assert_eq!(memcpy[0], 64 << 10);
+    assert!(memcpy[1] > 1 << 20, "{memcpy:?}");
 }
 
 #[test]
