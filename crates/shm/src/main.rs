@@ -130,11 +130,7 @@ fn run(args: Args) -> Result<Outcome> {
         )));
     }
     let placement = Placement::choose(common.pin)?;
-    let mode = if args.wait == Wait::Spin {
-        WaitMode::Spin
-    } else {
-        WaitMode::Block
-    };
+    let mode = wait_mode(args.wait, common.pin);
     let sizes: Vec<u64> = args.bytes.map_or_else(|| SIZES.to_vec(), |b| vec![b]);
     let quick = common.quick;
     let plan = Plan {
@@ -395,6 +391,8 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
             "block"
         }
         .to_owned(),
+        "--pin".to_owned(), // The child waits as we do (see `wait_mode`).
+        plan.pin.as_str().to_owned(),
     ];
     let peer = RefCell::new(Peer::spawn(
         "echo",
@@ -751,6 +749,16 @@ fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
     explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
 }
 
+/// How a side waits, from `--wait` and `--pin`: blocking on one CPU sleeps at once, since the
+/// other side cannot run while we spin (each hand-off would wait out the spin).
+fn wait_mode(wait: Wait, pin: Pin) -> WaitMode {
+    match (wait, pin) {
+        (Wait::Spin, _) => WaitMode::Spin,
+        (Wait::Block, Pin::Same) => WaitMode::Sleep,
+        (Wait::Block, _) => WaitMode::Block,
+    }
+}
+
 /// An echo spins only while its exchange runs: idle during another contender's block, it sleeps,
 /// or two spinners would share the peer CPU and each hand-off would wait for the scheduler.
 fn echo_mode(mode: WaitMode) -> WaitMode {
@@ -981,11 +989,7 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     // SAFETY: the parent made the region `region_len(bytes)` long and keeps it mapped; we use
     // its rings the other way round.
     let (inbox, outbox) = unsafe { rings(&map, bytes) };
-    let mode = if args.wait == Wait::Spin {
-        WaitMode::Spin
-    } else {
-        WaitMode::Block
-    };
+    let mode = wait_mode(args.wait, args.common.pin);
     // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
     echo_loop(&inbox, &outbox, echo_mode(mode), &|| true).context("echo")?;
     Ok(Outcome::Passed)

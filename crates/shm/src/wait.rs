@@ -1,6 +1,7 @@
 //! Waiting for the other side of a ring: spin briefly, then sleep on a futex in the shared page
-//! (`--wait block`), or spin only (`--wait spin`, sensible only with the two sides on two CPUs:
-//! on one CPU a spinner waits for preemption, milliseconds per hand-off).
+//! (`--wait block`; with both sides on one CPU, sleep at once), or spin only (`--wait spin`,
+//! sensible only with the two sides on two CPUs: on one CPU a spinner waits for preemption,
+//! milliseconds per hand-off).
 //!
 //! The futex words are not `FUTEX_PRIVATE`, so a sleeper in one process is woken by a store and
 //! `FUTEX_WAKE` in another. The order that loses no wake-up: the sleeper reads the sequence
@@ -27,6 +28,9 @@ pub enum Mode {
     Block,
     /// Spin only.
     Spin,
+    /// Sleep on the futex at once: for two sides on one CPU, where spinning only keeps the
+    /// other side from running.
+    Sleep,
     /// Spin up to [`PATIENCE`], then sleep: for an echo side in spin mode, which must spin while
     /// its exchange is running but must not burn its CPU while another contender measures.
     Patient,
@@ -102,9 +106,15 @@ fn wait_until(
         if ready() {
             return Ok(());
         }
-        let keep_spinning = mode == Mode::Spin || spins % 64 != 63 || {
-            let now = Instant::now();
-            now < *spin_until.get_or_insert(now + budget)
+        let keep_spinning = match mode {
+            Mode::Spin => true,
+            Mode::Sleep => false,
+            Mode::Block | Mode::Patient => {
+                spins % 64 != 63 || {
+                    let now = Instant::now();
+                    now < *spin_until.get_or_insert(now + budget)
+                }
+            }
         };
         if keep_spinning {
             std::hint::spin_loop();
