@@ -584,7 +584,7 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
     report.check(
         &format!("every {} message arrived once, in order, intact", format_bytes(bytes)),
         wrong == 0,
-        format!("round trips and streams over all three contenders, sequence and pattern checked at the far end: {wrong} wrong"),
+        format!("round trips and streams over all three contenders, sequence number and CRC-32 of every message checked (round trips when they come back, streams at the far end, which sends a receipt): {wrong} wrong"),
     );
     Ok(series)
 }
