@@ -18,9 +18,10 @@
 //!    two threads over crossbeam channels. Every message carries its sequence number and a
 //!    CRC-32 of its payload, both checked at the far end.
 //! 3. [`measure_baselines`]: one core's `memcpy` bandwidth, of blocks that stay in its cache
-//!    and of buffers larger than the caches; with `--pin split`, two threads spinning on one
-//!    atomic and 64 KiB blocks copied from one CPU to the other ([`measure_cross_core_copy`]):
-//!    the floors and ceilings the ring's figures are read against.
+//!    and of buffers larger than the caches; with `--pin split`, 64 KiB blocks copied from one
+//!    CPU to the other ([`measure_cross_core_copy`]), and two threads spinning on one atomic
+//!    ([`atomic_ping_pong`], in blocks alternating with the round trips of step 2): the floors
+//!    and ceilings the ring's figures are read against.
 //! 4. [`judge_claims`].
 //!
 //! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
@@ -171,8 +172,20 @@ fn run(args: Args) -> Result<Outcome> {
     let mut series = Vec::new();
     {
         let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
+        // On two CPUs, the atomic ping-pong is measured block by block beside the rings.
+        let mut atomic = (plan.pin == Pin::Split).then(LatencyRecorder::new);
         for &bytes in &sizes {
-            series.push(measure(&mut report, &plan, bytes, shutdown)?);
+            series.push(measure(&mut report, &plan, bytes, &mut atomic, shutdown)?);
+        }
+        if let Some(atomic) = atomic {
+            report.measure(Measurement::histogram(
+                "round_trip",
+                Variant::Thread,
+                "atomic-spin",
+                json!({ "pin": "split" }),
+                &atomic,
+                None,
+            ));
         }
         measure_baselines(&mut report, &plan, shutdown)?;
     }
@@ -373,8 +386,15 @@ const CONTENDERS: [(Variant, &str); 3] = [
     (Variant::Thread, "channel"),
 ];
 
-/// Step 2, for one size: round trips then streams, contenders alternating block by block.
-fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) -> Result<Series> {
+/// Step 2, for one size: round trips then streams, contenders alternating block by block; with
+/// `atomic`, a block of the atomic ping-pong after each block of round trips, added to it.
+fn measure(
+    report: &mut Report,
+    plan: &Plan,
+    bytes: u64,
+    atomic: &mut Option<LatencyRecorder>,
+    shutdown: &Shutdown,
+) -> Result<Series> {
     // The process contender: a region in a shared-memory object, a child on the other side.
     let fd = shm_object(region_len(bytes) as u64)?;
     let map = MmapOptions::new()
@@ -526,6 +546,16 @@ fn measure(report: &mut Report, plan: &Plan, bytes: u64, shutdown: &Shutdown) ->
                         series.rt_blocks[c].push(this.p50() as f64);
                     }
                 }
+                // The floor under any spinning hand-off, in the same alternation: the host may
+                // move the vCPUs during a run, and a ratio of figures from different moments
+                // would mislead.
+                if let Some(atomic) = atomic.as_mut() {
+                    let spun =
+                        atomic_ping_pong(plan.round_trips / plan.blocks, plan.placement.peer);
+                    if block > 0 {
+                        atomic.add(&spun);
+                    }
+                }
                 // Streams, one way: the far side checks each message and answers the end of
                 // the stream with a receipt.
                 if block == 0 {
@@ -598,9 +628,9 @@ const QUICK_MEMORY_COPY: usize = 8 << 20;
 
 /// Step 2b: what the hardware allows, in the same run. Single-core `memcpy` bandwidth, of 64 KiB
 /// blocks that stay in the cache and of buffers far larger than it (what "memcpy bandwidth"
-/// usually means: the memory's pace); and, with the sides on two CPUs, two threads spinning on
-/// one atomic (the cache-line ping-pong under every spinning hand-off) and blocks copied from
-/// one CPU to the other ([`measure_cross_core_copy`]).
+/// usually means: the memory's pace); and, with the sides on two CPUs, blocks copied from one
+/// CPU to the other ([`measure_cross_core_copy`]). (The atomic ping-pong runs beside the round
+/// trips, in [`measure`].)
 fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Result<()> {
     let through_memory = if plan.quick {
         QUICK_MEMORY_COPY
@@ -634,43 +664,40 @@ fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> R
     }
 
     if plan.pin != Pin::Split {
-        return Ok(()); // Two spinners placed by the scheduler may share a CPU: no baseline.
+        return Ok(()); // Two sides placed by the scheduler may share a CPU: no baseline.
     }
-    let word = std::sync::atomic::AtomicU64::new(0);
-    let n = plan.round_trips;
+    measure_cross_core_copy(report, plan)
+}
+
+/// Two threads, this one and one on `peer`, spinning on one atomic word: `n` round trips of a
+/// cache line, the floor under any spinning hand-off (with `--pin split`).
+fn atomic_ping_pong(n: u64, peer: Option<usize>) -> LatencyRecorder {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let word = AtomicU64::new(0);
     let mut lat = LatencyRecorder::new();
     std::thread::scope(|s| {
-        let peer = plan.placement.peer;
         let word = &word;
         s.spawn(move || {
             if let Some(cpu) = peer {
                 let _ = pin_current_thread(cpu);
             }
             for i in 0..n {
-                while word.load(std::sync::atomic::Ordering::Acquire) != 2 * i + 1 {
+                while word.load(Ordering::Acquire) != 2 * i + 1 {
                     std::hint::spin_loop();
                 }
-                word.store(2 * i + 2, std::sync::atomic::Ordering::Release);
+                word.store(2 * i + 2, Ordering::Release);
             }
         });
         for i in 0..n {
             let start = Instant::now();
-            word.store(2 * i + 1, std::sync::atomic::Ordering::Release);
-            while word.load(std::sync::atomic::Ordering::Acquire) != 2 * i + 2 {
+            word.store(2 * i + 1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 * i + 2 {
                 std::hint::spin_loop();
             }
             lat.record(start.elapsed());
         }
     });
-    report.measure(Measurement::histogram(
-        "round_trip",
-        Variant::Thread,
-        "atomic-spin",
-        json!({ "pin": "split" }),
-        &lat,
-        None,
-    ));
-    measure_cross_core_copy(report, plan)
+    lat
 }
 
 /// Step 2c (with `--pin split`): the bandwidth of bytes that *cross* cores, which every stream
