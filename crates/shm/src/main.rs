@@ -17,11 +17,12 @@
 //!    child, the name unlinked at once), two threads over the same ring code in ordinary memory,
 //!    two threads over crossbeam channels. Every message carries its sequence number and a
 //!    CRC-32 of its payload, both checked at the far end.
-//! 3. [`measure_baselines`]: one core's `memcpy` bandwidth, of blocks that stay in its cache
-//!    and of buffers larger than the caches; with `--pin split`, 64 KiB blocks copied from one
-//!    CPU to the other ([`measure_cross_core_copy`]), and two threads spinning on one atomic
-//!    ([`atomic_ping_pong`], in blocks alternating with the round trips of step 2): the floors
-//!    and ceilings the ring's figures are read against.
+//! 3. Baselines, in blocks alternating with step 2's: [`Baselines`], one core's `memcpy`
+//!    bandwidth, of blocks that stay in its cache and of buffers larger than the caches, and
+//!    with `--pin split` 64 KiB blocks copied from one CPU to the other ([`cross_core_copy`]),
+//!    between the stream blocks of one size; with `--pin split`, two threads spinning on one
+//!    atomic ([`atomic_ping_pong`]) between the round-trip blocks. The floors and ceilings the
+//!    ring's figures are read against.
 //! 4. [`judge_claims`].
 //!
 //! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
@@ -174,8 +175,19 @@ fn run(args: Args) -> Result<Outcome> {
         let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
         // On two CPUs, the atomic ping-pong is measured block by block beside the rings.
         let mut atomic = (plan.pin == Pin::Split).then(LatencyRecorder::new);
+        // The other baselines, beside the streams of the size the summary reads them against.
+        let mut baselines = Baselines::new(&plan);
+        let beside = stream_size_to_compare(&sizes);
         for &bytes in &sizes {
-            series.push(measure(&mut report, &plan, bytes, &mut atomic, shutdown)?);
+            let b = (bytes == beside).then_some(&mut baselines);
+            series.push(measure(
+                &mut report,
+                &plan,
+                bytes,
+                &mut atomic,
+                b,
+                shutdown,
+            )?);
         }
         if let Some(atomic) = atomic {
             report.measure(Measurement::histogram(
@@ -187,7 +199,7 @@ fn run(args: Args) -> Result<Outcome> {
                 None,
             ));
         }
-        measure_baselines(&mut report, &plan, shutdown)?;
+        baselines.report(&mut report);
     }
     judge_claims(&mut report, &series, shared_seen);
     report
@@ -387,12 +399,14 @@ const CONTENDERS: [(Variant, &str); 3] = [
 ];
 
 /// Step 2, for one size: round trips then streams, contenders alternating block by block; with
-/// `atomic`, a block of the atomic ping-pong after each block of round trips, added to it.
+/// `atomic`, a block of the atomic ping-pong after each block of round trips, added to it; with
+/// `baselines`, a block of each after each block of streams.
 fn measure(
     report: &mut Report,
     plan: &Plan,
     bytes: u64,
     atomic: &mut Option<LatencyRecorder>,
+    mut baselines: Option<&mut Baselines>,
     shutdown: &Shutdown,
 ) -> Result<Series> {
     // The process contender: a region in a shared-memory object, a child on the other side.
@@ -577,6 +591,13 @@ fn measure(
                     cpu_tp[c] += CpuClock::since(cpu_before, watch)?;
                     series.tp_blocks[c].push(mib_per_s(messages * bytes, took));
                 }
+                if let Some(baselines) = baselines.as_deref_mut() {
+                    shutdown.check()?;
+                    // A spinning echo spins on for up to PATIENCE after its last message: let
+                    // it fall asleep, so that the baselines have both CPUs to themselves.
+                    std::thread::sleep(2 * wait::PATIENCE);
+                    baselines.block(plan.blocks)?;
+                }
             }
             Ok(())
         })();
@@ -626,47 +647,119 @@ const MEMCPY_BYTES: u64 = 256 << 20;
 const MEMORY_COPY: usize = 64 << 20;
 const QUICK_MEMORY_COPY: usize = 8 << 20;
 
-/// Step 2b: what the hardware allows, in the same run. Single-core `memcpy` bandwidth, of 64 KiB
-/// blocks that stay in the cache and of buffers far larger than it (what "memcpy bandwidth"
-/// usually means: the memory's pace); and, with the sides on two CPUs, blocks copied from one
-/// CPU to the other ([`measure_cross_core_copy`]). (The atomic ping-pong runs beside the round
-/// trips, in [`measure`].)
-fn measure_baselines(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Result<()> {
-    let through_memory = if plan.quick {
-        QUICK_MEMORY_COPY
-    } else {
-        MEMORY_COPY
-    };
-    for block in [64 << 10, through_memory] {
-        shutdown.check()?;
-        // Both buffers written (not zeroed: zeroed pages are only promised) and copied once
-        // before the clock starts: no page fault is timed.
-        let (src, mut dst) = (vec![7u8; block], vec![1u8; block]);
+/// Step 2b: what the hardware allows, in the same run, a block at a time between the stream
+/// blocks of one size (the host's load and the vCPUs' placement change during a run: figures
+/// from another moment would mislead). One core's `memcpy`, of 64 KiB blocks that stay in its
+/// cache and of buffers far larger than it (what "memcpy bandwidth" usually means: the
+/// memory's pace); and, with the sides on two CPUs, 64 KiB blocks copied from one CPU to the
+/// other ([`cross_core_copy`]). (The atomic ping-pong runs beside the round trips.)
+struct Baselines {
+    /// One core's copies: in cache, through memory.
+    copies: [Copying; 2],
+    /// The cross-core copy's bytes and time, with `--pin split`.
+    cross_core: Option<(u64, Duration)>,
+    peer: Option<usize>,
+}
+
+/// One `memcpy` baseline: its buffers (written before any clock runs: no page fault is timed)
+/// and what its blocks copied, in how long, for how much CPU.
+struct Copying {
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    rounds: u64,
+    took: Duration,
+    cpu: Duration,
+}
+
+impl Copying {
+    fn new(len: usize) -> Copying {
+        // Both buffers written (zeroed pages are only promised) and copied once.
+        let (src, mut dst) = (vec![7u8; len], vec![1u8; len]);
         dst.copy_from_slice(&src);
-        let rounds = MEMCPY_BYTES / block as u64;
-        let cpu_before = CpuClock::now(&[])?;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            dst.copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
+        Copying {
+            src,
+            dst,
+            rounds: 0,
+            took: Duration::ZERO,
+            cpu: Duration::ZERO,
         }
-        let took = start.elapsed();
-        let per_op = cpu_ns_per_op(CpuClock::since(cpu_before, &[])?, rounds);
-        report.measure(Measurement::value(
-            "throughput",
-            Variant::Serial,
-            "memcpy",
-            json!({ "bytes": block }),
-            "MiB/s",
-            mib_per_s(MEMCPY_BYTES, took),
-            per_op,
-        ));
+    }
+}
+
+impl Baselines {
+    fn new(plan: &Plan) -> Baselines {
+        let through_memory = if plan.quick {
+            QUICK_MEMORY_COPY
+        } else {
+            MEMORY_COPY
+        };
+        Baselines {
+            copies: [Copying::new(64 << 10), Copying::new(through_memory)],
+            // Two sides placed by the scheduler may share a CPU: no cross-core figure then.
+            cross_core: (plan.pin == Pin::Split).then_some((0, Duration::ZERO)),
+            peer: plan.placement.peer,
+        }
     }
 
-    if plan.pin != Pin::Split {
-        return Ok(()); // Two sides placed by the scheduler may share a CPU: no baseline.
+    /// One block of each: `1 / blocks` of [`MEMCPY_BYTES`] per baseline.
+    fn block(&mut self, blocks: u64) -> Result<()> {
+        let bytes = MEMCPY_BYTES / blocks;
+        for c in &mut self.copies {
+            let rounds = (bytes / c.src.len() as u64).max(1);
+            let cpu_before = CpuClock::now(&[])?;
+            let start = Instant::now();
+            for _ in 0..rounds {
+                c.dst.copy_from_slice(std::hint::black_box(&c.src));
+                std::hint::black_box(&mut c.dst);
+            }
+            c.took += start.elapsed();
+            c.cpu += CpuClock::since(cpu_before, &[])?;
+            c.rounds += rounds;
+        }
+        if let Some((moved, took)) = &mut self.cross_core {
+            let n = (bytes / CROSS_BLOCK as u64).max(1);
+            *took += cross_core_copy(n, self.peer)?;
+            *moved += n * CROSS_BLOCK as u64;
+        }
+        Ok(())
     }
-    measure_cross_core_copy(report, plan)
+
+    fn report(&self, report: &mut Report) {
+        for c in &self.copies {
+            if c.rounds == 0 {
+                continue;
+            }
+            report.measure(Measurement::value(
+                "throughput",
+                Variant::Serial,
+                "memcpy",
+                json!({ "bytes": c.src.len() }),
+                "MiB/s",
+                mib_per_s(c.rounds * c.src.len() as u64, c.took),
+                cpu_ns_per_op(c.cpu, c.rounds),
+            ));
+        }
+        if let Some((moved, took)) = self.cross_core.filter(|&(moved, _)| moved > 0) {
+            report.measure(Measurement::value(
+                "throughput",
+                Variant::Thread,
+                "cross-core-copy",
+                json!({ "bytes": CROSS_BLOCK, "pin": "split" }),
+                "MiB/s",
+                mib_per_s(moved, took),
+                None,
+            ));
+        }
+    }
+}
+
+/// The message size whose streams the baselines run beside: the largest up to 64 KiB (a size
+/// a ring's slots keep in the caches), or the smallest there is.
+fn stream_size_to_compare(sizes: &[u64]) -> u64 {
+    let small = sizes.iter().copied().filter(|&b| b <= 64 << 10).max();
+    small
+        .or_else(|| sizes.iter().copied().min())
+        .unwrap_or(64 << 10)
 }
 
 /// Two threads, this one and one on `peer`, spinning on one atomic word: `n` round trips of a
@@ -700,28 +793,29 @@ fn atomic_ping_pong(n: u64, peer: Option<usize>) -> LatencyRecorder {
     lat
 }
 
+/// The cross-core copy's block.
+const CROSS_BLOCK: usize = 64 << 10;
+
 /// Step 2c (with `--pin split`): the bandwidth of bytes that *cross* cores, which every stream
-/// between two sides pays and single-core `memcpy` does not. One thread copies 64 KiB blocks
-/// into two buffers in turn, the other, on the other CPU, copies each out; no checksum, no
-/// ring. A checked stream through the ring is read against both baselines.
-fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
+/// between two sides pays and single-core `memcpy` does not. This thread copies `blocks` blocks
+/// of 64 KiB into two buffers in turn, a thread on `peer` copies each out; no checksum, no
+/// ring. Returns how long it took. A checked stream through the ring is read against both
+/// baselines.
+fn cross_core_copy(blocks: u64, peer: Option<usize>) -> Result<Duration> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
-    const BLOCK: usize = 64 << 10;
-    const BLOCKS: u64 = MEMCPY_BYTES / BLOCK as u64;
-    const _: () = assert!(BLOCKS > 0 && MEMCPY_BYTES.is_multiple_of(BLOCK as u64));
+    const BLOCK: usize = CROSS_BLOCK;
     let bufs = [Mutex::new(vec![0u8; BLOCK]), Mutex::new(vec![0u8; BLOCK])];
     let (filled, drained) = (AtomicU64::new(0), AtomicU64::new(0));
     let src = vec![7u8; BLOCK];
     let took = std::thread::scope(|s| {
         let (bufs, filled, drained) = (&bufs, &filled, &drained);
-        let peer = plan.placement.peer;
         let reader = s.spawn(move || {
             if let Some(cpu) = peer {
                 let _ = pin_current_thread(cpu);
             }
             let mut out = vec![0u8; BLOCK];
-            for k in 0..BLOCKS {
+            for k in 0..blocks {
                 while filled.load(Ordering::Acquire) <= k {
                     std::hint::spin_loop();
                 }
@@ -747,7 +841,7 @@ fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
             Ok(())
         };
         let start = Instant::now();
-        for k in 0..BLOCKS {
+        for k in 0..blocks {
             // Both buffers full: wait for the reader to drain the older one.
             wait_drained(k.saturating_sub(1))?;
             bufs[(k % 2) as usize]
@@ -756,19 +850,10 @@ fn measure_cross_core_copy(report: &mut Report, plan: &Plan) -> Result<()> {
                 .copy_from_slice(std::hint::black_box(&src));
             filled.store(k + 1, Ordering::Release);
         }
-        wait_drained(BLOCKS)?;
+        wait_drained(blocks)?;
         Ok::<_, anyhow::Error>(start.elapsed())
     })?;
-    report.measure(Measurement::value(
-        "throughput",
-        Variant::Thread,
-        "cross-core-copy",
-        json!({ "bytes": BLOCK, "pin": "split" }),
-        "MiB/s",
-        mib_per_s(BLOCKS * BLOCK as u64, took),
-        None,
-    ));
-    Ok(())
+    Ok(took)
 }
 
 /// The error for a broken exchange with the child (see `labkit::child::explain_break`).
@@ -960,17 +1045,19 @@ fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
         )
     };
     report.claim_observed("comm.process-needs-ipc", verdict, evidence);
-    // The stream against one core's memcpy, for the largest message at or under 64 KiB.
+    // The stream against one core's memcpy, measured beside it.
     let memcpy: Vec<&Measurement> = report
         .measurements
         .iter()
         .filter(|m| m.mechanism == "memcpy")
         .collect();
-    let stream = series
-        .iter()
-        .filter(|s| s.bytes <= 64 << 10)
-        .filter_map(|s| pick(report, "throughput", "shm-ring", s.bytes))
-        .next_back();
+    let sizes: Vec<u64> = series.iter().map(|s| s.bytes).collect();
+    let stream = pick(
+        report,
+        "throughput",
+        "shm-ring",
+        stream_size_to_compare(&sizes),
+    );
     if let (Some(stream), [in_cache, in_memory]) = (stream, memcpy.as_slice()) {
         let rate = stream.value.unwrap_or(0.0);
         let share = |m: &Measurement| 100.0 * rate / m.value.unwrap_or(f64::INFINITY);
