@@ -66,20 +66,7 @@ impl Peer {
         // and the closure allocates nothing (`pass` was built before the fork).
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before the line above: then no signal will come.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
+                die_with_parent(parent)?;
                 // A Ctrl-C goes to the whole process group; the parent alone decides what it
                 // ends, and the child ends when the parent closes its pipes. SIG_IGN, unlike
                 // a handler, survives exec, so the child is covered from its first instruction.
@@ -308,27 +295,30 @@ pub fn perf_bench_pipe(threads: bool, cpu: Option<usize>, loops: u64) -> Command
         cmd.arg("-T");
     }
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs in the forked child before exec: prctl, getppid and _exit are plain system
-    // calls, and nothing is allocated.
+    // SAFETY: runs in the forked child before exec: `die_with_parent` makes only plain system
+    // calls and allocates nothing.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || die_with_parent(parent));
     }
     cmd
+}
+
+/// In a child between fork and exec: be killed (SIGKILL) when the thread that forked us ends,
+/// and end at once if `parent` is already gone (then no signal would come). Only plain system
+/// calls (prctl, getppid, _exit), nothing allocated: safe after fork.
+fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
+    let signal = libc::SIGKILL as libc::c_ulong;
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getppid takes nothing and touches no memory.
+    if unsafe { libc::getppid() } != parent {
+        // SAFETY: _exit ends this forked child at once; it runs no destructor or atexit hook
+        // that could touch the parent's copied state.
+        unsafe { libc::_exit(1) };
+    }
+    Ok(())
 }
 
 /// The mean round trip, in ns, that `perf bench sched pipe` printed (its `usecs/op` line).
