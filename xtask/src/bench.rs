@@ -305,6 +305,10 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
     bar.finish_and_clear();
 
     let (figures, findings) = summary::gather(&reports);
+    // A verdict its own figures contradict would be a bug in the rule or in a topic: say so.
+    for f in &findings {
+        problems.extend(f.contradictions());
+    }
     let mut reference = Vec::new();
     for (variant, pin) in [
         ("process", "same"),
@@ -561,12 +565,12 @@ pub fn findings_table(s: &Summary) -> String {
         "claim".to_owned(),
         "topic".to_owned(),
         "verdict".to_owned(),
-        "ratio (median, min..max over runs)".to_owned(),
+        "ratio (median pair, interval, pairs)".to_owned(),
     ]];
     for f in &s.findings {
         rows.push(vec![
             f.id.clone(),
-            f.topic.clone(),
+            crate::report::topic_text(f),
             f.verdict.as_str().to_owned(),
             ratio_text(f),
         ]);
@@ -574,11 +578,16 @@ pub fn findings_table(s: &Summary) -> String {
     workspace::table(&rows)
 }
 
-/// `x2.10 (1.90..2.40)`, or `observed` for a yes/no claim.
+/// `x2.10 (95% x1.90..x2.40, 18 pairs)`, or `observed` for a yes/no claim.
 pub fn ratio_text(f: &summary::Finding) -> String {
-    match f.ratio {
-        Some(r) => format!("x{:.2} ({:.2}..{:.2})", r.median, r.min, r.max),
-        None => "observed".to_owned(),
+    match (f.ratio, f.interval, f.confidence) {
+        (Some(r), Some([lo, hi]), Some(c)) => format!(
+            "x{r:.2} ({:.0}% x{lo:.2}..x{hi:.2}, {} pairs)",
+            100.0 * c,
+            f.pairs()
+        ),
+        _ if f.basis == labkit::report::Basis::Measured => "no figures".to_owned(),
+        _ => "observed".to_owned(),
     }
 }
 

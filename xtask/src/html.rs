@@ -8,7 +8,7 @@ use labkit::Verdict;
 use labkit::claims::CLAIMS;
 
 use crate::plots;
-use crate::report::run_verdicts;
+use crate::report::{headline, run_verdicts, topic_text};
 use crate::summary::{self, Figure, Finding, Summary};
 
 /// `6.60 µs`, as the topics print durations.
@@ -97,15 +97,24 @@ pub fn markdown(s: &Summary) -> String {
     let _ = writeln!(
         out,
         "{}. `runs` lists each run's own verdict (H holds, N does not hold, I inconclusive).\n",
-        capital(summary::rule_text(s.runs))
+        capital(&summary::rule_text())
     );
     let _ = writeln!(out, "## Claims ledger\n");
     let _ = writeln!(
         out,
-        "| claim | topic | verdict | ratio, median (min..max) | runs | evidence (last run) |"
+        "| claim | topic | verdict | ratio, median pair (interval, pairs) | runs | evidence (pooled runs) |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for (info, found) in by_claim(s) {
+        if !found.is_empty() {
+            let _ = writeln!(
+                out,
+                "| `{}` {} | **{}** | | | | |",
+                info.id,
+                md_cell(info.seed),
+                md_cell(&headline(&found))
+            );
+        }
         if found.is_empty() {
             let _ = writeln!(
                 out,
@@ -121,7 +130,7 @@ pub fn markdown(s: &Summary) -> String {
                 "| `{}` {} | {} | **{}** | {} | {} | {} |",
                 info.id,
                 md_cell(info.seed),
-                f.topic,
+                topic_text(f),
                 f.verdict.as_str(),
                 ratio_cell(f),
                 run_verdicts(f),
@@ -249,21 +258,26 @@ pub fn page(s: &Summary) -> Result<String> {
         s.runs,
         esc(sizes(s)),
         esc(&s.host.describe()),
-        esc(&capital(summary::rule_text(s.runs)))
+        esc(&capital(&summary::rule_text()))
     );
     let _ = writeln!(
         out,
         "<h2>Claims ledger</h2>\n<table class=\"ledger\">\n<tr><th>claim</th><th>topic</th>\
-         <th>verdict</th><th>ratio, median (min..max)</th><th>runs</th><th>evidence (last \
-         run)</th></tr>"
+         <th>verdict</th><th>ratio, median pair (interval, pairs)</th><th>runs</th>\
+         <th>evidence (pooled runs)</th></tr>"
     );
     for (info, found) in by_claim(s) {
         let rows = found.len().max(1);
         let head = format!(
-            "<td rowspan=\"{rows}\" data-claim=\"{}\"><code>{}</code><br>{}</td>",
+            "<td rowspan=\"{rows}\" data-claim=\"{}\"><code>{}</code><br>{}{}</td>",
             info.id,
             info.id,
-            esc(info.seed)
+            esc(info.seed),
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!("<br><strong>{}</strong>", esc(&headline(&found)))
+            }
         );
         if found.is_empty() {
             let _ = writeln!(
@@ -277,7 +291,7 @@ pub fn page(s: &Summary) -> Result<String> {
                 out,
                 "<tr>{}<td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if i == 0 { head.as_str() } else { "" },
-                esc(&f.topic),
+                esc(&topic_text(f)),
                 verdict_class(f.verdict),
                 f.verdict.as_str(),
                 esc(&ratio_cell(f)),
@@ -455,6 +469,9 @@ pub(crate) mod tests {
         let mut reports = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("xtask/tests/data") {
             let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                continue; // A saved bench (see `summary::tests`), not a Report.
+            }
             let text = std::fs::read_to_string(&path).expect("a Report");
             let mut r: labkit::Report = serde_json::from_str(&text).expect("a valid Report");
             // `pipes-bytes-4096.json`: an extra point of a series, as bench keeps it.

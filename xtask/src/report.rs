@@ -78,7 +78,13 @@ pub fn run(args: &[String]) -> Result<bool> {
             if full || !rest.is_empty() || !o.topics.is_empty() {
                 usage("--from renders a saved bench as it is: no other flags or topics");
             }
-            let s = summary::load(&dir)?;
+            let mut s = summary::load(&dir)?;
+            // Checked again on reading: a saved bench may come from an older rule or by hand.
+            for p in s.findings.iter().flat_map(Finding::contradictions) {
+                if !s.problems.contains(&p) {
+                    s.problems.push(p);
+                }
+            }
             (dir, s)
         }
         None => {
@@ -108,13 +114,16 @@ pub fn ledger_text(s: &Summary) -> String {
         s.created,
         s.runs,
         if s.quick { "--quick" } else { "default" },
-        summary::rule_text(s.runs)
+        summary::rule_text()
     );
     let mut counts = [0usize; 3];
     let mut with_evidence = 0;
     for info in CLAIMS {
         let _ = writeln!(out, "{}: {}", info.id, info.seed);
         let found: Vec<&Finding> = s.findings.iter().filter(|f| f.id == info.id).collect();
+        if !found.is_empty() {
+            let _ = writeln!(out, "  => {}", headline(&found));
+        }
         if found.is_empty() {
             let _ = writeln!(
                 out,
@@ -128,8 +137,8 @@ pub fn ledger_text(s: &Summary) -> String {
             counts[verdict_index(f.verdict)] += 1;
             let _ = writeln!(
                 out,
-                "  {:<10} {:<13} {}  runs: {}",
-                f.topic,
+                "  {:<20} {:<13} {}  runs: {}",
+                topic_text(f),
                 f.verdict.as_str(),
                 bench::ratio_text(f),
                 run_verdicts(f)
@@ -160,6 +169,53 @@ pub fn ledger_text(s: &Summary) -> String {
     }
     out.push_str(&s.trouble_lines());
     out
+}
+
+/// `pipes (one CPU)`: the topic, and the placement where the finding has one.
+pub fn topic_text(f: &Finding) -> String {
+    match &f.placement {
+        Some(p) => format!("{} ({})", f.topic, labkit::report::placement_text(p)),
+        None => f.topic.clone(),
+    }
+}
+
+/// A claim's findings in one line that hides no disagreement: "holds in pipes (one CPU) and
+/// sockets; does not hold in shm (two CPUs)", or "holds in all 4 findings".
+pub fn headline(found: &[&Finding]) -> String {
+    let verdicts = [Verdict::Holds, Verdict::DoesNotHold, Verdict::Inconclusive];
+    if let [only] = verdicts
+        .iter()
+        .filter(|v| found.iter().any(|f| f.verdict == **v))
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        let word = verdict_words(**only);
+        return if found.len() == 1 {
+            format!("{word} in {}", topic_text(found[0]))
+        } else {
+            format!("{word} in all {} findings", found.len())
+        };
+    }
+    let parts: Vec<String> = verdicts
+        .iter()
+        .filter_map(|v| {
+            let where_: Vec<String> = found
+                .iter()
+                .filter(|f| f.verdict == *v)
+                .map(|f| topic_text(f))
+                .collect();
+            (!where_.is_empty()).then(|| format!("{} in {}", verdict_words(*v), where_.join(", ")))
+        })
+        .collect();
+    parts.join("; ")
+}
+
+fn verdict_words(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Holds => "holds",
+        Verdict::DoesNotHold => "does not hold",
+        Verdict::Inconclusive => "inconclusive",
+    }
 }
 
 fn verdict_index(v: Verdict) -> usize {

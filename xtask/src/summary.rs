@@ -9,13 +9,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use labkit::Verdict;
-use labkit::report::{Basis, Kind, Measurement, Report, Status};
-use labkit::verdict::Comparison;
+use labkit::report::{Basis, Claim, Kind, Measurement, Report, Status};
+use labkit::verdict::Test;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The version of `summary.json`'s shape.
-pub const SCHEMA: u32 = 1;
+/// The version of `summary.json`'s shape. 2: a finding pools its runs' block figures (`test`)
+/// and carries the interval, confidence and placement.
+pub const SCHEMA: u32 = 2;
 
 /// One bench: where it ran, what ran, and what came out.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -169,7 +170,7 @@ impl Figure {
     }
 }
 
-/// One claim of one topic (the n-th with the same id and compares) across the runs.
+/// One claim of one topic (the n-th with the same id, compares and placement) across the runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
@@ -177,29 +178,81 @@ pub struct Finding {
     pub topic: String,
     pub basis: Basis,
     pub compares: Vec<String>,
-    /// Which of the topic's claims with this id and compares (0 for the first).
+    /// `same` (one CPU) or `split` (two CPUs), for claims judged per placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// Which of the topic's claims with this id, compares and placement (0 for the first).
     pub ordinal: usize,
     pub verdict: Verdict,
-    /// Each run's own ratio (none: that run gave no ratio) and verdict.
+    /// Each counted run's own ratio (none: that run gave no ratio) and verdict.
     pub ratios: Vec<Option<f64>>,
     pub run_verdicts: Vec<Verdict>,
+    /// Runs left out because a check failed in them (1-based).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<usize>,
+    /// The median pair ratio over every counted run's block pairs, its interval and confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio: Option<Spread>,
-    /// The evidence sentence of the last run.
+    pub ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The counted runs' block figures, pooled: what decided the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Test>,
+    /// Measured: written from the pooled figures. Observed: the last counted run's, or why the
+    /// runs gave no verdict.
     pub evidence: String,
 }
 
 impl Finding {
-    /// `topic id [compares] #ordinal`, unique within a bench and stable across benches.
+    /// `topic id [compares] (placement) #ordinal`, unique within a bench and stable across
+    /// benches.
     pub fn id_text(&self) -> String {
         let mut s = format!("{} {}", self.topic, self.id);
         if !self.compares.is_empty() {
             s.push_str(&format!(" [{}]", self.compares.join(" vs ")));
         }
+        if let Some(p) = &self.placement {
+            s.push_str(&format!(" ({})", labkit::report::placement_text(p)));
+        }
         if self.ordinal > 0 {
             s.push_str(&format!(" #{}", self.ordinal + 1));
         }
         s
+    }
+
+    /// Pairs compared, for a measured finding.
+    pub fn pairs(&self) -> usize {
+        self.test.as_ref().map_or(0, |t| t.pairs().len())
+    }
+
+    /// Where this finding's verdict and its figures disagree (see [`Claim::contradictions`]).
+    pub fn contradictions(&self) -> Vec<String> {
+        if self.basis != Basis::Measured {
+            return Vec::new();
+        }
+        let Some(test) = &self.test else {
+            // No counted run: nothing was decided, so nothing can contradict.
+            return if self.verdict == Verdict::Inconclusive {
+                Vec::new()
+            } else {
+                vec![format!("{}: a verdict with no figures", self.id_text())]
+            };
+        };
+        let claim = Claim {
+            id: self.id_text(),
+            verdict: self.verdict,
+            basis: self.basis,
+            placement: self.placement.clone(),
+            ratio: self.ratio,
+            ratio_range: self.interval,
+            confidence: self.confidence,
+            compares: self.compares.clone(),
+            test: Some(test.clone()),
+            evidence: self.evidence.clone(),
+        };
+        claim.contradictions()
     }
 }
 
@@ -215,35 +268,17 @@ pub struct Reference {
     pub figure: Spread,
 }
 
-/// The verdict across runs. With three runs or more, the ratio of each run decides, as the
-/// block pairs do inside a run: holds when every run's ratio lies above `1 + MARGIN`, does not
-/// hold when every one lies below `1 / (1 + MARGIN)`, else inconclusive. With fewer runs
-/// (too few to be a spread), the runs' own verdicts must all agree. Observed claims: every
-/// run's verdict must agree. A measured claim with a run that gave no ratio: the runs'
-/// verdicts must agree too.
-pub fn verdict_across(basis: Basis, ratios: &[Option<f64>], verdicts: &[Verdict]) -> Verdict {
-    let agreed = match verdicts.split_first() {
-        Some((first, rest)) if rest.iter().all(|v| v == first) => *first,
-        _ => Verdict::Inconclusive,
-    };
-    let every: Option<Vec<f64>> = ratios.iter().copied().collect();
-    match every {
-        Some(r) if basis == Basis::Measured && r.len() >= labkit::verdict::MIN_PAIRS => {
-            Comparison::from_ratios(r).verdict
-        }
-        _ => agreed,
-    }
-}
-
-/// The rule [`verdict_across`] applies for a bench of `runs`, in words.
-pub fn rule_text(runs: usize) -> &'static str {
-    if runs >= labkit::verdict::MIN_PAIRS {
-        "a verdict across runs holds only when every run's ratio lies more than 3% beyond 1 on \
-         the claimed side (does not hold: every run on the other side; else inconclusive)"
-    } else {
-        "with fewer than 3 runs there is no spread to judge: a verdict across runs is the runs' \
-         own verdict when they all agree, else inconclusive"
-    }
+/// The rule a bench applies, in words: the same as inside a run, on the pooled block pairs.
+pub fn rule_text() -> String {
+    format!(
+        "each measured finding pools the block pairs of every run that passed its checks; it \
+         holds when the {:.0}% confidence interval of the median pair ratio (sign test) lies \
+         above the margin (x{:.2} unless the topic sets its own), does not hold when it lies \
+         below it (the opposite, no difference, or less than the margin), and is inconclusive \
+         otherwise; a yes/no finding must be the same in every run",
+        100.0 * labkit::verdict::CONFIDENCE,
+        labkit::verdict::MARGIN
+    )
 }
 
 /// Config keys that are measured, not set (spawn records the resident size it found): they
@@ -321,45 +356,103 @@ pub fn gather(reports: &[(bool, Report)]) -> (Vec<Figure>, Vec<Finding>) {
         })
         .collect();
 
-    type FindingKey = (String, String, Vec<String>, usize);
-    let mut findings: BTreeMap<FindingKey, Finding> = BTreeMap::new();
+    type FindingKey = (String, String, Vec<String>, Option<String>, usize);
+    let mut runs: BTreeMap<FindingKey, Vec<(usize, bool, &Claim)>> = BTreeMap::new();
     let mut order: Vec<FindingKey> = Vec::new();
+    let mut run_of: BTreeMap<String, usize> = BTreeMap::new();
     for (_, r) in reports.iter().filter(|(main, _)| *main) {
-        let mut seen: BTreeMap<(String, Vec<String>), usize> = BTreeMap::new();
+        let run = run_of.entry(r.topic.clone()).or_default();
+        *run += 1;
+        let passed = r.passed();
+        let mut seen: BTreeMap<(String, Vec<String>, Option<String>), usize> = BTreeMap::new();
         for c in &r.claims {
-            let n = seen.entry((c.id.clone(), c.compares.clone())).or_default();
-            let key = (r.topic.clone(), c.id.clone(), c.compares.clone(), *n);
+            let n = seen
+                .entry((c.id.clone(), c.compares.clone(), c.placement.clone()))
+                .or_default();
+            let key = (
+                r.topic.clone(),
+                c.id.clone(),
+                c.compares.clone(),
+                c.placement.clone(),
+                *n,
+            );
             *n += 1;
-            let f = findings.entry(key.clone()).or_insert_with(|| {
-                order.push(key.clone());
-                Finding {
-                    id: c.id.clone(),
-                    topic: r.topic.clone(),
-                    basis: c.basis,
-                    compares: c.compares.clone(),
-                    ordinal: key.3,
-                    verdict: Verdict::Inconclusive,
-                    ratios: Vec::new(),
-                    run_verdicts: Vec::new(),
-                    ratio: None,
-                    evidence: String::new(),
-                }
-            });
-            f.ratios.push(c.ratio);
-            f.run_verdicts.push(c.verdict);
-            f.evidence.clone_from(&c.evidence);
+            runs.entry(key.clone())
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push((*run, passed, c));
         }
     }
     let findings = order
         .into_iter()
-        .map(|key| {
-            let mut f = findings.remove(&key).expect("every key was inserted");
-            f.verdict = verdict_across(f.basis, &f.ratios, &f.run_verdicts);
-            f.ratio = Spread::of(&f.ratios.iter().flatten().copied().collect::<Vec<_>>());
-            f
-        })
+        .map(|key| finding(&key.0, key.4, &runs[&key]))
         .collect();
     (figures, findings)
+}
+
+/// One finding from the same claim in several runs: runs with a failed check are left out;
+/// the others' block figures are pooled and judged by the one rule (measured), or must agree
+/// (observed).
+fn finding(topic: &str, ordinal: usize, runs: &[(usize, bool, &Claim)]) -> Finding {
+    let first = runs[0].2;
+    let counted: Vec<&Claim> = runs.iter().filter(|r| r.1).map(|r| r.2).collect();
+    let mut f = Finding {
+        id: first.id.clone(),
+        topic: topic.to_owned(),
+        basis: first.basis,
+        compares: first.compares.clone(),
+        placement: first.placement.clone(),
+        ordinal,
+        verdict: Verdict::Inconclusive,
+        ratios: counted.iter().map(|c| c.ratio).collect(),
+        run_verdicts: counted.iter().map(|c| c.verdict).collect(),
+        left_out: runs.iter().filter(|r| !r.1).map(|r| r.0).collect(),
+        ratio: None,
+        interval: None,
+        confidence: None,
+        test: None,
+        evidence: String::new(),
+    };
+    if counted.is_empty() {
+        f.evidence = "inconclusive: every run failed a check, so none counts".to_owned();
+        return f;
+    }
+    if first.basis == Basis::Measured {
+        match Claim::pooled(&counted) {
+            Some(pooled) => {
+                f.verdict = pooled.verdict;
+                f.ratio = pooled.ratio;
+                f.interval = pooled.ratio_range;
+                f.confidence = pooled.confidence;
+                f.test = pooled.test;
+                f.evidence = pooled.evidence;
+            }
+            None => {
+                f.evidence = "inconclusive: the runs compared different things (their block \
+                              figures cannot be pooled)"
+                    .to_owned();
+            }
+        }
+        return f;
+    }
+    let last = counted[counted.len() - 1];
+    if counted.iter().all(|c| c.verdict == last.verdict) {
+        f.verdict = last.verdict;
+        f.evidence.clone_from(&last.evidence);
+    } else {
+        f.evidence = format!(
+            "inconclusive: the runs disagree ({}); the last run said: {}",
+            f.run_verdicts
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            last.evidence
+        );
+    }
+    f
 }
 
 /// Failed checks of a Report, as problems.
@@ -399,47 +492,103 @@ mod tests {
         assert!(Spread::of(&[]).is_none());
     }
 
+    fn report(topic: &str, verdict: Verdict, blocks: (&[f64], &[f64]), passed: bool) -> Report {
+        let mut r = Report::new(topic);
+        let test = Test::new("round trip", "ns", labkit::Better::Lower, "faster")
+            .favoured("threads", blocks.0)
+            .other("processes", blocks.1);
+        r.claims
+            .push(Claim::measured("comm.threads-faster", test, Vec::new()));
+        r.claim_observed("comm.process-needs-ipc", verdict, "seen");
+        r.check("nothing lost", passed, "");
+        r
+    }
+
     #[test]
-    fn verdict_across_runs_needs_every_run_on_one_side() {
+    fn a_bench_pools_block_pairs_and_leaves_out_failed_runs() {
         use Verdict::*;
-        let m = Basis::Measured;
-        let r = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
-        assert_eq!(verdict_across(m, &r(&[1.5, 2.0, 1.2]), &[Holds; 3]), Holds);
-        // A run's own verdict may be inconclusive: across runs, its ratio counts.
-        assert_eq!(
-            verdict_across(m, &r(&[1.5, 2.0, 1.2]), &[Holds, Inconclusive, Holds]),
-            Holds
+        // Three runs of three pairs: each alone is a 75% interval; pooled, nine pairs decide.
+        let reports = vec![
+            (true, report("t", Holds, (&[1.0; 3], &[2.0; 3]), true)),
+            (true, report("t", Holds, (&[1.0; 3], &[2.1; 3]), true)),
+            // A failed run whose figures say the opposite: left out, not pooled.
+            (
+                true,
+                report("t", DoesNotHold, (&[9.0; 3], &[1.0; 3]), false),
+            ),
+            (true, report("t", Holds, (&[1.0; 3], &[1.9; 3]), true)),
+        ];
+        let (_, findings) = gather(&reports);
+        let m = &findings[0];
+        assert_eq!(m.verdict, Holds, "{m:?}");
+        assert_eq!(m.left_out, vec![3]);
+        assert_eq!((m.pairs(), m.run_verdicts.len()), (9, 3));
+        assert!(m.confidence.unwrap() >= labkit::verdict::CONFIDENCE);
+        assert!(m.evidence.contains("over 9 pairs"), "{}", m.evidence);
+        assert!(m.contradictions().is_empty(), "{:?}", m.contradictions());
+        let o = &findings[1];
+        assert_eq!((o.verdict, o.run_verdicts.len()), (Holds, 3));
+    }
+
+    #[test]
+    fn observed_findings_must_agree_and_say_so_when_not() {
+        use Verdict::*;
+        let reports = vec![
+            (true, report("t", Holds, (&[1.0; 3], &[2.0; 3]), true)),
+            (true, report("t", DoesNotHold, (&[1.0; 3], &[2.0; 3]), true)),
+        ];
+        let (_, findings) = gather(&reports);
+        assert_eq!(findings[1].verdict, Inconclusive);
+        assert!(
+            findings[1].evidence.contains("disagree"),
+            "{}",
+            findings[1].evidence
         );
-        assert_eq!(
-            verdict_across(m, &r(&[1.5, 0.9, 1.2]), &[Holds; 3]),
-            Inconclusive
+    }
+
+    /// Every measured finding of a bench: its quoted figures on the side of its verdict.
+    fn check_bench(dir: &Path) -> Vec<String> {
+        let s = load(dir).expect("a saved bench");
+        s.findings
+            .iter()
+            .flat_map(Finding::contradictions)
+            .collect()
+    }
+
+    #[test]
+    fn a_saved_bench_whose_figures_contradict_its_verdict_fails() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/contradicting-bench");
+        let found = check_bench(&dir);
+        assert!(
+            found.iter().any(|p| p.contains("point the other way")),
+            "{found:?}"
         );
-        assert_eq!(
-            verdict_across(m, &r(&[0.5, 0.8, 0.9]), &[DoesNotHold; 3]),
-            DoesNotHold
-        );
-        // Within the margin is not a side.
-        assert_eq!(
-            verdict_across(m, &r(&[1.01, 1.5, 2.0]), &[Holds; 3]),
-            Inconclusive
-        );
-        // Fewer than three runs: the runs' verdicts must agree.
-        assert_eq!(verdict_across(m, &r(&[1.5]), &[Holds]), Holds);
-        assert_eq!(
-            verdict_across(m, &r(&[1.5, 1.6]), &[Holds, Inconclusive]),
-            Inconclusive
-        );
-        // A run without a ratio cannot be outvoted by the others' ratios.
-        let gap = [Some(1.5), None, Some(1.4), Some(1.6)];
-        assert_eq!(
-            verdict_across(m, &gap, &[Holds, Inconclusive, Holds, Holds]),
-            Inconclusive
-        );
-        let o = Basis::Observed;
-        assert_eq!(verdict_across(o, &[None, None], &[Holds, Holds]), Holds);
-        assert_eq!(
-            verdict_across(o, &[None, None], &[Holds, DoesNotHold]),
-            Inconclusive
-        );
+    }
+
+    #[test]
+    fn the_example_reports_make_a_bench_with_no_contradiction() {
+        let s = crate::html::tests::sample();
+        let measured = s.findings.iter().filter(|f| f.test.is_some()).count();
+        assert!(measured >= 10, "{measured} measured findings");
+        let found: Vec<String> = s
+            .findings
+            .iter()
+            .flat_map(Finding::contradictions)
+            .collect();
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_finding_whose_quoted_figures_contradict_its_verdict_is_caught() {
+        use Verdict::*;
+        let reports = vec![(
+            true,
+            report("t", Holds, (&[8704.0; 6], &[12970.0; 6]), true),
+        )];
+        let (_, mut findings) = gather(&reports);
+        assert!(findings[0].contradictions().is_empty());
+        // Evidence from one run, verdict from others: the shm bug this rule replaced.
+        findings[0].verdict = DoesNotHold;
+        assert!(!findings[0].contradictions().is_empty());
     }
 }

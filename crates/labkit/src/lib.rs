@@ -9,7 +9,7 @@
 //! | [`report`] | the Report of DESIGN.md (serde, both ways), its human rendering, and printing it |
 //! | [`exit`] | exit codes, usage errors, interrupted runs, and the one `finish` every `main` calls |
 //! | [`measure`] | latency histograms (ns), throughput, CPU time per operation |
-//! | [`verdict`] | alternating-block comparisons that yield holds / does-not-hold / inconclusive |
+//! | [`verdict`] | the one rule: block pairs, a confidence interval, holds / does-not-hold / inconclusive |
 //! | [`names`] | names for kernel objects, their creator ledger, and private temporary directories |
 //! | [`child`] | re-executed children that never outlive their parent, and liveness pipes |
 //! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
@@ -49,7 +49,7 @@ pub use cli::{CommonArgs, Pin, RoleArgs, Variant};
 pub use exit::{Interrupted, Outcome, UsageError, finish};
 pub use measure::{CpuClock, LatencyRecorder};
 pub use report::{Check, Claim, Measurement, Report};
-pub use verdict::{Comparison, Verdict};
+pub use verdict::{Better, Test, Verdict};
 
 /// The prefix of every name this project gives to a kernel object, temporary directory or ledger.
 pub const PREFIX: &str = "pvt";

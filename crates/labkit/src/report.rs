@@ -13,10 +13,12 @@ use serde_json::{Map, Value};
 use crate::cli::Variant;
 use crate::host::Host;
 use crate::measure::LatencyRecorder;
-use crate::verdict::{Comparison, Verdict};
+use crate::verdict::{Test, Verdict};
 
-/// The version of the Report's shape; bump it when a field changes meaning.
-pub const SCHEMA: u32 = 1;
+/// The version of the Report's shape; bump it when a field changes meaning. 2: a measured
+/// claim carries its `test` (both sides' block figures), its `confidence` and `placement`, and
+/// `ratio_range` is the confidence interval of the median pair ratio.
+pub const SCHEMA: u32 = 2;
 
 /// One topic's run: parameters, host, measurements, checks and claims.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,15 +106,120 @@ pub struct Claim {
     pub id: String,
     pub verdict: Verdict,
     pub basis: Basis,
+    /// Where the two sides ran, for claims judged per placement: `same` (one CPU) or `split`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
     /// How many times the side the claim favours wins (median over block pairs); > 1 supports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// The confidence interval of that median (see [`crate::verdict`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_range: Option<[f64; 2]>,
+    /// The probability that `ratio_range` covers the median pair ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// The measurements compared, as `name/variant/mechanism`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compares: Vec<String>,
+    /// A measured claim's block figures, side by side, and what the claim expects of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Test>,
     pub evidence: String,
+}
+
+impl Claim {
+    /// A measured claim decided by `test`, with the evidence written from its figures.
+    pub fn measured(id: &str, test: Test, compares: Vec<String>) -> Claim {
+        let j = test.judge();
+        Claim {
+            id: id.to_owned(),
+            verdict: j.verdict,
+            basis: Basis::Measured,
+            placement: None,
+            ratio: Some(j.ratio),
+            ratio_range: Some(j.interval),
+            confidence: Some(j.confidence),
+            compares,
+            evidence: test.evidence(),
+            test: Some(test),
+        }
+    }
+
+    /// The same claim judged over `runs` pooled: `None` when one of them is not measured, or
+    /// their tests compare different things.
+    pub fn pooled(runs: &[&Claim]) -> Option<Claim> {
+        let tests: Option<Vec<&Test>> = runs.iter().map(|c| c.test.as_ref()).collect();
+        let test = Test::pooled(tests?)?;
+        let first = runs.first()?;
+        let mut c = Claim::measured(&first.id, test, first.compares.clone());
+        c.placement.clone_from(&first.placement);
+        Some(c)
+    }
+
+    /// Where a measured claim's figures and verdict disagree: its verdict, ratio or interval
+    /// not what its test gives, or its evidence not quoting the figures that decided. Empty
+    /// for an observed claim.
+    pub fn contradictions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(test) = &self.test else {
+            if self.basis == Basis::Measured {
+                out.push(format!("measured claim {} has no test", self.id));
+            }
+            return out;
+        };
+        let j = test.judge();
+        if j.verdict != self.verdict {
+            out.push(format!(
+                "claim {} says {} but its figures give {}",
+                self.id,
+                self.verdict.as_str(),
+                j.verdict.as_str()
+            ));
+        }
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs());
+        let [lo, hi] = j.interval;
+        let range = self.ratio_range.unwrap_or([f64::NAN; 2]);
+        if !close(self.ratio, j.ratio)
+            || !close(Some(range[0]), lo)
+            || !close(Some(range[1]), hi)
+            || !close(self.confidence, j.confidence)
+        {
+            out.push(format!(
+                "claim {}: ratio, interval or confidence differ from its figures' (x{:.2}, \
+                 x{lo:.2}..x{hi:.2}, {:.3})",
+                self.id, j.ratio, j.confidence
+            ));
+        }
+        // The figures quoted must lie on the side of the verdict.
+        let (f, o) = test.medians();
+        let oriented = match test.better {
+            crate::verdict::Better::Lower => o / f,
+            crate::verdict::Better::Higher => f / o,
+        };
+        let side_ok = match self.verdict {
+            Verdict::Holds => oriented > 1.0,
+            Verdict::DoesNotHold => oriented < test.margin,
+            Verdict::Inconclusive => true,
+        };
+        if !side_ok {
+            out.push(format!(
+                "claim {} says {} but its quoted figures ({} {}, {} {}) point the other way",
+                self.id,
+                self.verdict.as_str(),
+                test.favoured.label,
+                crate::verdict::format_figure(f, &test.unit),
+                test.other.label,
+                crate::verdict::format_figure(o, &test.unit),
+            ));
+        }
+        if self.evidence != test.evidence() {
+            out.push(format!(
+                "claim {}: the evidence is not the one its figures give",
+                self.id
+            ));
+        }
+        out
+    }
 }
 
 impl Measurement {
@@ -257,23 +364,17 @@ impl Report {
         });
     }
 
-    /// Records a claim decided by a ratio of measurements.
+    /// Records a claim decided by `test` (see [`crate::verdict`]); the evidence is written
+    /// from its figures. Returns the claim, for a placement to be set.
     pub fn claim_measured(
         &mut self,
         id: &str,
-        comparison: &Comparison,
+        test: Test,
         compares: [&Measurement; 2],
-        evidence: impl Into<String>,
-    ) {
-        self.claims.push(Claim {
-            id: id.to_owned(),
-            verdict: comparison.verdict,
-            basis: Basis::Measured,
-            ratio: Some(comparison.ratio),
-            ratio_range: Some(comparison.range),
-            compares: compares.iter().map(|m| m.key()).collect(),
-            evidence: evidence.into(),
-        });
+    ) -> &mut Claim {
+        let compares = compares.iter().map(|m| m.key()).collect();
+        self.claims.push(Claim::measured(id, test, compares));
+        self.claims.last_mut().expect("just pushed")
     }
 
     /// Records a claim decided by an outcome of the run: `Holds` or `DoesNotHold` when it was
@@ -283,9 +384,12 @@ impl Report {
             id: id.to_owned(),
             verdict,
             basis: Basis::Observed,
+            placement: None,
             ratio: None,
             ratio_range: None,
+            confidence: None,
             compares: Vec::new(),
+            test: None,
             evidence: evidence.into(),
         });
     }
@@ -339,9 +443,7 @@ impl Report {
         }
         for c in &self.claims {
             if c.basis == Basis::Measured {
-                if c.ratio.is_none() || c.ratio_range.is_none() {
-                    problems.push(format!("measured claim {} lacks its ratio", c.id));
-                }
+                problems.extend(c.contradictions());
                 for key in &c.compares {
                     if self.find(key).is_none() {
                         problems.push(format!("claim {} compares unknown {key}", c.id));
@@ -466,16 +568,27 @@ impl Report {
             let _ = writeln!(s, "\nclaims");
             for c in &self.claims {
                 let ratio = match (c.ratio, c.ratio_range) {
-                    (Some(r), Some([lo, hi])) => {
-                        format!(" x{r:.2} (block pairs x{lo:.2} to x{hi:.2})")
-                    }
+                    (Some(r), Some([lo, hi])) => format!(" x{r:.2} (interval x{lo:.2}..x{hi:.2})"),
                     _ => " (observed)".to_owned(),
                 };
-                let _ = writeln!(s, "  {:<13} {}{ratio}", c.verdict.as_str(), c.id);
+                let at = c
+                    .placement
+                    .as_deref()
+                    .map_or_else(String::new, |p| format!(" [{}]", placement_text(p)));
+                let _ = writeln!(s, "  {:<13} {}{at}{ratio}", c.verdict.as_str(), c.id);
                 wrap_into(&mut s, &c.evidence);
             }
         }
         s
+    }
+}
+
+/// A placement as people say it: `one CPU`, `two CPUs`, `placed by the scheduler`.
+pub fn placement_text(pin: &str) -> &'static str {
+    match pin {
+        "same" => "one CPU",
+        "split" => "two CPUs",
+        _ => "placed by the scheduler",
     }
 }
 
@@ -599,15 +712,14 @@ mod tests {
     fn problems_find_a_duplicate_and_a_dangling_claim() {
         let mut r = sample();
         r.measurements.push(r.measurements[0].clone());
-        r.claims.push(Claim {
-            id: "x".into(),
-            verdict: Verdict::Holds,
-            basis: Basis::Measured,
-            ratio: Some(2.0),
-            ratio_range: Some([1.5, 2.5]),
-            compares: vec!["nothing/process/here".into()],
-            evidence: String::new(),
-        });
+        let test = Test::new("x", "ns", crate::Better::Lower, "faster")
+            .favoured("a", &[1.0; 6])
+            .other("b", &[2.0; 6]);
+        r.claims.push(Claim::measured(
+            "x",
+            test,
+            vec!["nothing/process/here".into()],
+        ));
         let problems = r.problems();
         assert!(
             problems.iter().any(|p| p.contains("appears twice")),
@@ -618,6 +730,36 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("unknown nothing/process/here")),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_claim_whose_figures_contradict_it_is_a_problem() {
+        let test = Test::new("stream", "MiB/s", crate::Better::Higher, "faster")
+            .favoured("threads", &[8704.0; 6])
+            .other("processes", &[12970.0; 6]);
+        let mut r = sample();
+        r.claims
+            .push(Claim::measured("x", test.clone(), Vec::new()));
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        // Said to hold, with figures that say the opposite: the shape check catches it.
+        r.claims[0].verdict = Verdict::Holds;
+        let problems = r.problems();
+        assert!(
+            problems.iter().any(|p| p.contains("point the other way")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("its figures give")),
+            "{problems:?}"
+        );
+        // Evidence not written from the figures: caught too.
+        let mut c = Claim::measured("x", test, Vec::new());
+        c.evidence = "threads were faster".into();
+        assert!(
+            c.contradictions().iter().any(|p| p.contains("evidence")),
+            "{:?}",
+            c.contradictions()
         );
     }
 

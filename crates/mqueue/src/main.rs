@@ -31,12 +31,12 @@ use clap::Parser;
 use crossbeam_channel::bounded;
 use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
-use labkit::measure::{cpu_ns_per_op, median, mib_per_s};
+use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::{Kind, reserve};
-use labkit::report::format_ns;
+use labkit::report::{format_bytes, format_ns};
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
     Variant, Verdict,
 };
 use serde_json::json;
@@ -52,8 +52,9 @@ const QUICK_ROUND_TRIPS: u64 = 300;
 const MESSAGES: u64 = 20_000;
 const QUICK_MESSAGES: u64 = 1_000;
 const MAX_COUNT: u64 = 100_000_000;
-/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
-const BLOCKS: u64 = 5;
+/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
+/// verdicts then say their lower confidence).
+const BLOCKS: u64 = 6;
 const QUICK_BLOCKS: u64 = 3;
 /// Queues one run holds at once (a pair, for round trips and then for streams), for the quota.
 const QUEUES_AT_ONCE: u64 = 2;
@@ -583,31 +584,29 @@ fn judge_claims(report: &mut Report, plan: &Plan, rt: &Blocks, tp: &Blocks) {
         get(report, "round_trip/process/mq"),
         get(report, "round_trip/thread/channel"),
     ) {
-        let cmp = Comparison::expect_lower(&rt[1], &rt[0]);
-        let evidence = format!(
-            "{}-byte round trip p50: threads over a channel {}, processes over message queues {}; {}",
-            plan.bytes,
-            format_ns(t.p50.unwrap_or(0) as f64),
-            format_ns(p.p50.unwrap_or(0) as f64),
-            cmp.describe("the channel", "the message queue", "faster")
-        );
-        report.claim_measured("comm.threads-faster", &cmp, [&p, &t], evidence);
+        let test = Test::new(
+            format!("round trip of {}", format_bytes(plan.bytes)),
+            "ns",
+            Better::Lower,
+            "faster",
+        )
+        .favoured("threads over a channel", &rt[1])
+        .other("processes over message queues", &rt[0]);
+        report.claim_measured("comm.threads-faster", test, [&p, &t]);
     }
     if let (Some(p), Some(t)) = (
         get(report, "throughput/process/mq"),
         get(report, "throughput/thread/channel"),
     ) {
-        let cmp = Comparison::expect_higher(&tp[1], &tp[0]);
-        let evidence = format!(
-            "streams of {}-byte messages: channel {:.0} MiB/s, message queue {:.0} MiB/s (block medians {:.0} vs {:.0}); {}",
-            plan.bytes,
-            t.value.unwrap_or(0.0),
-            p.value.unwrap_or(0.0),
-            median(&tp[1]),
-            median(&tp[0]),
-            cmp.describe("the channel", "the message queue", "faster")
-        );
-        report.claim_measured("comm.threads-faster", &cmp, [&p, &t], evidence);
+        let test = Test::new(
+            format!("stream of {} messages", format_bytes(plan.bytes)),
+            "MiB/s",
+            Better::Higher,
+            "faster",
+        )
+        .favoured("threads over a channel", &tp[1])
+        .other("processes over a message queue", &tp[0]);
+        report.claim_measured("comm.threads-faster", test, [&p, &t]);
     }
     let (verdict, evidence) = if report.passed() {
         (

@@ -47,8 +47,8 @@ use labkit::pin::{PinGuard, Placement};
 use labkit::report::format_bytes;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Variant, exit::usage,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    Test, Variant, exit::usage,
 };
 use serde_json::json;
 
@@ -68,8 +68,8 @@ const MAX_BYTES: u64 = 1 << 20;
 const TOTAL: u64 = 32 << 20;
 const QUICK_TOTAL: u64 = 1 << 20;
 const MAX_TOTAL: u64 = 16 << 30;
-/// Alternating blocks per contender (DESIGN: at least 5 at default size), and with `--quick`.
-const BLOCKS: u64 = 5;
+/// Alternating blocks per contender (6 reach a 95% interval in one run), and with `--quick`.
+const BLOCKS: u64 = 6;
 const QUICK_BLOCKS: u64 = 3;
 /// Round trips per contender before timing starts.
 const WARMUP: u64 = 200;
@@ -748,43 +748,28 @@ fn judge_claims(
         format_bytes(plan.total)
     );
     if let Some(([p, t], [process, channel])) = process_vs_channel(report, latency, "round_trip") {
-        let cmp = Comparison::expect_lower(&t, &p);
-        let thread_pipe = report
-            .find("round_trip/thread/pipe")
-            .and_then(|m| m.p50)
-            .map_or_else(String::new, |v| {
-                format!(
-                    " (two threads over the same pipes: {})",
-                    labkit::report::format_ns(v as f64)
-                )
-            });
-        let evidence = format!(
-            "round trip p50: threads over a channel {}, processes over pipes {}{thread_pipe}; {}",
-            labkit::report::format_ns(channel.p50.unwrap_or(0) as f64),
-            labkit::report::format_ns(process.p50.unwrap_or(0) as f64),
-            cmp.describe("the channel", "the pipe between processes", "faster"),
-        );
-        summary.push_str(&format!(
-            "; per round trip, {}",
-            cmp.describe(
-                "the channel between threads",
-                "the pipe between processes",
-                "faster"
-            )
-        ));
-        report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
+        let test = Test::new(
+            format!("round trip of {}", format_bytes(plan.bytes as u64)),
+            "ns",
+            Better::Lower,
+            "faster",
+        )
+        .favoured("threads over a channel", &t)
+        .other("processes over pipes", &p);
+        summary.push_str(&format!("; per round trip, {}", test.headline()));
+        report.claim_measured("comm.threads-faster", test, [&process, &channel]);
     }
     if let Some(([p, t], [process, channel])) = process_vs_channel(report, throughput, "throughput")
     {
-        let cmp = Comparison::expect_higher(&t, &p);
-        let evidence = format!(
-            "stream of 64 KiB writes: threads over a channel {:.0} MiB/s, processes over a pipe \
-             {:.0} MiB/s; {}",
-            channel.value.unwrap_or(0.0),
-            process.value.unwrap_or(0.0),
-            cmp.describe("the channel", "the pipe between processes", "faster"),
-        );
-        report.claim_measured("comm.threads-faster", &cmp, [&process, &channel], evidence);
+        let test = Test::new(
+            format!("stream of {} in 64 KiB writes", format_bytes(plan.total)),
+            "MiB/s",
+            Better::Higher,
+            "faster",
+        )
+        .favoured("threads over a channel", &t)
+        .other("processes over a pipe", &p);
+        report.claim_measured("comm.threads-faster", test, [&process, &channel]);
     }
     if processes_ran {
         // A failed check means this run cannot say how the data travelled: no finding either way.

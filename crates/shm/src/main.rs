@@ -49,8 +49,8 @@ use labkit::pin::{PinGuard, Placement, pin_current_thread};
 use labkit::report::{format_bytes, format_ns};
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Variant, Verdict,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    Test, Variant, Verdict,
 };
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
@@ -75,8 +75,9 @@ const RT_BYTES: u64 = 8 << 20;
 /// … but never below this many.
 const MIN_ROUND_TRIPS: u64 = 50;
 const QUICK_MIN_ROUND_TRIPS: u64 = 10;
-/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
-const BLOCKS: u64 = 5;
+/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
+/// verdicts then say their lower confidence).
+const BLOCKS: u64 = 6;
 const QUICK_BLOCKS: u64 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -993,42 +994,35 @@ fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
             ) else {
                 continue;
             };
-            let cmp = if lower {
-                Comparison::expect_lower(&blocks[1], &blocks[0])
-            } else {
-                Comparison::expect_higher(&blocks[1], &blocks[0])
-            };
-            let figure = |m: &Measurement| {
-                if lower {
-                    format_ns(m.p50.unwrap_or(0) as f64)
-                } else {
-                    format!("{:.0} MiB/s", m.value.unwrap_or(0.0))
-                }
-            };
-            let chan = pick(report, name, "channel", s.bytes)
-                .map(|m| figure(&m))
-                .unwrap_or_default();
-            let evidence = format!(
-                "{} messages, {name}: the same ring between threads {}, between processes over shared memory {} \
-                 (a channel between threads: {chan}); {}",
-                format_bytes(s.bytes),
-                figure(&t),
-                figure(&p),
-                cmp.describe(
-                    "the ring between threads",
-                    "the ring between processes",
-                    "faster"
+            let what = if lower {
+                format!(
+                    "round trip of {} through the same ring",
+                    format_bytes(s.bytes)
                 )
-            );
+            } else {
+                format!(
+                    "stream of {} messages through the same ring",
+                    format_bytes(s.bytes)
+                )
+            };
+            let (unit, better) = if lower {
+                ("ns", Better::Lower)
+            } else {
+                ("MiB/s", Better::Higher)
+            };
+            let test = Test::new(what, unit, better, "faster")
+                .favoured("threads", &blocks[1])
+                .other("processes over shared memory", &blocks[0]);
             if name == "round_trip" {
+                let (t, p) = test.medians();
                 summary.push(format!(
                     "{} {} vs {}",
                     format_bytes(s.bytes),
-                    figure(&p),
-                    figure(&t)
+                    format_ns(p),
+                    format_ns(t)
                 ));
             }
-            report.claim_measured("comm.threads-faster", &cmp, [&p, &t], evidence);
+            report.claim_measured("comm.threads-faster", test, [&p, &t]);
         }
     }
     let (verdict, evidence) = if report.passed() && shared_seen {

@@ -47,13 +47,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use labkit::child::{Alive, Far, Peer, Watch, explain_break, liveness};
 use labkit::exit::usage;
-use labkit::measure::{block_sizes, cpu_ns_per_op, median, mib_per_s};
+use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, format_ns};
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
     Variant, Verdict,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -77,8 +77,9 @@ const MAX_TOTAL: u64 = 16 << 30;
 const STREAM_FRAME: usize = 64 * 1024;
 /// Buffers the channel contender keeps in flight in a stream.
 const CHANNEL_BUFFERS: usize = 4;
-/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
-const BLOCKS: u64 = 5;
+/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
+/// verdicts then say their lower confidence).
+const BLOCKS: u64 = 6;
 const QUICK_BLOCKS: u64 = 3;
 /// The server under load: clients, requests per client per block, requests per connection.
 const CLIENTS: u64 = 8;
@@ -1239,31 +1240,21 @@ fn judge_claims(
         find(Variant::Process, Mech::Socketpair).zip(find(Variant::Thread, Mech::Channel))
     };
     if let Some(((p, pm), (t, tm))) = pair(latency, "round_trip", report) {
-        let cmp = Comparison::expect_lower(&t, &p);
-        let evidence = format!(
-            "{}-byte round trip p50: threads over a channel {}, processes over a socketpair {} \
-             (TCP {}, Unix datagram {}); {}",
-            plan.bytes,
-            p50(report, "round_trip/thread/channel"),
-            p50(report, "round_trip/process/socketpair"),
-            p50(report, "round_trip/process/tcp"),
-            p50(report, "round_trip/process/unix-dgram"),
-            cmp.describe("the channel", "the socketpair between processes", "faster")
-        );
-        report.claim_measured("comm.threads-faster", &cmp, [&pm, &tm], evidence);
+        let test = Test::new(
+            format!("round trip of {}", format_bytes(plan.bytes as u64)),
+            "ns",
+            Better::Lower,
+            "faster",
+        )
+        .favoured("threads over a channel", &t)
+        .other("processes over a socketpair", &p);
+        report.claim_measured("comm.threads-faster", test, [&pm, &tm]);
     }
     if let Some(((p, pm), (t, tm))) = pair(throughput, "throughput", report) {
-        let cmp = Comparison::expect_higher(&t, &p);
-        let evidence = format!(
-            "streams of 64 KiB frames: channel {:.0} MiB/s, socketpair between processes {:.0} \
-             MiB/s (block medians {:.0} vs {:.0}); {}",
-            tm.value.unwrap_or(0.0),
-            pm.value.unwrap_or(0.0),
-            median(&t),
-            median(&p),
-            cmp.describe("the channel", "the socketpair", "faster")
-        );
-        report.claim_measured("comm.threads-faster", &cmp, [&pm, &tm], evidence);
+        let test = Test::new("stream of 64 KiB frames", "MiB/s", Better::Higher, "faster")
+            .favoured("threads over a channel", &t)
+            .other("processes over a socketpair", &p);
+        report.claim_measured("comm.threads-faster", test, [&pm, &tm]);
     }
     let processes_ran = latency.iter().any(|(c, _)| c.variant == Variant::Process);
     if processes_ran {
@@ -1306,50 +1297,38 @@ fn judge_claims(
             report.find(&key(fork, "requests_per_s")).cloned(),
             report.find(&key(pool, "requests_per_s")).cloned(),
         ) {
-            let cmp = Comparison::expect_higher(&pool.rates, &fork.rates);
-            let per_conn = find(Model::ThreadPerConnection)
-                .map(|l| {
-                    format!(
-                        ", thread-per-connection {:.0}",
-                        l.requests as f64 / l.elapsed.as_secs_f64()
-                    )
-                })
-                .unwrap_or_default();
-            let evidence = format!(
-                "echo server, {} clients, {} requests per connection: thread-pool {:.0} req/s, \
-                 fork-per-connection {:.0} req/s{per_conn}; CPU per request {} vs {}; {}",
-                plan.clients,
-                plan.per_connection,
-                pm.value.unwrap_or(0.0),
-                fm.value.unwrap_or(0.0),
-                pm.cpu_ns_per_op.map_or_else(|| "-".to_owned(), format_ns),
-                fm.cpu_ns_per_op.map_or_else(|| "-".to_owned(), format_ns),
-                cmp.describe("the thread pool", "fork-per-connection", "faster")
-            );
+            let test = Test::new(
+                format!(
+                    "echo server, {} clients, {} requests per connection",
+                    plan.clients, plan.per_connection
+                ),
+                "req/s",
+                Better::Higher,
+                "faster",
+            )
+            .favoured("a thread pool", &pool.rates)
+            .other("fork-per-connection", &fork.rates);
             summary.push_str(&format!(
                 "; an echo server with {} clients served {:.0} req/s from a thread pool, {:.0} forking per connection",
                 plan.clients,
                 pm.value.unwrap_or(0.0),
                 fm.value.unwrap_or(0.0)
             ));
-            report.claim_measured("usecase.shared-data", &cmp, [&fm, &pm], evidence);
+            report.claim_measured("usecase.shared-data", test, [&fm, &pm]);
         }
         if let (Some(fm), Some(pm)) = (
             report.find(&key(fork, "peak_pss")).cloned(),
             report.find(&key(pool, "peak_pss")).cloned(),
         ) {
-            let cmp = Comparison::expect_lower(&pool.pss_peaks, &fork.pss_peaks);
-            let evidence = format!(
-                "peak memory of the server with its children, PSS (each shared page counted \
-                 once): thread-pool {} in one process, fork-per-connection {} in up to {} \
-                 processes (their RSS summed: {}, counting shared pages once per process); {}",
-                format_bytes(pool.peak.pss_kib * 1024),
-                format_bytes(fork.peak.pss_kib * 1024),
-                fork.peak.processes,
-                format_bytes(fork.peak.rss_kib * 1024),
-                cmp.describe("the thread pool", "fork-per-connection", "smaller")
-            );
-            report.claim_measured("usecase.shared-data", &cmp, [&fm, &pm], evidence);
+            let test = Test::new(
+                "peak memory of the server with its children, PSS (each shared page counted once)",
+                "KiB",
+                Better::Lower,
+                "smaller",
+            )
+            .favoured("a thread pool", &pool.pss_peaks)
+            .other("fork-per-connection", &fork.pss_peaks);
+            report.claim_measured("usecase.shared-data", test, [&fm, &pm]);
         }
     }
     summary.push_str(if report.passed() {

@@ -34,7 +34,7 @@ use labkit::measure::{block_sizes, cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, Comparison, CpuClock, LatencyRecorder, Measurement, Outcome, Report, Variant,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, Test, Variant,
 };
 use serde_json::json;
 
@@ -52,8 +52,9 @@ const MAX_MAX_RSS: u64 = 16 << 10;
 const RSS_STEPS: [u64; 6] = [1, 8, 64, 512, 4096, 16384];
 /// Creations per mechanism at each parent size.
 const RSS_ITERATIONS: u64 = 30;
-/// Alternating blocks (DESIGN: at least 5 at default size), and with `--quick`.
-const BLOCKS: u64 = 5;
+/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
+/// verdicts then say their lower confidence).
+const BLOCKS: u64 = 6;
 const QUICK_BLOCKS: u64 = 3;
 /// Idle units per memory round.
 const UNITS: usize = 16;
@@ -411,58 +412,40 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
             .expect("every way ran")
     };
     let (fork, thread) = (find("fork"), find("thread-spawn"));
-    let cmp = Comparison::expect_lower(&thread.block_p50s, &fork.block_p50s);
+    let test = Test::new(
+        "create and wait for one unit",
+        "ns",
+        Better::Lower,
+        "cheaper",
+    )
+    .favoured("a thread", &thread.block_p50s)
+    .other("a fork", &fork.block_p50s);
     let p50 = |m: &str| format_ns(find(m).latency.p50() as f64);
-    let pool = report
-        .find("create/thread/rayon-task")
-        .and_then(|m| m.p50)
-        .map_or_else(String::new, |v| {
-            format!(
-                "; a task on an existing rayon pool: {}",
-                format_ns(v as f64)
-            )
-        });
-    let rss_note = rss_growth(report);
-    let evidence = format!(
-        "create and wait, p50: fork {}, fork+exec {}, posix_spawn {}, Command {} (std uses \
-         posix_spawn where it can); thread spawn+join {}, scoped thread {}, bare pthread_create \
-         {}{pool}; {}{rss_note}",
-        p50("fork"),
-        p50("fork-exec"),
-        p50("posix_spawn"),
-        p50("command"),
-        p50("thread-spawn"),
-        p50("scoped-thread"),
-        p50("pthread"),
-        cmp.describe("a thread", "a fork", "cheaper")
-    );
     let mem = |r: &Report, key: &str| r.find(key).cloned();
     if let (Some(fm), Some(tm)) = (
         mem(report, "create/process/fork"),
         mem(report, "create/thread/thread-spawn"),
     ) {
-        report.claim_measured("overhead.process-creation", &cmp, [&fm, &tm], evidence);
+        report.claim_measured("overhead.process-creation", test, [&fm, &tm]);
     }
 
-    let mcmp = Comparison::expect_lower(&memory[1], &memory[0]);
+    let test = Test::new(
+        format!("memory added per idle unit, {UNITS} at a time (PSS and page tables)"),
+        "KiB",
+        Better::Lower,
+        "smaller",
+    )
+    .favoured("a thread", &memory[1])
+    .other("a process", &memory[0]);
     if let (Some(pm), Some(tm)) = (
         mem(report, "memory_per_unit/process/fork"),
         mem(report, "memory_per_unit/thread/thread-spawn"),
     ) {
-        let evidence = format!(
-            "{UNITS} idle units at a time: a forked child added {:.0} KiB (its PSS, its share of \
-             copy-on-write pages, and its page tables), a thread {:.1} KiB (the touched part of its \
-             stack; glibc reuses the stacks of joined threads); each also has a kernel stack and \
-             task that /proc does not count; {}",
-            pm.value.unwrap_or(0.0),
-            tm.value.unwrap_or(0.0),
-            mcmp.describe("a thread", "a process", "smaller")
-        );
-        report.claim_measured("overhead.process-memory", &mcmp, [&pm, &tm], evidence);
+        report.claim_measured("overhead.process-memory", test, [&pm, &tm]);
     }
     report.summary = format!(
         "creating and waiting for a unit, p50: fork {}, posix_spawn {}, thread {}; memory per \
-         idle unit: process {:.0} KiB, thread {:.0} KiB{}",
+         idle unit: process {:.0} KiB, thread {:.0} KiB{}{}",
         p50("fork"),
         p50("posix_spawn"),
         p50("thread-spawn"),
@@ -472,6 +455,7 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
         mem(report, "memory_per_unit/thread/thread-spawn")
             .and_then(|m| m.value)
             .unwrap_or(0.0),
+        rss_growth(report),
         if report.passed() {
             "."
         } else {
