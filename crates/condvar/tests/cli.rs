@@ -35,7 +35,7 @@ fn bad_flags_exit_2_naming_the_limit() {
         &[
             (&["--messages", "0"], "at least 1"),
             (&["--messages", "10000001"], "at most 10000000"),
-            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--pin", "same"], "is not offered"),
             (&["--variant", "process"], "runs both"),
             (&["--notify"], "--notify"),
         ],

@@ -34,8 +34,11 @@ impl Variant {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pin {
-    /// Leave placement to the scheduler.
+    /// Both placements in turn, `same` then `split`, each judged on its own (the default).
     #[default]
+    Each,
+    /// Leave placement to the scheduler: figures shown, no verdict (it changes from block to
+    /// block).
     None,
     /// Both sides on one CPU: every hand-off is a context switch.
     Same,
@@ -47,10 +50,25 @@ impl Pin {
     /// The name used in Reports and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
+            Pin::Each => "each",
             Pin::None => "none",
             Pin::Same => "same",
             Pin::Split => "split",
         }
+    }
+
+    /// The placements a run with this flag measures, in order.
+    pub fn placements(self) -> Vec<Pin> {
+        match self {
+            Pin::Each => vec![Pin::Same, Pin::Split],
+            one => vec![one],
+        }
+    }
+
+    /// Whether claims are judged at this placement: at `same` and `split`, never at the
+    /// scheduler's, which may put the two sides on one CPU in one block and on two in the next.
+    pub fn judged(self) -> bool {
+        matches!(self, Pin::Same | Pin::Split)
     }
 }
 
@@ -70,9 +88,10 @@ pub struct CommonArgs {
     #[arg(long, value_enum, value_name = "SIDE")]
     pub variant: Vec<Variant>,
 
-    /// Placement of the two sides: `none` (the scheduler decides), `same` (one CPU) or `split`
-    /// (two CPUs, chosen from the CPUs this process may use).
-    #[arg(long, value_enum, default_value_t = Pin::None, value_name = "PLACEMENT")]
+    /// Placement of the two sides: `each` (`same`, then `split`, each judged), `same` (one
+    /// CPU), `split` (two CPUs, chosen from the CPUs this process may use) or `none` (the
+    /// scheduler decides: figures shown, no verdict).
+    #[arg(long, value_enum, default_value_t = Pin::Each, value_name = "PLACEMENT")]
     pub pin: Pin,
 }
 
@@ -82,13 +101,14 @@ impl CommonArgs {
         self.variant.is_empty() || self.variant.contains(&variant)
     }
 
-    /// For a topic that places nothing on CPUs: `--pin` must be `none`.
+    /// For a topic that places nothing on CPUs: `--pin` must be left alone (or `none`).
     pub fn refuse_pin(&self, topic: &str) -> Result<(), crate::UsageError> {
-        if self.pin == Pin::None {
+        if matches!(self.pin, Pin::Each | Pin::None) {
             Ok(())
         } else {
             Err(crate::UsageError(format!(
-                "{topic} leaves placement to the scheduler; --pin must be `none`"
+                "{topic} leaves placement to the scheduler; --pin {} is not offered",
+                self.pin.as_str()
             )))
         }
     }

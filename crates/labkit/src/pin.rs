@@ -22,6 +22,9 @@ fn cpus_of(tid: Pid) -> io::Result<Vec<usize>> {
         .collect())
 }
 
+/// The placements of a run, each with its CPUs, in order.
+pub type Placements = Vec<(Pin, Placement)>;
+
 /// Where the two sides of an exchange run: `None` leaves it to the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
@@ -30,11 +33,30 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Every placement `pin` asks for, with its CPUs, in order; and, for `each` on a machine
+    /// that allows one CPU, why `split` was left out. A placement asked for by name that this
+    /// machine cannot give is a usage error.
+    pub fn each(pin: Pin) -> anyhow::Result<(Placements, Option<String>)> {
+        let mut placements = Vec::new();
+        let mut left_out = None;
+        for one in pin.placements() {
+            match Placement::choose(one) {
+                Ok(p) => placements.push((one, p)),
+                Err(e) if pin == Pin::Each => left_out = Some(format!("{e:#}")),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((placements, left_out))
+    }
+
     /// The placement `pin` asks for, or a usage error naming what this machine allows.
     pub fn choose(pin: Pin) -> anyhow::Result<Placement> {
         use anyhow::Context;
         let allowed = allowed_cpus().context("sched_getaffinity")?;
         match (pin, allowed.as_slice()) {
+            (Pin::Each, _) => Err(anyhow::anyhow!(
+                "--pin each is two placements: see Placement::each"
+            )),
             (Pin::None, _) => Ok(Placement {
                 main: None,
                 peer: None,
@@ -117,6 +139,9 @@ mod tests {
             Err(e) => assert!(allowed.len() < 2 && e.to_string().contains("needs 2")),
         }
         assert_eq!(Placement::choose(Pin::None).unwrap().main, None);
+        let (each, left_out) = Placement::each(Pin::Each).unwrap();
+        assert_eq!(each[0], (Pin::Same, same));
+        assert_eq!(each.len() == 2, left_out.is_none());
     }
 
     #[test]

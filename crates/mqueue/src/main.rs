@@ -33,11 +33,12 @@ use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::{Kind, reserve};
-use labkit::report::{format_bytes, format_ns};
+use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
-    Variant, Verdict,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
+    Test, Variant, Verdict,
 };
 use serde_json::json;
 
@@ -99,20 +100,24 @@ fn main() -> ExitCode {
     labkit::finish("mqueue", run(args))
 }
 
-/// The sizes of this run, validated against the kernel's limits.
+/// The sizes of this run, validated against the kernel's limits, and the placement of one
+/// round of steps 2 and 3.
+#[derive(Clone)]
 struct Plan {
     bytes: u64,
     depth: u64,
     round_trips: u64,
     messages: u64,
     blocks: u64,
+    pin: Pin,
+    cpus: Placement,
 }
 
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.refuse_pin("mqueue")?;
     common.require_both_sides("mqueue")?;
+    let (placements, left_out) = Placement::each(common.pin)?;
     let mut report = Report::new("mqueue");
     let limits = read_limits(&mut report)?;
     let plan = Plan {
@@ -129,6 +134,9 @@ fn run(args: Args) -> Result<Outcome> {
             MESSAGES
         }),
         blocks: if common.quick { QUICK_BLOCKS } else { BLOCKS },
+        // Set per round below.
+        pin: Pin::None,
+        cpus: Placement::choose(Pin::None)?,
     };
     check_plan(&plan, &limits)?;
     report.param("bytes", plan.bytes);
@@ -136,11 +144,30 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("messages", plan.messages);
     report.param("round_trips", plan.round_trips);
     report.param("blocks", plan.blocks);
+    report.param("pin", common.pin.as_str());
+    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
+    report.param("placement", described.join("; "));
+    if let Some(why) = left_out {
+        report.skip("round trips and streams on two CPUs", why);
+    }
 
-    let rt = measure_round_trips(&mut report, &plan, shutdown)?;
-    let tp = measure_streams(&mut report, &plan, shutdown)?;
+    let mut rounds = Vec::new();
+    for (pin, cpus) in placements {
+        let at = Plan {
+            pin,
+            cpus,
+            ..plan.clone()
+        };
+        // The main thread is one side of every exchange; the pin is undone after the timing.
+        let _pin = PinGuard::pin(cpus.main).context("sched_setaffinity (main thread)")?;
+        rounds.push((
+            pin,
+            measure_round_trips(&mut report, &at, shutdown)?,
+            measure_streams(&mut report, &at, shutdown)?,
+        ));
+    }
     show_semantics(&mut report, &plan)?;
-    judge_claims(&mut report, &plan, &rt, &tp);
+    judge_claims(&mut report, &plan, &rounds);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -207,7 +234,12 @@ fn queue_pair(plan: &Plan) -> Result<([Queue; 2], Vec<labkit::names::Reservation
 fn start_child(role: &str, plan: &Plan) -> Result<([Queue; 2], RefCell<Peer>)> {
     let ([to_child, from_child], reservations) = queue_pair(plan)?;
     let extra = ["--bytes".to_owned(), plan.bytes.to_string()];
-    let peer = Peer::spawn(role, &[to_child.as_fd(), from_child.as_fd()], None, &extra)?;
+    let peer = Peer::spawn(
+        role,
+        &[to_child.as_fd(), from_child.as_fd()],
+        plan.cpus.peer,
+        &extra,
+    )?;
     // The child inherited both descriptors: the names have done their job.
     for mut r in reservations {
         r.unlink().context("mq_unlink")?;
@@ -220,8 +252,8 @@ fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
     explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
 }
 
-/// Block figures per variant: [process, thread].
-type Blocks = [Vec<f64>; 2];
+/// Block figures per variant, [process, thread], and their measurements.
+type Blocks = [(Vec<f64>, Measurement); 2];
 
 /// Step 2: round trips, processes over queues and threads over channels, alternating.
 fn measure_round_trips(
@@ -234,7 +266,9 @@ fn measure_round_trips(
     let (to_thread, thread_in) = bounded::<Box<[u8]>>(plan.depth as usize);
     let (thread_out, from_thread) = bounded::<Box<[u8]>>(plan.depth as usize);
     let bytes = plan.bytes as usize;
+    let cpu = plan.cpus.peer;
     let echo = std::thread::spawn(move || {
+        pin_to(cpu);
         for msg in thread_in {
             if thread_out.send(msg).is_err() {
                 break;
@@ -325,26 +359,29 @@ fn measure_round_trips(
     drop(to_thread);
     echo.join()
         .map_err(|_| anyhow::anyhow!("the echo thread panicked"))?;
-    let config = json!({ "bytes": plan.bytes, "depth": plan.depth });
-    for (v, (variant, mechanism)) in [(Variant::Process, "mq"), (Variant::Thread, "channel")]
-        .into_iter()
-        .enumerate()
-    {
-        report.measure(Measurement::histogram(
+    let config = json!({ "bytes": plan.bytes, "depth": plan.depth, "pin": plan.pin.as_str() });
+    let [p, t] = [(Variant::Process, "mq"), (Variant::Thread, "channel")].map(|(variant, mech)| {
+        let v = usize::from(variant == Variant::Thread);
+        let m = Measurement::histogram(
             "round_trip",
             variant,
-            mechanism,
+            mech,
             config.clone(),
             &lat[v],
             cpu_ns_per_op(cpu[v], lat[v].len()),
-        ));
-    }
+        );
+        report.measure(m.clone());
+        (std::mem::take(&mut block_p50[v]), m)
+    });
     report.check(
-        "every echoed message came back once, in order, intact",
+        &format!(
+            "every echoed message came back once, in order, intact ({})",
+            placement_text(plan.pin.as_str())
+        ),
         intact,
         format!("{seq} round trips, each compared byte for byte with what was sent"),
     );
-    Ok(block_p50)
+    Ok([p, t])
 }
 
 /// Step 3: one-way streams, every message checked at the far end, alternating.
@@ -384,7 +421,13 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
                     Receipt::decode(r[..n].try_into().context("a receipt of the wrong size")?);
                 (receipt, crc.finalize())
             } else {
-                stream_threads(plan.messages, bytes, plan.depth as usize, shutdown)?
+                stream_threads(
+                    plan.messages,
+                    bytes,
+                    plan.depth as usize,
+                    plan.cpus.peer,
+                    shutdown,
+                )?
             };
             let took = start.elapsed();
             elapsed[v] += took;
@@ -400,24 +443,26 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
         .map_err(|e| broke(&peer, e))?; // A one-byte message: stop.
     peer.into_inner().finish()?;
     let total = plan.messages * plan.blocks;
-    let config = json!({ "bytes": plan.bytes, "depth": plan.depth });
-    for (v, (variant, mechanism)) in [(Variant::Process, "mq"), (Variant::Thread, "channel")]
-        .into_iter()
-        .enumerate()
-    {
-        let value = mib_per_s(total * plan.bytes, elapsed[v]);
-        report.measure(Measurement::value(
+    let config = json!({ "bytes": plan.bytes, "depth": plan.depth, "pin": plan.pin.as_str() });
+    let [p, t] = [(Variant::Process, "mq"), (Variant::Thread, "channel")].map(|(variant, mech)| {
+        let v = usize::from(variant == Variant::Thread);
+        let m = Measurement::value(
             "throughput",
             variant,
-            mechanism,
+            mech,
             config.clone(),
             "MiB/s",
-            value,
+            mib_per_s(total * plan.bytes, elapsed[v]),
             cpu_ns_per_op(cpu[v], total),
-        ));
-    }
+        );
+        report.measure(m.clone());
+        (std::mem::take(&mut rates[v]), m)
+    });
     report.check(
-        "every streamed message arrived once, in order, intact",
+        &format!(
+            "every streamed message arrived once, in order, intact ({})",
+            placement_text(plan.pin.as_str())
+        ),
         bad.is_empty(),
         if bad.is_empty() {
             format!("{} streams of {} messages per variant; sequence and payload checked per message, CRC-32 per stream", plan.blocks, plan.messages)
@@ -425,7 +470,7 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
             bad.join("; ")
         },
     );
-    Ok(rates)
+    Ok([p, t])
 }
 
 /// The size of a receipt on the wire.
@@ -471,6 +516,7 @@ fn stream_threads(
     messages: u64,
     bytes: usize,
     depth: usize,
+    cpu: Option<usize>,
     shutdown: &Shutdown,
 ) -> Result<(Receipt, u32)> {
     let (tx, rx) = bounded::<Box<[u8]>>(depth);
@@ -482,6 +528,7 @@ fn stream_threads(
             .expect("the pool has room");
     }
     let producer = std::thread::spawn(move || {
+        pin_to(cpu);
         let mut crc = crc32fast::Hasher::new();
         for seq in 0..messages {
             let Ok(mut msg) = pool.recv() else { break };
@@ -577,36 +624,48 @@ fn show_semantics(report: &mut Report, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Step 5: the claims.
-fn judge_claims(report: &mut Report, plan: &Plan, rt: &Blocks, tp: &Blocks) {
-    let get = |r: &Report, k: &str| r.find(k).cloned();
-    if let (Some(p), Some(t)) = (
-        get(report, "round_trip/process/mq"),
-        get(report, "round_trip/thread/channel"),
-    ) {
+/// Pins the calling thread (a far side's) to `cpu`, if one was chosen. Best effort, as
+/// `taskset` is: a CPU taken away since `sched_getaffinity` leaves the thread where it was.
+fn pin_to(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let _ = pin_current_thread(cpu);
+    }
+}
+
+/// Step 5: the claims: one finding per placement and measure.
+fn judge_claims(report: &mut Report, plan: &Plan, rounds: &[(Pin, Blocks, Blocks)]) {
+    let mut summary = Vec::new();
+    for (pin, [rp, rt], [tp, tt]) in rounds.iter().filter(|r| r.0.judged()) {
+        let place = placement_text(pin.as_str());
         let test = Test::new(
-            format!("round trip of {}", format_bytes(plan.bytes)),
+            format!("round trip of {}, {place}", format_bytes(plan.bytes)),
             "ns",
             Better::Lower,
             "faster",
         )
-        .favoured("threads over a channel", &rt[1])
-        .other("processes over message queues", &rt[0]);
-        report.claim_measured("comm.threads-faster", test, [&p, &t]);
-    }
-    if let (Some(p), Some(t)) = (
-        get(report, "throughput/process/mq"),
-        get(report, "throughput/thread/channel"),
-    ) {
+        .favoured("threads over a channel", &rt.0)
+        .other("processes over message queues", &rp.0);
+        let (t, p) = test.medians();
+        summary.push(format!(
+            "on {place} {} over message queues between processes vs {} over a channel between \
+             threads",
+            format_ns(p),
+            format_ns(t)
+        ));
+        report
+            .claim_measured("comm.threads-faster", test, [&rp.1, &rt.1])
+            .placement = Some(pin.as_str().to_owned());
         let test = Test::new(
-            format!("stream of {} messages", format_bytes(plan.bytes)),
+            format!("stream of {} messages, {place}", format_bytes(plan.bytes)),
             "MiB/s",
             Better::Higher,
             "faster",
         )
-        .favoured("threads over a channel", &tp[1])
-        .other("processes over a message queue", &tp[0]);
-        report.claim_measured("comm.threads-faster", test, [&p, &t]);
+        .favoured("threads over a channel", &tt.0)
+        .other("processes over a message queue", &tp.0);
+        report
+            .claim_measured("comm.threads-faster", test, [&tp.1, &tt.1])
+            .placement = Some(pin.as_str().to_owned());
     }
     let (verdict, evidence) = if report.passed() {
         (
@@ -622,17 +681,13 @@ fn judge_claims(report: &mut Report, plan: &Plan, rt: &Blocks, tp: &Blocks) {
         )
     };
     report.claim_observed("comm.process-needs-ipc", verdict, evidence);
-    let rt_p50 = |k: &str| {
-        report
-            .find(k)
-            .and_then(|m| m.p50)
-            .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64))
-    };
+    if summary.is_empty() {
+        summary.push("placed by the scheduler (shown, not judged)".to_owned());
+    }
     report.summary = format!(
-        "{}-byte messages: round trip {} over message queues between processes vs {} over a channel between threads{}",
+        "{}-byte messages, round trip: {}{}",
         plan.bytes,
-        rt_p50("round_trip/process/mq"),
-        rt_p50("round_trip/thread/channel"),
+        summary.join("; "),
         if report.passed() {
             "; boundaries, priorities and EAGAIN as documented."
         } else {

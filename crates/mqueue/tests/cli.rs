@@ -41,7 +41,7 @@ fn limits_and_bad_flags_exit_2_naming_them() {
             (&["--bytes", "7"], "at least 8"),
             (&["--depth", "0"], "at least 1"),
             (&["--messages", "0"], "at least 1"),
-            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--pin", "sideways"], "each, none, same, split"),
             (&["--variant", "process"], "runs both"),
             (&["--queue"], "--queue"),
         ],

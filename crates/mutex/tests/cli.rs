@@ -35,7 +35,7 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--increments", "0"], "at least 1"),
             (&["--parties", "65"], "at most 64"),
             (&["--parties", "few"], "from 1 to 64"),
-            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--pin", "same"], "is not offered"),
             (&["--variant", "process"], "runs both"),
             (&["--lock"], "--lock"),
         ],

@@ -44,7 +44,7 @@ use labkit::child::{Far, Peer, liveness};
 use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
-use labkit::report::format_bytes;
+use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
     Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
@@ -123,18 +123,24 @@ fn main() -> ExitCode {
     labkit::finish("pipes", run(args))
 }
 
-/// The sizes and placement of this run, after defaults.
+/// The sizes of this run, after defaults.
 struct Plan {
     messages: u64,
     bytes: usize,
     total: u64,
     blocks: u64,
-    pin: Pin,
-    placement: Placement,
 }
 
-/// Per contender, one figure per block (median round trip in ns, or MiB/s), for the verdicts.
-type Blocks = Vec<(Contender, Vec<f64>)>;
+/// Where both sides of one round of steps 1 and 2 ran.
+#[derive(Clone, Copy)]
+struct Placed {
+    pin: Pin,
+    cpus: Placement,
+}
+
+/// Per contender, one figure per block (median round trip in ns, or MiB/s), for the verdicts,
+/// and the measurement of all its blocks.
+type Blocks = Vec<(Contender, Vec<f64>, Measurement)>;
 
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
@@ -155,40 +161,40 @@ fn run(args: Args) -> Result<Outcome> {
             .total
             .unwrap_or(if quick { QUICK_TOTAL } else { TOTAL }),
         blocks: (if quick { QUICK_BLOCKS } else { BLOCKS }).min(messages),
-        pin: common.pin,
-        placement: Placement::choose(common.pin)?,
     };
+    let (placements, left_out) = Placement::each(common.pin)?;
 
     let mut report = Report::new("pipes");
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
     report.param("total", plan.total);
     report.param("blocks", plan.blocks);
-    report.param("pin", plan.pin.as_str());
-    report.param("placement", plan.placement.describe());
+    report.param("pin", common.pin.as_str());
+    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
+    report.param("placement", described.join("; "));
+    if let Some(why) = left_out {
+        report.skip("round trips and streams on two CPUs", why);
+    }
 
     let contenders = contenders(common);
-    let (latency_blocks, throughput_blocks) = {
+    let mut rounds = Vec::new();
+    for (pin, cpus) in placements {
+        let at = Placed { pin, cpus };
         // The main thread is one side of every exchange; the pin is undone after the timing.
-        let _pin = PinGuard::pin(plan.placement.main).context("sched_setaffinity (main thread)")?;
-        (
-            ping_pong(&mut report, &contenders, &plan, shutdown)?,
-            stream(&mut report, &contenders, &plan, shutdown)?,
-        )
-    };
+        let _pin = PinGuard::pin(cpus.main).context("sched_setaffinity (main thread)")?;
+        rounds.push((
+            at,
+            ping_pong(&mut report, &contenders, &plan, at, shutdown)?,
+            stream(&mut report, &contenders, &plan, at, shutdown)?,
+        ));
+    }
     let processes_ran = common.wants(Variant::Process);
     if processes_ran {
         show_eof_needs_every_writer(&mut report)?;
         show_epipe(&mut report, plan.bytes)?;
         show_fifo(&mut report, shutdown)?;
     }
-    judge_claims(
-        &mut report,
-        &plan,
-        &latency_blocks,
-        &throughput_blocks,
-        processes_ran,
-    );
+    judge_claims(&mut report, &plan, &rounds, processes_ran);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -382,11 +388,12 @@ fn ping_pong(
     report: &mut Report,
     contenders: &[Contender],
     plan: &Plan,
+    at: Placed,
     shutdown: &Shutdown,
 ) -> Result<Blocks> {
     let mut links = Vec::new();
     for &c in contenders {
-        links.push(start_link(c, plan.bytes, plan.placement.peer)?);
+        links.push(start_link(c, plan.bytes, at.cpus.peer)?);
     }
     for link in &mut links {
         link.warm_up(WARMUP.min(plan.messages), shutdown)?;
@@ -405,15 +412,16 @@ fn ping_pong(
         let contender = link.contender;
         let timed = link.latency.len();
         let per_op = cpu_ns_per_op(link.cpu, timed);
-        report.measure(Measurement::histogram(
+        let m = Measurement::histogram(
             "round_trip",
             contender.variant(),
             contender.mechanism(),
-            json!({ "bytes": plan.bytes, "pin": plan.pin.as_str() }),
+            json!({ "bytes": plan.bytes, "pin": at.pin.as_str() }),
             &link.latency,
             per_op,
-        ));
-        blocks.push((contender, link.block_p50s.clone()));
+        );
+        report.measure(m.clone());
+        blocks.push((contender, link.block_p50s.clone(), m));
         let expected = plan.messages + WARMUP.min(plan.messages);
         let (sent, echoed, same_buffer) = link.finish()?;
         all_arrived &= sent == expected && echoed == expected;
@@ -424,7 +432,10 @@ fn ping_pong(
         channel_moved = channel_moved.or(same_buffer);
     }
     report.check(
-        "every message arrived once, in order, intact",
+        &format!(
+            "every message arrived once, in order, intact ({})",
+            placement_text(at.pin.as_str())
+        ),
         all_arrived,
         format!(
             "sequence numbers and payloads checked at both ends; {}",
@@ -433,7 +444,10 @@ fn ping_pong(
     );
     if let Some(moved) = channel_moved {
         report.check(
-            "the channel moved buffers without copying them",
+            &format!(
+                "the channel moved buffers without copying them ({})",
+                placement_text(at.pin.as_str())
+            ),
             moved,
             "every echo came back in the very buffer sent (same heap address): threads share memory",
         );
@@ -556,12 +570,13 @@ fn stream(
     report: &mut Report,
     contenders: &[Contender],
     plan: &Plan,
+    at: Placed,
     shutdown: &Shutdown,
 ) -> Result<Blocks> {
     let crc = stream::expected_crc(plan.total);
     let mut pipelines = Vec::new();
     for &c in contenders {
-        pipelines.push(start_pipeline(c, plan.placement.peer)?);
+        pipelines.push(start_pipeline(c, at.cpus.peer)?);
     }
     for _ in 0..plan.blocks {
         for p in &mut pipelines {
@@ -576,16 +591,17 @@ fn stream(
     for p in pipelines {
         let c = p.contender;
         let bytes = plan.total * plan.blocks;
-        report.measure(Measurement::value(
+        let m = Measurement::value(
             "throughput",
             c.variant(),
             c.mechanism(),
-            json!({ "bytes": CHUNK, "pin": plan.pin.as_str() }),
+            json!({ "bytes": CHUNK, "pin": at.pin.as_str() }),
             "MiB/s",
             mib_per_s(bytes, p.elapsed),
             cpu_ns_per_op(p.cpu, writes_per_stream * plan.blocks),
-        ));
-        blocks.push((c, p.block_mib_s.clone()));
+        );
+        report.measure(m.clone());
+        blocks.push((c, p.block_mib_s.clone(), m));
         reads.push(format!("{} reads ({})", p.reads, c.label()));
         bad.extend(p.bad.iter().cloned());
         if let Some(served) = p.finish()? {
@@ -611,7 +627,14 @@ fn stream(
     } else {
         bad.join("; ")
     };
-    report.check("every stream arrived whole", bad.is_empty(), detail);
+    report.check(
+        &format!(
+            "every stream arrived whole ({})",
+            placement_text(at.pin.as_str())
+        ),
+        bad.is_empty(),
+        detail,
+    );
     Ok(blocks)
 }
 
@@ -732,12 +755,12 @@ fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<()> {
     Ok(())
 }
 
-/// Step 6: the claims, from this run's figures.
+/// Step 6: the claims, from this run's figures: one finding per placement and measure (the
+/// scheduler's placement is shown, not judged).
 fn judge_claims(
     report: &mut Report,
     plan: &Plan,
-    latency: &Blocks,
-    throughput: &Blocks,
+    rounds: &[(Placed, Blocks, Blocks)],
     processes_ran: bool,
 ) {
     let mut summary = format!(
@@ -747,29 +770,38 @@ fn judge_claims(
         plan.blocks,
         format_bytes(plan.total)
     );
-    if let Some(([p, t], [process, channel])) = process_vs_channel(report, latency, "round_trip") {
-        let test = Test::new(
-            format!("round trip of {}", format_bytes(plan.bytes as u64)),
-            "ns",
-            Better::Lower,
-            "faster",
-        )
-        .favoured("threads over a channel", &t)
-        .other("processes over pipes", &p);
-        summary.push_str(&format!("; per round trip, {}", test.headline()));
-        report.claim_measured("comm.threads-faster", test, [&process, &channel]);
-    }
-    if let Some(([p, t], [process, channel])) = process_vs_channel(report, throughput, "throughput")
-    {
-        let test = Test::new(
-            format!("stream of {} in 64 KiB writes", format_bytes(plan.total)),
-            "MiB/s",
-            Better::Higher,
-            "faster",
-        )
-        .favoured("threads over a channel", &t)
-        .other("processes over a pipe", &p);
-        report.claim_measured("comm.threads-faster", test, [&process, &channel]);
+    for (at, latency, throughput) in rounds.iter().filter(|r| r.0.pin.judged()) {
+        let place = placement_text(at.pin.as_str());
+        if let Some(([p, t], compares)) = process_vs_channel(latency) {
+            let test = Test::new(
+                format!("round trip of {}, {place}", format_bytes(plan.bytes as u64)),
+                "ns",
+                Better::Lower,
+                "faster",
+            )
+            .favoured("threads over a channel", t)
+            .other("processes over pipes", p);
+            summary.push_str(&format!("; per round trip on {place}, {}", test.headline()));
+            report
+                .claim_measured("comm.threads-faster", test, compares)
+                .placement = Some(at.pin.as_str().to_owned());
+        }
+        if let Some(([p, t], compares)) = process_vs_channel(throughput) {
+            let test = Test::new(
+                format!(
+                    "stream of {} in 64 KiB writes, {place}",
+                    format_bytes(plan.total)
+                ),
+                "MiB/s",
+                Better::Higher,
+                "faster",
+            )
+            .favoured("threads over a channel", t)
+            .other("processes over a pipe", p);
+            report
+                .claim_measured("comm.threads-faster", test, compares)
+                .placement = Some(at.pin.as_str().to_owned());
+        }
     }
     if processes_ran {
         // A failed check means this run cannot say how the data travelled: no finding either way.
@@ -797,19 +829,12 @@ fn judge_claims(
     report.summary = summary;
 }
 
-/// The block figures and the measurements called `name` of the two contenders the claim sets
-/// against each other, processes over a pipe and threads over a channel, if both ran.
-fn process_vs_channel(
-    report: &Report,
-    series: &Blocks,
-    name: &str,
-) -> Option<([Vec<f64>; 2], [Measurement; 2])> {
-    let [process, channel] = [Contender::ProcessPipe, Contender::ThreadChannel].map(|c| {
-        let blocks = series.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
-        let measured = report.find(&format!("{name}/{}", c.label())).cloned();
-        blocks.zip(measured)
-    });
-    let ((p, pm), (t, tm)) = (process?, channel?);
+/// The block figures and the measurements of the two contenders the claim sets against each
+/// other, processes over a pipe and threads over a channel, if both ran.
+fn process_vs_channel(series: &Blocks) -> Option<([&[f64]; 2], [&Measurement; 2])> {
+    let find = |c: Contender| series.iter().find(|(k, ..)| *k == c);
+    let (_, p, pm) = find(Contender::ProcessPipe)?;
+    let (_, t, tm) = find(Contender::ThreadChannel)?;
     Some(([p, t], [pm, tm]))
 }
 

@@ -117,7 +117,7 @@ fn bad_flags_exit_2_naming_the_limit() {
         (&["--bytes", "2MiB"], "at most 1048576"),
         (&["--total", "0"], "at least 1"),
         (&["--total", "17GiB"], "at most 17179869184"),
-        (&["--pin", "sideways"], "none, same, split"),
+        (&["--pin", "sideways"], "each, none, same, split"),
         (&["--variant", "serial"], "no `serial` variant"),
         (&["--frobnicate"], "--frobnicate"),
     ];

@@ -35,7 +35,7 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--items", "0"], "at least 1"),
             (&["--producers", "65"], "at most 64"),
             (&["--producers", "x"], "from 1 to 64"),
-            (&["--pin", "split"], "--pin must be `none`"),
+            (&["--pin", "split"], "is not offered"),
             (&["--variant", "thread"], "runs both"),
             (&["--sem"], "--sem"),
         ],

@@ -46,7 +46,7 @@ use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::{Kind, reserve};
 use labkit::pin::{PinGuard, Placement, pin_current_thread};
-use labkit::report::{format_bytes, format_ns};
+use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
     Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
@@ -70,6 +70,9 @@ const ROUND_TRIPS: u64 = 2_000;
 const QUICK_ROUND_TRIPS: u64 = 150;
 const STREAM: u64 = 16 << 20;
 const QUICK_STREAM: u64 = 1 << 20;
+/// Messages per stream block at the most: small messages on one CPU cost a context switch per
+/// ring's worth, and 16 MiB of 64 B messages would take seconds to say what 1 MiB says.
+const MAX_STREAM_MESSAGES: u64 = 16 << 10;
 /// Round trips per size shrink so that no size moves more than this many bytes each way …
 const RT_BYTES: u64 = 8 << 20;
 /// … but never below this many.
@@ -125,15 +128,21 @@ fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
     common.require_both_sides("shm")?;
-    if args.wait == Wait::Spin && common.pin != Pin::Split {
-        return Err(usage(format!(
-            "--wait spin needs --pin split: with --pin {}, a spinning side can wait for the other \
-             to be preempted, milliseconds per hand-off",
-            common.pin.as_str()
-        )));
-    }
-    let placement = Placement::choose(common.pin)?;
-    let mode = wait_mode(args.wait, common.pin);
+    // Spinning is judged on two CPUs only: on one, a spinning side waits for the other to be
+    // preempted, milliseconds per hand-off. By default (`each`) it runs there alone.
+    let pin = match (args.wait, common.pin) {
+        (Wait::Spin, Pin::Each | Pin::Split) => Pin::Split,
+        (Wait::Spin, other) => {
+            return Err(usage(format!(
+                "--wait spin needs --pin split (or each, which then runs split alone): with \
+                 --pin {}, a spinning side can wait for the other to be preempted, \
+                 milliseconds per hand-off",
+                other.as_str()
+            )));
+        }
+        (Wait::Block, pin) => pin,
+    };
+    let (placements, left_out) = Placement::each(pin)?;
     let sizes: Vec<u64> = args.bytes.map_or_else(|| SIZES.to_vec(), |b| vec![b]);
     let quick = common.quick;
     let plan = Plan {
@@ -150,37 +159,55 @@ fn run(args: Args) -> Result<Outcome> {
         },
         stream: if quick { QUICK_STREAM } else { STREAM },
         blocks: if quick { QUICK_BLOCKS } else { BLOCKS },
-        mode,
         wait: args.wait,
-        pin: common.pin,
-        placement,
+        // Set per round below.
+        mode: wait_mode(args.wait, Pin::None),
+        pin: Pin::None,
+        placement: Placement::choose(Pin::None)?,
     };
     let mut report = Report::new("shm");
     report.param("sizes", sizes.clone());
     report.param("slots", SLOTS);
     report.param(
         "wait",
-        if mode == WaitMode::Spin {
-            "spin"
-        } else {
-            "block"
+        match args.wait {
+            Wait::Spin => "spin",
+            Wait::Block => "block",
         },
     );
     report.param("pin", common.pin.as_str());
+    if let Some(why) = left_out {
+        report.skip("round trips and streams on two CPUs", why);
+    }
+    if args.wait == Wait::Spin && common.pin == Pin::Each {
+        report.skip(
+            "spinning on one CPU",
+            "a spinning side on one CPU waits for the other to be preempted: --wait spin runs \
+             on two CPUs only",
+        );
+    }
     report.param("round_trips", plan.round_trips);
     report.param("stream_bytes", plan.stream);
 
     let shared_seen = show_private_vs_shared(&mut report)?;
     let mut series = Vec::new();
-    {
+    let rounds = placements.len();
+    for (round, (pin, placement)) in placements.into_iter().enumerate() {
+        let plan = Plan {
+            pin,
+            placement,
+            mode: wait_mode(args.wait, pin),
+            ..plan.clone()
+        };
         let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
         // On two CPUs, the atomic ping-pong is measured block by block beside the rings.
         let mut atomic = (plan.pin == Pin::Split).then(LatencyRecorder::new);
-        // The other baselines, beside the streams of the size the summary reads them against.
-        let mut baselines = Baselines::new(&plan);
+        // The other baselines, in the last round (two CPUs when both run), beside the streams
+        // of the size the summary reads them against.
+        let mut baselines = (round + 1 == rounds).then(|| Baselines::new(&plan));
         let beside = stream_size_to_compare(&sizes);
         for &bytes in &sizes {
-            let b = (bytes == beside).then_some(&mut baselines);
+            let b = baselines.as_mut().filter(|_| bytes == beside);
             series.push(measure(
                 &mut report,
                 &plan,
@@ -200,7 +227,9 @@ fn run(args: Args) -> Result<Outcome> {
                 None,
             ));
         }
-        baselines.report(&mut report);
+        if let Some(baselines) = baselines {
+            baselines.report(&mut report);
+        }
     }
     judge_claims(&mut report, &series, shared_seen);
     report
@@ -209,6 +238,7 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
+#[derive(Clone)]
 struct Plan {
     quick: bool,
     round_trips: u64,
@@ -389,6 +419,7 @@ impl Receipt {
 /// One size's figures, per contender: [process-shm, thread-ring, thread-channel].
 struct Series {
     bytes: u64,
+    pin: Pin,
     rt_blocks: [Vec<f64>; 3],
     tp_blocks: [Vec<f64>; 3],
 }
@@ -457,6 +488,7 @@ fn measure(
     ];
     let mut series = Series {
         bytes,
+        pin: plan.pin,
         rt_blocks: Default::default(),
         tp_blocks: Default::default(),
     };
@@ -466,7 +498,7 @@ fn measure(
     let mut wrong = 0u64;
     let mode = plan.mode;
     let pid = vec![peer.borrow().pid()];
-    let messages = (plan.stream / bytes).max(1);
+    let messages = (plan.stream / bytes).clamp(1, MAX_STREAM_MESSAGES);
 
     std::thread::scope(|s| -> Result<()> {
         // The thread echoes: one for the ring, one for the channel. An empty boxed slice, or
@@ -972,36 +1004,38 @@ fn stream_channel(
 
 /// Step 3: the claims.
 fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
-    let pick = |r: &Report, name: &str, mech: &str, bytes: u64| {
+    let pick = |r: &Report, name: &str, mech: &str, bytes: u64, pin: Pin| {
         r.measurements
             .iter()
             .find(|m| {
                 m.name == name
                     && m.mechanism == mech
                     && m.config.get("bytes").and_then(|b| b.as_u64()) == Some(bytes)
+                    && m.config.get("pin").and_then(|p| p.as_str()) == Some(pin.as_str())
             })
             .cloned()
     };
     let mut summary = Vec::new();
-    for s in series {
+    for s in series.iter().filter(|s| s.pin.judged()) {
+        let place = placement_text(s.pin.as_str());
         for (name, blocks, lower) in [
             ("round_trip", &s.rt_blocks, true),
             ("throughput", &s.tp_blocks, false),
         ] {
             let (Some(p), Some(t)) = (
-                pick(report, name, "shm-ring", s.bytes),
-                pick(report, name, "ring", s.bytes),
+                pick(report, name, "shm-ring", s.bytes, s.pin),
+                pick(report, name, "ring", s.bytes, s.pin),
             ) else {
                 continue;
             };
             let what = if lower {
                 format!(
-                    "round trip of {} through the same ring",
+                    "round trip of {} through the same ring, {place}",
                     format_bytes(s.bytes)
                 )
             } else {
                 format!(
-                    "stream of {} messages through the same ring",
+                    "stream of {} messages through the same ring, {place}",
                     format_bytes(s.bytes)
                 )
             };
@@ -1016,13 +1050,15 @@ fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
             if name == "round_trip" {
                 let (t, p) = test.medians();
                 summary.push(format!(
-                    "{} {} vs {}",
+                    "{} on {place} {} vs {}",
                     format_bytes(s.bytes),
                     format_ns(p),
                     format_ns(t)
                 ));
             }
-            report.claim_measured("comm.threads-faster", test, [&p, &t]);
+            report
+                .claim_measured("comm.threads-faster", test, [&p, &t])
+                .placement = Some(s.pin.as_str().to_owned());
         }
     }
     let (verdict, evidence) = if report.passed() && shared_seen {
@@ -1046,12 +1082,16 @@ fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
         .filter(|m| m.mechanism == "memcpy")
         .collect();
     let sizes: Vec<u64> = series.iter().map(|s| s.bytes).collect();
-    let stream = pick(
-        report,
-        "throughput",
-        "shm-ring",
-        stream_size_to_compare(&sizes),
-    );
+    // The baselines ran in the last round of placements.
+    let stream = series.last().and_then(|last| {
+        pick(
+            report,
+            "throughput",
+            "shm-ring",
+            stream_size_to_compare(&sizes),
+            last.pin,
+        )
+    });
     if let (Some(stream), [in_cache, in_memory]) = (stream, memcpy.as_slice()) {
         let rate = stream.value.unwrap_or(0.0);
         let share = |m: &Measurement| 100.0 * rate / m.value.unwrap_or(f64::INFINITY);

@@ -9,13 +9,26 @@ const BIN: &str = env!("CARGO_BIN_EXE_shm");
 #[test]
 fn the_quick_run_passes_every_check() {
     let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
-    let sizes: Vec<u64> = report
+    // Every size at each placement, one CPU then two, each judged on its own.
+    let sizes: Vec<(u64, &str)> = report
         .measurements
         .iter()
         .filter(|m| m.name == "round_trip" && m.mechanism == "shm-ring")
-        .map(|m| m.config["bytes"].as_u64().unwrap())
+        .map(|m| {
+            (
+                m.config["bytes"].as_u64().unwrap(),
+                m.config["pin"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(sizes, [64, 4096, 65536, 1 << 20]);
+    let each = |pin| [64, 4096, 65536, 1 << 20].map(|b| (b, pin));
+    assert_eq!(sizes, [each("same"), each("split")].concat());
+    let placements: Vec<_> = report
+        .claims
+        .iter()
+        .filter_map(|c| c.placement.as_deref())
+        .collect();
+    assert_eq!(placements.len(), 16, "{placements:?}");
     for mechanism in ["shm-ring", "ring", "channel"] {
         assert!(
             report
@@ -69,7 +82,10 @@ fn bad_flags_exit_2_naming_the_limit() {
         &[
             (&["--bytes", "63"], "at least 64"),
             (&["--bytes", "2MiB"], "at most 1048576"),
-            (&["--wait", "spin"], "--wait spin needs --pin split"),
+            (
+                &["--wait", "spin", "--pin", "none"],
+                "--wait spin needs --pin split",
+            ),
             (
                 &["--wait", "spin", "--pin", "same"],
                 "--wait spin needs --pin split",

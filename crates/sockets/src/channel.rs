@@ -152,8 +152,9 @@ impl Streamer {
         }
     }
 
-    /// Sends `count` frames, asking `keep_going` every 16; then checks the far side's count.
-    pub fn send(&mut self, count: u64, keep_going: impl Fn() -> bool) -> io::Result<()> {
+    /// Sends `count` frames, asking `keep_going` every 16; then checks the far side's count,
+    /// and returns it (every frame sent so far).
+    pub fn send(&mut self, count: u64, keep_going: impl Fn() -> bool) -> io::Result<u64> {
         for _ in 0..count {
             if self.next.is_multiple_of(16) && !keep_going() {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
@@ -170,6 +171,6 @@ impl Streamer {
             self.next += 1;
         }
         // Every frame sent before the mark comes back before the receipt: channels keep order.
-        self.end.receipt(self.next, &mut self.spare).map(drop)
+        self.end.receipt(self.next, &mut self.spare)
     }
 }

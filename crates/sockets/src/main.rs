@@ -50,7 +50,7 @@ use labkit::exit::usage;
 use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
-use labkit::report::{format_bytes, format_ns};
+use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
     Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
@@ -172,7 +172,8 @@ fn main() -> ExitCode {
     labkit::finish("sockets", run(args))
 }
 
-/// The sizes and placement of this run, after defaults.
+/// The sizes of this run, after defaults, and the placement of one round of steps 1 and 2.
+#[derive(Clone)]
 struct Plan {
     messages: u64,
     bytes: usize,
@@ -208,9 +209,11 @@ fn run(args: Args) -> Result<Outcome> {
         requests: pick(args.requests, REQUESTS, QUICK_REQUESTS),
         per_connection: pick(args.per_connection, PER_CONNECTION, QUICK_PER_CONNECTION),
         workers: args.workers.unwrap_or(clients),
-        placement: Placement::choose(common.pin)?,
-        pin: common.pin,
+        // Set per round below.
+        placement: Placement::choose(labkit::Pin::None)?,
+        pin: labkit::Pin::None,
     };
+    let (placements, left_out) = Placement::each(common.pin)?;
     let mut report = Report::new("sockets");
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
@@ -220,21 +223,32 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("requests", plan.requests);
     report.param("per_connection", plan.per_connection);
     report.param("workers", plan.workers);
-    report.param("pin", plan.pin.as_str());
-    report.param("placement", plan.placement.describe());
+    report.param("pin", common.pin.as_str());
+    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
+    report.param("placement", described.join("; "));
+    if let Some(why) = left_out {
+        report.skip("round trips and streams on two CPUs", why);
+    }
 
     let contenders: Vec<Contender> = CONTENDERS
         .into_iter()
         .filter(|c| common.wants(c.variant))
         .collect();
-    let (latency, throughput) = {
+    let mut rounds = Vec::new();
+    for (pin, placement) in placements {
+        let at = Plan {
+            pin,
+            placement,
+            ..plan.clone()
+        };
         // The main thread is the near side of every exchange; the pin is undone after timing.
-        let _pin = PinGuard::pin(plan.placement.main).context("sched_setaffinity (main thread)")?;
-        (
-            ping_pong(&mut report, &contenders, &plan, shutdown)?,
-            stream(&mut report, &contenders, &plan, shutdown)?,
-        )
-    };
+        let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
+        rounds.push((
+            pin,
+            ping_pong(&mut report, &contenders, &at, shutdown)?,
+            stream(&mut report, &contenders, &at, shutdown)?,
+        ));
+    }
     show_boundaries(&mut report)?;
     let models: Vec<Model> = [
         Model::ForkPerConnection,
@@ -247,7 +261,7 @@ fn run(args: Args) -> Result<Outcome> {
     .filter(|m| common.wants(model_variant(*m)))
     .collect();
     let load = serve_under_load(&mut report, &models, &plan, shutdown)?;
-    judge_claims(&mut report, &plan, &latency, &throughput, &load);
+    judge_claims(&mut report, &plan, &rounds, &load);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -598,8 +612,9 @@ impl Link {
     }
 }
 
-/// Per contender, one figure per block (median round trip in ns, or MiB/s), for the verdicts.
-type Blocks = Vec<(Contender, Vec<f64>)>;
+/// Per contender, one figure per block (median round trip in ns, or MiB/s), for the verdicts,
+/// and the measurement of all its blocks.
+type Blocks = Vec<(Contender, Vec<f64>, Measurement)>;
 
 /// Step 1: round trips, contenders alternating block by block.
 fn ping_pong(
@@ -627,15 +642,16 @@ fn ping_pong(
     let mut moved = None;
     for link in links {
         let c = link.contender;
-        report.measure(Measurement::histogram(
+        let m = Measurement::histogram(
             "round_trip",
             c.variant,
             c.mech.name(),
             json!({ "bytes": plan.bytes, "pin": plan.pin.as_str() }),
             &link.latency,
             cpu_ns_per_op(link.cpu, link.latency.len()),
-        ));
-        blocks.push((c, link.block_p50s.clone()));
+        );
+        report.measure(m.clone());
+        blocks.push((c, link.block_p50s.clone(), m));
         let sent = link.sent;
         let (counted, same) = link.finish()?;
         all_arrived &= sent == plan.messages + warmup && counted == sent;
@@ -643,7 +659,10 @@ fn ping_pong(
         moved = moved.or(same);
     }
     report.check(
-        "every frame arrived once, in order, intact",
+        &format!(
+            "every frame arrived once, in order, intact ({})",
+            placement_text(plan.pin.as_str())
+        ),
         all_arrived,
         format!(
             "length, sequence number and CRC-32 checked at the far end, the echo compared byte \
@@ -653,7 +672,10 @@ fn ping_pong(
     );
     if let Some(moved) = moved {
         report.check(
-            "the channel moved buffers without copying them",
+            &format!(
+                "the channel moved buffers without copying them ({})",
+                placement_text(plan.pin.as_str())
+            ),
             moved,
             "every echo came back in the very buffer sent (same heap address): threads share memory",
         );
@@ -679,6 +701,8 @@ struct Pipeline {
     block_mib_s: Vec<f64>,
     elapsed: Duration,
     cpu: Duration,
+    /// Frames the far side said it had checked, after the last block.
+    confirmed: u64,
 }
 
 impl Pipeline {
@@ -705,6 +729,7 @@ impl Pipeline {
             block_mib_s: Vec::new(),
             elapsed: Duration::ZERO,
             cpu: Duration::ZERO,
+            confirmed: 0,
         })
     }
 
@@ -719,12 +744,12 @@ impl Pipeline {
             Feed::Wire { wire, frame, next } => {
                 wire::send_frames(&mut **wire, frame, *next, frames, keep_going)
                     .and_then(|()| wire::receipt_so_far(&mut **wire, *next + frames))
-                    .map(|_| *next += frames)
+                    .inspect(|_| *next += frames)
             }
             Feed::Channel(s) => s.send(frames, keep_going),
         };
         let took = start.elapsed();
-        sent.map_err(|e| self.far.broke(e))?;
+        self.confirmed = sent.map_err(|e| self.far.broke(e))?;
         self.cpu += CpuClock::since(cpu_before, &pids)?;
         self.elapsed += took;
         self.block_mib_s
@@ -762,10 +787,11 @@ fn stream(
         }
     }
     let mut blocks = Vec::new();
+    let count = frames * plan.blocks;
+    let mut confirmed = Vec::new();
     for p in pipelines {
         let c = p.contender;
-        let count = frames * plan.blocks;
-        report.measure(Measurement::value(
+        let m = Measurement::value(
             "throughput",
             c.variant,
             c.mech.name(),
@@ -773,19 +799,35 @@ fn stream(
             "MiB/s",
             mib_per_s(count * STREAM_FRAME as u64, p.elapsed),
             cpu_ns_per_op(p.cpu, count),
-        ));
-        blocks.push((c, p.block_mib_s.clone()));
+        );
+        report.measure(m.clone());
+        blocks.push((c, p.block_mib_s.clone(), m));
+        confirmed.push((c, p.confirmed));
         p.finish()?;
     }
+    // A frame the far end finds lost, repeated, reordered or corrupt stops the run at once
+    // (exit 1); here, the counts it confirmed must add up to every frame we sent.
+    let short: Vec<String> = confirmed
+        .iter()
+        .filter(|(_, n)| *n != count)
+        .map(|(c, n)| format!("{}: {n} of {count}", c.label()))
+        .collect();
     report.check(
-        "every stream arrived whole",
-        true, // A lost, repeated, reordered or corrupt frame stops the run with exit 1.
-        format!(
-            "{} blocks of {frames} frames of {} per contender; the far end checked each frame's \
-             number, length and CRC-32 and confirmed its count after every block",
-            plan.blocks,
-            format_bytes(STREAM_FRAME as u64)
+        &format!(
+            "every stream arrived whole ({})",
+            placement_text(plan.pin.as_str())
         ),
+        short.is_empty(),
+        if short.is_empty() {
+            format!(
+                "{} blocks of {frames} frames of {} per contender; the far end checked each \
+                 frame's number, length and CRC-32 and confirmed all {count} by count",
+                plan.blocks,
+                format_bytes(STREAM_FRAME as u64)
+            )
+        } else {
+            format!("frames confirmed by the far end: {}", short.join("; "))
+        },
     );
     Ok(blocks)
 }
@@ -1219,8 +1261,7 @@ fn server_block(
 fn judge_claims(
     report: &mut Report,
     plan: &Plan,
-    latency: &Blocks,
-    throughput: &Blocks,
+    rounds: &[(labkit::Pin, Blocks, Blocks)],
     loads: &[Load],
 ) {
     let p50 = |r: &Report, key: &str| {
@@ -1228,35 +1269,49 @@ fn judge_claims(
             .and_then(|m| m.p50)
             .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64))
     };
-    let pair = |series: &Blocks, name: &str, r: &Report| {
-        let find = |v: Variant, m: Mech| {
-            let c = Contender {
-                variant: v,
-                mech: m,
-            };
-            let blocks = series.iter().find(|(k, _)| *k == c).map(|(_, b)| b.clone());
-            blocks.zip(r.find(&format!("{name}/{}", c.label())).cloned())
+    // The two contenders the claim sets against each other, if both ran.
+    let pair = |series: &Blocks| {
+        let find = |variant, mech| {
+            series
+                .iter()
+                .find(|(c, ..)| *c == Contender { variant, mech })
+                .cloned()
         };
         find(Variant::Process, Mech::Socketpair).zip(find(Variant::Thread, Mech::Channel))
     };
-    if let Some(((p, pm), (t, tm))) = pair(latency, "round_trip", report) {
-        let test = Test::new(
-            format!("round trip of {}", format_bytes(plan.bytes as u64)),
-            "ns",
-            Better::Lower,
-            "faster",
-        )
-        .favoured("threads over a channel", &t)
-        .other("processes over a socketpair", &p);
-        report.claim_measured("comm.threads-faster", test, [&pm, &tm]);
+    for (pin, latency, throughput) in rounds.iter().filter(|r| r.0.judged()) {
+        let place = placement_text(pin.as_str());
+        if let Some((p, t)) = pair(latency) {
+            let test = Test::new(
+                format!("round trip of {}, {place}", format_bytes(plan.bytes as u64)),
+                "ns",
+                Better::Lower,
+                "faster",
+            )
+            .favoured("threads over a channel", &t.1)
+            .other("processes over a socketpair", &p.1);
+            report
+                .claim_measured("comm.threads-faster", test, [&p.2, &t.2])
+                .placement = Some(pin.as_str().to_owned());
+        }
+        if let Some((p, t)) = pair(throughput) {
+            let test = Test::new(
+                format!("stream of 64 KiB frames, {place}"),
+                "MiB/s",
+                Better::Higher,
+                "faster",
+            )
+            .favoured("threads over a channel", &t.1)
+            .other("processes over a socketpair", &p.1);
+            report
+                .claim_measured("comm.threads-faster", test, [&p.2, &t.2])
+                .placement = Some(pin.as_str().to_owned());
+        }
     }
-    if let Some(((p, pm), (t, tm))) = pair(throughput, "throughput", report) {
-        let test = Test::new("stream of 64 KiB frames", "MiB/s", Better::Higher, "faster")
-            .favoured("threads over a channel", &t)
-            .other("processes over a socketpair", &p);
-        report.claim_measured("comm.threads-faster", test, [&pm, &tm]);
-    }
-    let processes_ran = latency.iter().any(|(c, _)| c.variant == Variant::Process);
+    let processes_ran = rounds
+        .iter()
+        .flat_map(|r| &r.1)
+        .any(|(c, ..)| c.variant == Variant::Process);
     if processes_ran {
         let (verdict, evidence) = if report.passed() {
             (

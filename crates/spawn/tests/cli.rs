@@ -50,7 +50,7 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--iterations", "0"], "at least 1"),
             (&["--max-rss", "0"], "at least 1"),
             (&["--max-rss", "16385"], "at most 16384"),
-            (&["--pin", "same"], "--pin must be `none`"),
+            (&["--pin", "same"], "is not offered"),
             (&["--variant", "thread"], "runs both"),
             (&["--fast"], "--fast"),
         ],

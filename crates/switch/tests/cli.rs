@@ -49,7 +49,7 @@ fn bad_flags_exit_2_naming_the_limit() {
         &[
             (&["--messages", "0"], "at least 1"),
             (&["--messages", "10000001"], "at most 10000000"),
-            (&["--pin", "diagonal"], "none, same, split"),
+            (&["--pin", "diagonal"], "each, none, same, split"),
             (&["--variant", "serial"], "no `serial` variant"),
             (&["--what"], "--what"),
         ],
