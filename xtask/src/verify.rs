@@ -3,8 +3,9 @@
 //! For each topic: it exits 0 within the hang guard; its stdout parses as the typed Report
 //! (unknown fields refused) with no shape problems; no check failed; it has at least one
 //! `process` and one `thread` measurement (unless the claims table says otherwise); every
-//! claim id is one of the seed's; and nothing new is left in /dev/shm, the temp dir or the
-//! ledger, and no process is left behind.
+//! claim id is one of the seed's, listed for the topic, and every claim listed for it has a
+//! finding; and nothing new is left in /dev/shm, the temp dir or the ledger, and no process is
+//! left behind.
 
 use std::time::Duration;
 
@@ -151,6 +152,18 @@ fn check_report(topic: &Topic, report: &Report) -> Vec<String> {
                 claim.id
             )),
             Some(_) => {}
+        }
+    }
+    // A listed claim with no finding would leave the ledger's row empty without a word.
+    for info in claims::CLAIMS
+        .iter()
+        .filter(|c| c.topics.contains(&topic.name.as_str()))
+    {
+        if !report.claims.iter().any(|c| c.id == info.id) {
+            problems.push(format!(
+                "claim `{}` is listed for this topic but the run made no finding for it",
+                info.id
+            ));
         }
     }
     problems

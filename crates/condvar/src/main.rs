@@ -324,10 +324,24 @@ fn judge_claims(report: &mut Report, arrived: bool, lost: bool, cured: bool) {
             Verdict::DoesNotHold
         },
         format!(
-            "a condition variable carried every turn between threads (std Condvar, round trip \
-             {thread}) and between processes (process-shared pthread condvar, {process}); used \
-             correctly (check and wait under the lock, in a loop) it never lost a wake-up, while \
-             the unlocked check lost one every time"
+            "a condition variable {} between threads (std Condvar, round trip {thread}) and \
+             between processes (process-shared pthread condvar, {process}); the check made \
+             outside the lock {}, and made under the lock, in a loop, it {}",
+            if arrived {
+                "carried every turn"
+            } else {
+                "did NOT carry every turn"
+            },
+            if lost {
+                "lost a wake-up"
+            } else {
+                "lost no wake-up (the race was not shown)"
+            },
+            if cured {
+                "lost none"
+            } else {
+                "STILL lost some"
+            }
         ),
     );
     report.summary = format!(
@@ -373,6 +387,32 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     }
     tally.write_all(&bytes).context("write the tally")?;
     Ok(Outcome::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim follows what was observed: any observation forced the other way makes it
+    /// not hold, and the evidence says which.
+    #[test]
+    fn the_claim_follows_what_was_observed() {
+        let verdict = |arrived, lost, cured| {
+            let mut report = Report::new("condvar");
+            judge_claims(&mut report, arrived, lost, cured);
+            (report.claims[0].verdict, report.claims[0].evidence.clone())
+        };
+        assert_eq!(verdict(true, true, true).0, Verdict::Holds);
+        for (forced, words) in [
+            ((false, true, true), "did NOT carry"),
+            ((true, false, true), "race was not shown"),
+            ((true, true, false), "STILL lost"),
+        ] {
+            let (v, evidence) = verdict(forced.0, forced.1, forced.2);
+            assert_eq!(v, Verdict::DoesNotHold, "{forced:?}");
+            assert!(evidence.contains(words), "{evidence}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -123,10 +123,11 @@ pub fn copy_on_write(heap: &mut u64, child_value: u64) -> io::Result<CopyOnWrite
         unsafe { libc::close(go_tx_fd) };
         GLOBAL.store(child_value, Ordering::SeqCst);
         *heap = child_value;
+        // The child's own view: the address it wrote at, as it sees it.
         let seen = Seen {
             global: GLOBAL.load(Ordering::SeqCst),
             heap: *heap,
-            heap_addr,
+            heap_addr: std::ptr::from_mut(&mut *heap) as usize,
         };
         if (&report_tx).write_all(&seen.encode()).is_err() {
             return 1;

@@ -140,6 +140,10 @@ pub struct RoleArgs {
     /// Pin this child to this CPU (internal).
     #[arg(long, hide = true)]
     pub cpu: Option<usize>,
+
+    /// Where the parent's nonce lies in the parent's memory (internal; see `probe`).
+    #[arg(long, hide = true)]
+    pub probe: Option<usize>,
 }
 
 /// A clap value parser for a size or count from `min` to `max`, so a bad value is refused with

@@ -16,6 +16,7 @@
 //! | [`pin`] | CPU placement from the process's allowed set |
 //! | [`shared`] | memory shared with a child through a `memfd`, with no name anywhere |
 //! | [`host`] | what machine the figures come from |
+//! | [`probe`] | the observation behind `comm.process-needs-ipc`: a child looks for our nonce in its own memory |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //! | [`claims`] | the seed's claims and the topics that give evidence for them |
 //! | [`testkit`] | running a topic's binary in its tests: hang guard, Report, leftovers |
@@ -38,6 +39,7 @@ pub mod host;
 pub mod measure;
 pub mod names;
 pub mod pin;
+pub mod probe;
 pub mod procfs;
 pub mod report;
 pub mod shared;

@@ -163,7 +163,7 @@ fn run(args: Args) -> Result<Outcome> {
     )?;
     let death = show_owner_death(&mut report, &memory, shared)?;
     let poison = show_poisoning(&mut report);
-    judge_claims(&mut report, exact, &death, poison);
+    judge_claims(&mut report, &exact, &death, &poison);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -233,7 +233,7 @@ fn measure_contended(
     max_parties: u64,
     blocks: u64,
     shutdown: &'static Shutdown,
-) -> Result<bool> {
+) -> Result<Seen> {
     let mut all_exact = true;
     let mut lines = Vec::new();
     let mut parties = 1;
@@ -279,15 +279,25 @@ fn measure_contended(
         }
         parties *= 2;
     }
-    report.check(
-        "every count was exact under contention",
-        all_exact,
-        format!(
+    let seen = Seen {
+        ok: all_exact,
+        text: format!(
             "each party added {increments} under the lock, every block; {}",
             lines.join(", ")
         ),
+    };
+    report.check(
+        "every count was exact under contention",
+        seen.ok,
+        &seen.text,
     );
-    Ok(all_exact)
+    Ok(seen)
+}
+
+/// An observation: whether it went as the lesson says, and what was seen, in words.
+struct Seen {
+    ok: bool,
+    text: String,
 }
 
 /// `parties` re-executed processes add `increments` each to the shared counter.
@@ -448,6 +458,8 @@ struct Death {
     repaired: bool,
     recovered: bool,
     unrecoverable_seen: bool,
+    /// What was seen, in words.
+    seen: String,
 }
 
 /// A child takes `which` of the shared mutexes, starts an update, says so, and waits to die.
@@ -479,19 +491,21 @@ fn show_owner_death(report: &mut Report, memory: &SharedMemory, shared: &Shared)
     let recovered =
         shared.doomed.lock(HANG_GUARD)? == Locked::Clean && shared.doomed.unlock().is_ok();
     let value = shared.doomed.counter(HANG_GUARD)?;
+    let repaired_seen = format!(
+        "the holder {} mid-update; our lock returned {}; we finished its update (counter now \
+         {value}), called pthread_mutex_consistent, and the next lock was {}",
+        labkit::child::describe(status),
+        if owner_died_seen {
+            "EOWNERDEAD"
+        } else {
+            "no EOWNERDEAD"
+        },
+        if recovered { "clean" } else { "NOT clean" }
+    );
     report.check(
         "a robust mutex whose owner died is handed on with EOWNERDEAD, and repaired",
         owner_died_seen && repaired && recovered && value == 1,
-        format!(
-            "the holder {} mid-update; our lock returned {}; we finished its update (counter now \
-             {value}), called pthread_mutex_consistent, and the next lock was clean",
-            labkit::child::describe(status),
-            if owner_died_seen {
-                "EOWNERDEAD"
-            } else {
-                "no EOWNERDEAD"
-            }
-        ),
+        &repaired_seen,
     );
 
     // The same death, but we unlock without making it consistent.
@@ -503,27 +517,29 @@ fn show_owner_death(report: &mut Report, memory: &SharedMemory, shared: &Shared)
     let second = shared.unrecoverable.lock(HANG_GUARD);
     let unrecoverable_seen = first == Locked::OwnerDied
         && matches!(&second, Err(e) if e.to_string().contains(&std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE).to_string()));
+    let unrecoverable_text = format!(
+        "unlocked at once after EOWNERDEAD, the next lock returned {}",
+        match &second {
+            Ok(l) => format!("{l:?}"),
+            Err(e) => e.to_string(),
+        }
+    );
     report.check(
         "unlocking without pthread_mutex_consistent leaves the mutex ENOTRECOVERABLE",
         unrecoverable_seen,
-        format!(
-            "after EOWNERDEAD we unlocked at once; the next lock returned {}",
-            match &second {
-                Ok(l) => format!("{l:?}"),
-                Err(e) => e.to_string(),
-            }
-        ),
+        &unrecoverable_text,
     );
     Ok(Death {
         owner_died_seen,
         repaired,
         recovered,
         unrecoverable_seen,
+        seen: format!("{repaired_seen}; {unrecoverable_text}"),
     })
 }
 
 /// Step 4: the thread analogue: a panic poisons the `Mutex`.
-fn show_poisoning(report: &mut Report) -> bool {
+fn show_poisoning(report: &mut Report) -> Seen {
     let data = Mutex::new(vec![1, 2, 3]);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {})); // This panic is on purpose: keep stderr clean.
@@ -541,21 +557,36 @@ fn show_poisoning(report: &mut Report) -> bool {
         Ok(_) => (false, Vec::new()),
         Err(poison) => (true, poison.into_inner().clone()),
     };
-    let ok = panicked && poisoned && recovered == [1, 2, 3, 4];
+    let seen = Seen {
+        ok: panicked && poisoned && recovered == [1, 2, 3, 4],
+        text: format!(
+            "a thread {} holding a Mutex; the next lock returned {}{}",
+            if panicked {
+                "panicked"
+            } else {
+                "did NOT panic"
+            },
+            if poisoned { "Err(PoisonError)" } else { "Ok" },
+            if poisoned {
+                format!(
+                    "; PoisonError::into_inner still gave the data, {recovered:?}, half-updated, \
+                     for us to check"
+                )
+            } else {
+                String::new()
+            }
+        ),
+    };
     report.check(
         "a thread that panics holding a Mutex poisons it",
-        ok,
-        format!(
-            "the next lock returned {}; PoisonError::into_inner still gave the data, {recovered:?}, \
-             half-updated, for us to check",
-            if poisoned { "Err(PoisonError)" } else { "Ok" }
-        ),
+        seen.ok,
+        &seen.text,
     );
-    ok
+    seen
 }
 
-/// Step 5: the claims.
-fn judge_claims(report: &mut Report, exact: bool, death: &Death, poison: bool) {
+/// Step 5: the claims, each decided by what steps 2 to 4 saw, its evidence what they saw.
+fn judge_claims(report: &mut Report, exact: &Seen, death: &Death, poison: &Seen) {
     let key = |k: &str| {
         report
             .find(k)
@@ -566,27 +597,31 @@ fn judge_claims(report: &mut Report, exact: bool, death: &Death, poison: bool) {
         key("lock_unlock/thread/std-mutex"),
         key("lock_unlock/process/pthread-robust"),
     );
+    let verdict = |ok: bool| {
+        if ok {
+            Verdict::Holds
+        } else {
+            Verdict::DoesNotHold
+        }
+    };
     report.claim_observed(
         "sync.primitives",
-        if exact { Verdict::Holds } else { Verdict::DoesNotHold },
+        verdict(exact.ok),
         format!(
-            "every party's increments arrived exactly, threads under std::sync::Mutex and processes \
-             under a robust process-shared pthread mutex in shared memory; uncontended lock+unlock \
-             {std_ns} vs {robust_ns}"
+            "threads under std::sync::Mutex and processes under a robust process-shared pthread \
+             mutex in shared memory: {}",
+            exact.text
         ),
     );
     let isolated =
         death.owner_died_seen && death.repaired && death.recovered && death.unrecoverable_seen;
     report.claim_observed(
         "usecase.isolation",
-        if isolated && poison {
-            Verdict::Holds
-        } else {
-            Verdict::DoesNotHold
-        },
-        "a process killed while holding the lock did not take the others with it: the next locker \
-         got EOWNERDEAD, finished the half-done update and carried on; a thread that panicked \
-         holding a Mutex left it poisoned, and the data had to be checked by hand",
+        verdict(isolated && poison.ok),
+        format!(
+            "a process killed holding the lock: {}; a thread: {}",
+            death.seen, poison.text
+        ),
     );
     report.summary = format!(
         "exact counts under contention for threads and processes; uncontended lock+unlock {std_ns} \
@@ -637,6 +672,41 @@ fn run_child(mut args: Args) -> Result<Outcome> {
         other => return Err(usage(format!("unknown role `{other}`"))),
     }
     Ok(Outcome::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each claim follows what was observed: forced the other way, it does not hold, and its
+    /// evidence is what was seen.
+    #[test]
+    fn each_claim_follows_what_was_observed() {
+        for ok in [true, false] {
+            let seen = |what: &str| Seen {
+                ok,
+                text: format!("seen: {what}"),
+            };
+            let death = Death {
+                owner_died_seen: true,
+                repaired: true,
+                recovered: ok,
+                unrecoverable_seen: true,
+                seen: "seen: death".to_owned(),
+            };
+            let mut report = Report::new("mutex");
+            judge_claims(&mut report, &seen("counts"), &death, &seen("poison"));
+            for c in &report.claims {
+                let expected = if ok {
+                    Verdict::Holds
+                } else {
+                    Verdict::DoesNotHold
+                };
+                assert_eq!(c.verdict, expected, "{}", c.id);
+                assert!(c.evidence.contains("seen: "), "{}", c.evidence);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,15 @@
 //!    end keeps the pipe open, so no EOF comes (a hang guard shows it); closing it gives EOF.
 //! 4. [`show_epipe`]: once the only reader has exited, a write fails with EPIPE.
 //! 5. [`show_fifo`]: a child that inherited no pipe finds one by name: a FIFO.
-//! 6. [`judge_claims`]: ratios of block medians decide `comm.threads-faster`.
+//! 6. [`probe_child_memory`]: a child is handed the address of a fresh nonce in our memory;
+//!    it reads its own memory there (`/proc/self/mem`) and finds no nonce, while the same
+//!    nonce sent through a pipe arrives: what it knows of us came through the kernel.
+//! 7. [`judge_claims`]: steps 1 and 2, block pair by block pair, decide `comm.threads-faster`
+//!    once per placement (one CPU, two CPUs); step 6 decides `comm.process-needs-ipc`.
+//!
+//! Steps 1 and 2 run once per placement: both sides on one CPU (each hand-off a context
+//! switch), then on two (each a cross-CPU wake-up); `--pin same|split` runs one of them, and
+//! `--pin none` leaves placement to the scheduler, whose figures are shown but not judged.
 //!
 //! The other process is always this binary, re-executed with a hidden `--role`; it gets its
 //! pipe ends by inheritance and dies with us (`PR_SET_PDEATHSIG`).
@@ -44,6 +52,7 @@ use labkit::child::{Far, Peer, liveness};
 use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
+use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
@@ -188,13 +197,14 @@ fn run(args: Args) -> Result<Outcome> {
             stream(&mut report, &contenders, &plan, at, shutdown)?,
         ));
     }
-    let processes_ran = common.wants(Variant::Process);
-    if processes_ran {
+    let mut separate = None;
+    if common.wants(Variant::Process) {
         show_eof_needs_every_writer(&mut report)?;
         show_epipe(&mut report, plan.bytes)?;
         show_fifo(&mut report, shutdown)?;
+        separate = Some(probe_child_memory()?);
     }
-    judge_claims(&mut report, &plan, &rounds, processes_ran);
+    judge_claims(&mut report, &plan, &rounds, separate);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -755,13 +765,34 @@ fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<()> {
     Ok(())
 }
 
-/// Step 6: the claims, from this run's figures: one finding per placement and measure (the
-/// scheduler's placement is shown, not judged).
+/// Step 6: what a child sees of our memory. We hand it the address of a fresh nonce; it reads
+/// its own memory there, then receives the nonce through a pipe and reports both.
+fn probe_child_memory() -> Result<(labkit::Verdict, String)> {
+    let nonce = Nonce::fresh().context("read /dev/urandom")?;
+    let (mut our_rx, mut our_tx, their_rx, their_tx) = pipe_pair()?;
+    let mut peer = Peer::spawn(
+        "probe",
+        &[their_rx.as_fd(), their_tx.as_fd()],
+        None,
+        &nonce.args(),
+    )?;
+    drop((their_rx, their_tx)); // The child's now; ours would hide its death from us.
+    let mut reply = [0u8; PROBE_LEN];
+    our_tx
+        .write_all(nonce.bytes())
+        .and_then(|()| std::io::Read::read_exact(&mut our_rx, &mut reply))
+        .map_err(|e| peer.death(e))?;
+    peer.finish()?;
+    Ok(probe::judge(&nonce, &Probe::decode(&reply), "a pipe"))
+}
+
+/// Step 7: the claims, from this run's figures: one finding per placement and measure (the
+/// scheduler's placement is shown, not judged), and what the probing child saw.
 fn judge_claims(
     report: &mut Report,
     plan: &Plan,
     rounds: &[(Placed, Blocks, Blocks)],
-    processes_ran: bool,
+    separate: Option<(labkit::Verdict, String)>,
 ) {
     let mut summary = format!(
         "{} round trips of {} and {} streams of {} per contender",
@@ -803,22 +834,8 @@ fn judge_claims(
                 .placement = Some(at.pin.as_str().to_owned());
         }
     }
-    if processes_ran {
-        // A failed check means this run cannot say how the data travelled: no finding either way.
-        let (verdict, evidence) = if report.passed() {
-            (
-                labkit::Verdict::Holds,
-                "the child processes shared no memory with us: every message and byte reached \
-                 them through a kernel object, pipe ends inherited at spawn or a FIFO opened by \
-                 name, copied by write(2) and read(2); the echo thread instead got the very \
-                 buffer we sent",
-            )
-        } else {
-            (
-                labkit::Verdict::Inconclusive,
-                "a check failed, so this run shows nothing either way",
-            )
-        };
+    // A failed check means this run cannot say how the data travelled: no finding either way.
+    if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     summary.push_str(if report.passed() {
@@ -866,6 +883,22 @@ fn run_child(mut args: Args) -> Result<Outcome> {
             let mut msg = vec![0u8; bytes];
             std::io::Read::read_exact(&mut rx, &mut msg).context("read from the pipe")?;
             pingpong::verify(&msg, 0).context("the message read")?;
+        }
+        "probe" => {
+            let mut rx = PipeReader::from(next_fd("read")?);
+            let mut tx = PipeWriter::from(next_fd("write")?);
+            let addr = args
+                .role
+                .probe
+                .context("--probe is required for the probe role")?;
+            let at_address = probe::read_own_memory(addr).context("read /proc/self/mem")?;
+            let mut through_mechanism = [0u8; probe::NONCE_LEN];
+            std::io::Read::read_exact(&mut rx, &mut through_mechanism).context("read the pipe")?;
+            let seen = Probe {
+                at_address,
+                through_mechanism,
+            };
+            tx.write_all(&seen.encode()).context("write to the pipe")?;
         }
         "fifo-writer" => {
             // Held until we exit: its closing tells the parent we are gone.

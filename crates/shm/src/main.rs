@@ -189,7 +189,7 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("round_trips", plan.round_trips);
     report.param("stream_bytes", plan.stream);
 
-    let shared_seen = show_private_vs_shared(&mut report)?;
+    let sharing = show_private_vs_shared(&mut report)?;
     let mut series = Vec::new();
     let rounds = placements.len();
     for (round, (pin, placement)) in placements.into_iter().enumerate() {
@@ -231,7 +231,7 @@ fn run(args: Args) -> Result<Outcome> {
             baselines.report(&mut report);
         }
     }
-    judge_claims(&mut report, &series, shared_seen);
+    judge_claims(&mut report, &series, &sharing);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -251,8 +251,45 @@ struct Plan {
     placement: Placement,
 }
 
+/// What step 1 saw: the parent's view of the child's writes to both pages.
+struct Sharing {
+    /// What the parent read in its private page, and in the shared one, after the child wrote 7.
+    private: u8,
+    shared: u8,
+}
+
+impl Sharing {
+    /// `comm.process-needs-ipc` from what was seen: a private write that reached us would mean
+    /// memory shared with no IPC at all (does not hold); a shared one that did not, that the
+    /// mechanism itself failed (no verdict).
+    fn verdict(&self) -> (Verdict, String) {
+        let seen = format!(
+            "a forked child wrote 7 to a private page and to a shm_open'ed MAP_SHARED one; the \
+             parent then read {} and {}",
+            self.private, self.shared
+        );
+        match (self.private == 7, self.shared == 7) {
+            (true, _) => (
+                Verdict::DoesNotHold,
+                format!("{seen}: the private write reached us with no IPC at all"),
+            ),
+            (false, true) => (
+                Verdict::Holds,
+                format!(
+                    "{seen}: memory is shared between processes only where they arrange it (the \
+                     rings between processes worked only in such an object)"
+                ),
+            ),
+            (false, false) => (
+                Verdict::Inconclusive,
+                format!("{seen}: the shared object itself did not carry the write"),
+            ),
+        }
+    }
+}
+
 /// Step 1: a private mapping stays the child's; a shared one is everyone's.
-fn show_private_vs_shared(report: &mut Report) -> Result<bool> {
+fn show_private_vs_shared(report: &mut Report) -> Result<Sharing> {
     let mut private = MmapMut::map_anon(4096).context("mmap a private page")?;
     let shared_fd = shm_object(4096)?;
     let shared = MmapRaw::map_raw(&shared_fd).context("mmap the shared page")?;
@@ -281,7 +318,10 @@ fn show_private_vs_shared(report: &mut Report) -> Result<bool> {
         ok,
         format!("the child wrote 7 to both; the parent reads {mine} in its private (copy-on-write) page and {ours} in the shared one"),
     );
-    Ok(ok)
+    Ok(Sharing {
+        private: mine,
+        shared: ours,
+    })
 }
 
 /// A POSIX shared-memory object of `len` bytes, created O_EXCL 0600 and unlinked at once: its
@@ -1003,7 +1043,7 @@ fn stream_channel(
 }
 
 /// Step 3: the claims.
-fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
+fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
     let pick = |r: &Report, name: &str, mech: &str, bytes: u64, pin: Pin| {
         r.measurements
             .iter()
@@ -1061,20 +1101,11 @@ fn judge_claims(report: &mut Report, series: &[Series], shared_seen: bool) {
                 .placement = Some(s.pin.as_str().to_owned());
         }
     }
-    let (verdict, evidence) = if report.passed() && shared_seen {
-        (
-            Verdict::Holds,
-            "memory is shared between processes only where they arrange it: a forked child's write \
-             to a private mapping stayed its own, to a shm_open'ed MAP_SHARED one it reached the \
-             parent; the rings worked between processes only in that shared object",
-        )
-    } else {
-        (
-            Verdict::Inconclusive,
-            "a check failed, so this run shows nothing either way",
-        )
-    };
-    report.claim_observed("comm.process-needs-ipc", verdict, evidence);
+    // A failed check means the rings may not have carried what they should: no finding then.
+    if report.passed() {
+        let (verdict, evidence) = sharing.verdict();
+        report.claim_observed("comm.process-needs-ipc", verdict, evidence);
+    }
     // The stream against one core's memcpy, measured beside it.
     let memcpy: Vec<&Measurement> = report
         .measurements
@@ -1191,6 +1222,18 @@ mod tests {
             "the first lost: short, wrong first"
         );
         assert_eq!(stream(&[10, 11, 12, 13, 14], None), 1, "one too many");
+    }
+
+    /// `comm.process-needs-ipc` follows what the parent read: forced the other way (the
+    /// child's private write reached us, as it would from a thread), it does not hold.
+    #[test]
+    fn the_ipc_claim_follows_what_was_observed() {
+        let verdict = |private, shared| Sharing { private, shared }.verdict();
+        assert_eq!(verdict(0, 7).0, Verdict::Holds);
+        let (v, evidence) = verdict(7, 7);
+        assert_eq!(v, Verdict::DoesNotHold);
+        assert!(evidence.contains("read 7 and 7"), "{evidence}");
+        assert_eq!(verdict(0, 0).0, Verdict::Inconclusive);
     }
 }
 

@@ -23,7 +23,13 @@
 //!    Requests per second, latency, CPU time per request (server, its children and the
 //!    clients) and the peak memory of the server with its children; a client that leaves
 //!    mid-request is logged by the server, which carries on.
-//! 5. [`judge_claims`]: ratios of block figures decide the claims.
+//! 5. [`probe_child_memory`]: a child is handed the address of a fresh nonce in our memory;
+//!    it reads its own memory there (`/proc/self/mem`) and finds no nonce, while the same
+//!    nonce sent through a socketpair arrives.
+//! 6. [`judge_claims`]: steps 1 and 2, block pair by block pair, decide `comm.threads-faster`
+//!    once per placement (steps 1 and 2 run with both sides on one CPU, then on two; `--pin`
+//!    narrows to one, `--pin none` is shown and not judged); step 4 decides
+//!    `usecase.shared-data`, step 5 `comm.process-needs-ipc`.
 //!
 //! **Run it**: `cargo run --release -p sockets` (about two seconds), `-- --json` for the
 //! Report, `-- --clients 32 --per-connection 1` for a server that mostly accepts.
@@ -34,7 +40,7 @@ mod server;
 mod wire;
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
@@ -50,6 +56,7 @@ use labkit::exit::usage;
 use labkit::measure::{block_sizes, cpu_ns_per_op, mib_per_s};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
+use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
@@ -261,7 +268,12 @@ fn run(args: Args) -> Result<Outcome> {
     .filter(|m| common.wants(model_variant(*m)))
     .collect();
     let load = serve_under_load(&mut report, &models, &plan, shutdown)?;
-    judge_claims(&mut report, &plan, &rounds, &load);
+    let separate = if common.wants(Variant::Process) {
+        Some(probe_child_memory()?)
+    } else {
+        None
+    };
+    judge_claims(&mut report, &plan, &rounds, separate, &load);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -1257,18 +1269,14 @@ fn server_block(
     Ok(())
 }
 
-/// Step 5: the claims, from this run's figures.
+/// Step 6: the claims, from this run's figures and what the probing child saw.
 fn judge_claims(
     report: &mut Report,
     plan: &Plan,
     rounds: &[(labkit::Pin, Blocks, Blocks)],
+    separate: Option<(Verdict, String)>,
     loads: &[Load],
 ) {
-    let p50 = |r: &Report, key: &str| {
-        r.find(key)
-            .and_then(|m| m.p50)
-            .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64))
-    };
     // The two contenders the claim sets against each other, if both ran.
     let pair = |series: &Blocks| {
         let find = |variant, mech| {
@@ -1308,25 +1316,8 @@ fn judge_claims(
                 .placement = Some(pin.as_str().to_owned());
         }
     }
-    let processes_ran = rounds
-        .iter()
-        .flat_map(|r| &r.1)
-        .any(|(c, ..)| c.variant == Variant::Process);
-    if processes_ran {
-        let (verdict, evidence) = if report.passed() {
-            (
-                Verdict::Holds,
-                "the child processes shared no memory with us: every frame reached them through \
-                 a socket, inherited (socketpair) or found by name (a path, a loopback port), \
-                 copied in by write and out by read, while a thread can be handed the very \
-                 buffer (see the channel's check when threads run)",
-            )
-        } else {
-            (
-                Verdict::Inconclusive,
-                "a check failed, so this run shows nothing either way",
-            )
-        };
+    // A failed check means this run cannot say how the data travelled: no finding either way.
+    if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     let find = |m: Model| loads.iter().find(|l| l.model == m);
@@ -1334,12 +1325,19 @@ fn judge_claims(
     let pool = loads
         .iter()
         .find(|l| matches!(l.model, Model::ThreadPool { .. }));
-    let mut summary = format!(
-        "{}-byte round trips: {} over a socketpair between processes, {} over a channel between threads",
-        plan.bytes,
-        p50(report, "round_trip/process/socketpair"),
-        p50(report, "round_trip/thread/channel"),
-    );
+    let mut summary = format!("{}-byte round trips", plan.bytes);
+    for (pin, latency, _) in rounds {
+        if let Some((p, t)) = pair(latency) {
+            summary.push_str(&format!(
+                "; {}: {} over a socketpair between processes, {} over a channel between threads",
+                placement_text(pin.as_str()),
+                p.2.p50
+                    .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64)),
+                t.2.p50
+                    .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64)),
+            ));
+        }
+    }
     if let (Some(fork), Some(pool)) = (fork, pool) {
         let key = |l: &Load, name: &str| {
             format!(
@@ -1435,9 +1433,47 @@ fn run_child(mut args: Args) -> Result<Outcome> {
             let max = args.bytes.unwrap_or(BYTES) as usize;
             server::run(model, max, listener, stop, stats).context("serve")?;
         }
+        "probe" => {
+            let mut theirs = UnixStream::from(fds.next().context("no socket fd passed")?);
+            let addr = args
+                .role
+                .probe
+                .context("--probe is required for the probe role")?;
+            let at_address = probe::read_own_memory(addr).context("read /proc/self/mem")?;
+            let mut through_mechanism = [0u8; probe::NONCE_LEN];
+            theirs
+                .read_exact(&mut through_mechanism)
+                .context("read the socket")?;
+            let seen = Probe {
+                at_address,
+                through_mechanism,
+            };
+            theirs
+                .write_all(&seen.encode())
+                .context("write to the socket")?;
+        }
         other => return Err(usage(format!("unknown role `{other}`"))),
     }
     Ok(Outcome::Passed)
+}
+
+/// Step 5: what a child sees of our memory. We hand it the address of a fresh nonce; it reads
+/// its own memory there, then receives the nonce through a socketpair and reports both.
+fn probe_child_memory() -> Result<(Verdict, String)> {
+    let nonce = Nonce::fresh().context("read /dev/urandom")?;
+    let (mut ours, theirs) = UnixStream::pair().context("socketpair(SOCK_STREAM)")?;
+    let mut peer = Peer::spawn("probe", &[theirs.as_fd()], None, &nonce.args())?;
+    drop(theirs); // The child's now; ours would hide its death from us.
+    let mut reply = [0u8; PROBE_LEN];
+    ours.write_all(nonce.bytes())
+        .and_then(|()| ours.read_exact(&mut reply))
+        .map_err(|e| peer.death(e))?;
+    peer.finish()?;
+    Ok(probe::judge(
+        &nonce,
+        &Probe::decode(&reply),
+        "a Unix socketpair",
+    ))
 }
 
 #[cfg(test)]

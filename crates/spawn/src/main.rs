@@ -266,15 +266,8 @@ fn measure_creation(
     for way in &ways {
         report.measure(way.measurement("create", json!({ "parent_rss_kib": rss })));
     }
-    let counted = ways.iter().all(|w| w.latency.len() == iterations);
-    report.check(
-        "every unit was created, ran and was waited for",
-        counted,
-        format!(
-            "{iterations} timed creations per way after a warm-up, each reaped (processes exited 0) \
-             or joined (threads) before the next"
-        ),
-    );
+    // Every creation is checked where it happens (a child that does not exit 0, a thread that
+    // does not join, stops the run with exit 1), so no count is left to check here.
     Ok(ways)
 }
 
