@@ -9,9 +9,12 @@
 //!    serially, on a rayon pool, on scoped threads, and on forked worker processes, for 1 to
 //!    `--workers` workers, all in alternating blocks after a warm-up round. Every run must give
 //!    the same result.
-//! 2. [`run_small_jobs`]: the same comparison for a job 100 times smaller, where handing out
-//!    the work and gathering the results is most of the cost.
-//! 3. [`judge_claims`]: speed-up against the serial run, per block pair.
+//! 2. The same comparison for a job 100 times smaller, where handing out the work and gathering
+//!    the results is most of the cost, like with like: workers created for each job (scoped
+//!    threads, forked processes) and workers created once before the jobs (a thread pool fed
+//!    over channels, a pool of worker processes fed over pipes: [`ProcessPool`]).
+//! 3. [`judge_claims`]: speed-up against the serial run, per block pair; threads against
+//!    processes on the small job, pool against pool and per job against per job.
 //!
 //! The worker processes are forked by a helper process that never starts a thread (this
 //! program has a rayon pool, and forking a process with threads copies only the forking one).
@@ -93,6 +96,8 @@ struct Contender {
     mechanism: &'static str,
     workers: u64,
     pool: Option<rayon::ThreadPool>,
+    /// For `thread-pool`: worker threads started once.
+    threads: Option<workers::ThreadPool>,
     /// Job time per block, in ns.
     times: Vec<f64>,
     cpu: Duration,
@@ -128,20 +133,35 @@ fn run(args: Args) -> Result<Outcome> {
 
     let mut forker = start_forker()?;
     let mut contenders = contenders(common, max_workers)?;
-    run_contenders(&mut contenders, &mut forker, limit, blocks, shutdown)?;
+    run_contenders(&mut contenders, &mut forker, None, limit, blocks, shutdown)?;
     record(&mut report, &contenders, "job", limit);
-    let mut small = vec![
-        contender(Variant::Thread, "rayon", max_workers)?,
-        contender(Variant::Process, "fork", max_workers)?,
-    ];
-    small.retain(|c| common.wants(c.variant));
+    let mut small = Vec::new();
+    for (variant, mechanism) in [
+        (Variant::Thread, "scoped-threads"),
+        (Variant::Process, "fork"),
+        (Variant::Thread, "thread-pool"),
+        (Variant::Process, "process-pool"),
+    ] {
+        if common.wants(variant) {
+            small.push(contender(variant, mechanism, max_workers)?);
+        }
+    }
+    let mut pool = if common.wants(Variant::Process) {
+        Some(ProcessPool::start(max_workers)?)
+    } else {
+        None
+    };
     run_contenders(
         &mut small,
         &mut forker,
+        pool.as_mut(),
         (limit / SMALL).max(1000),
         blocks,
         shutdown,
     )?;
+    if let Some(pool) = pool {
+        pool.finish()?;
+    }
     record(&mut report, &small, "small_job", (limit / SMALL).max(1000));
     drop(forker.requests); // EOF between requests: the helper leaves.
     forker.peer.finish()?;
@@ -152,6 +172,50 @@ fn run(args: Args) -> Result<Outcome> {
         .emit(common.json)
         .context("write the report to stdout")?;
     Ok(Outcome::of(&report))
+}
+
+/// Worker processes started once, before any job: each is fed its share of every job over a
+/// pipe of its own and answers over another ([`workers::serve_pool`]).
+struct ProcessPool {
+    peers: Vec<Peer>,
+    links: Vec<(PipeWriter, PipeReader)>,
+}
+
+impl ProcessPool {
+    fn start(workers: u64) -> Result<ProcessPool> {
+        let mut peers = Vec::new();
+        let mut links = Vec::new();
+        for _ in 0..workers {
+            let (shares_rx, shares) = std::io::pipe().context("pipe")?;
+            let (results, results_tx) = std::io::pipe().context("pipe")?;
+            peers.push(Peer::spawn(
+                "pool-worker",
+                &[shares_rx.as_fd(), results_tx.as_fd()],
+                None,
+                &[],
+            )?);
+            // The worker has its copies; ours would hide its death.
+            drop((shares_rx, results_tx));
+            links.push((shares, results));
+        }
+        Ok(ProcessPool { peers, links })
+    }
+
+    fn pids(&self) -> Vec<nix::unistd::Pid> {
+        self.peers.iter().map(Peer::pid).collect()
+    }
+
+    /// One job, each worker its share; a broken pipe says which worker died and how.
+    fn run(&mut self, limit: u64) -> Result<Tally> {
+        workers::pool_job(&mut self.links, limit)
+            .map_err(|e| labkit::child::explain_break(&mut self.peers, e))
+    }
+
+    /// EOF between jobs ends each worker; each must exit 0.
+    fn finish(self) -> Result<()> {
+        drop(self.links);
+        self.peers.into_iter().try_for_each(Peer::finish)
+    }
 }
 
 fn start_forker() -> Result<Forker> {
@@ -176,11 +240,17 @@ fn contender(variant: Variant, mechanism: &'static str, workers: u64) -> Result<
     } else {
         None
     };
+    let threads = if mechanism == "thread-pool" {
+        Some(workers::ThreadPool::start(workers).context("start the pool's threads")?)
+    } else {
+        None
+    };
     Ok(Contender {
         variant,
         mechanism,
         workers,
         pool,
+        threads,
         times: Vec::new(),
         cpu: Duration::ZERO,
         result: None,
@@ -209,6 +279,7 @@ fn contenders(common: &CommonArgs, max: u64) -> Result<Vec<Contender>> {
 fn run_contenders(
     all: &mut [Contender],
     forker: &mut Forker,
+    mut pool: Option<&mut ProcessPool>,
     limit: u64,
     blocks: usize,
     shutdown: &Shutdown,
@@ -217,10 +288,10 @@ fn run_contenders(
         let warm_up = block == 0;
         for c in all.iter_mut() {
             shutdown.check()?;
-            let pids = if c.mechanism == "fork" {
-                vec![forker.peer.pid()]
-            } else {
-                Vec::new()
+            let pids = match (c.mechanism, pool.as_deref()) {
+                ("fork", _) => vec![forker.peer.pid()],
+                ("process-pool", Some(pool)) => pool.pids(),
+                _ => Vec::new(),
             };
             let cpu_before = CpuClock::now(&pids)?;
             let start = Instant::now();
@@ -234,6 +305,20 @@ fn run_contenders(
                     0,
                 ),
                 "scoped-threads" => (workers::scoped_threads(limit, c.workers), 0),
+                "thread-pool" => (
+                    c.threads
+                        .as_ref()
+                        .expect("a thread-pool contender has its threads")
+                        .run(limit)
+                        .context("the thread pool")?,
+                    0,
+                ),
+                "process-pool" => (
+                    pool.as_deref_mut()
+                        .expect("a process-pool contender has its pool")
+                        .run(limit)?,
+                    0,
+                ),
                 _ => {
                     let f = workers::forked(
                         &mut forker.requests,
@@ -330,6 +415,17 @@ fn parallel_threshold(n: u64) -> f64 {
     1.0 + 0.5 * (n as f64 - 1.0)
 }
 
+/// How the evidence names a way of running the job.
+fn side_name(mechanism: &str) -> &'static str {
+    match mechanism {
+        "scoped-threads" => "scoped threads",
+        "fork" => "forked processes",
+        "thread-pool" => "a thread pool fed over channels",
+        "process-pool" => "a process pool fed over pipes",
+        _ => "rayon threads",
+    }
+}
+
 /// Step 3: the claims.
 fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpus: u64) {
     let Some(serial) = all.iter().find(|c| c.variant == Variant::Serial) else {
@@ -383,24 +479,34 @@ fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpu
         .margin(parallel_threshold(cores));
         report.claim_measured("concurrency.both-parallel", test, [&base, &this]);
     }
-    if let (Some(t), Some(p)) = (
-        small.iter().find(|c| c.mechanism == "rayon"),
-        small.iter().find(|c| c.mechanism == "fork"),
-    ) {
-        if let (Some(pm), Some(tm)) = (
+    // Like with like on the small job: workers created for each job, and pools created before.
+    let find = |m: &str| small.iter().find(|c| c.mechanism == m);
+    for (threads, processes, what) in [
+        ("scoped-threads", "fork", "workers created for each job"),
+        (
+            "thread-pool",
+            "process-pool",
+            "workers created once, before the jobs",
+        ),
+    ] {
+        let (Some(t), Some(p)) = (find(threads), find(processes)) else {
+            continue;
+        };
+        let (Some(pm), Some(tm)) = (
             measurement_for(report, "small_job", p),
             measurement_for(report, "small_job", t),
-        ) {
-            let test = Test::new(
-                format!("a job 100x smaller on {widest} workers"),
-                "ns",
-                Better::Lower,
-                "faster",
-            )
-            .favoured("rayon threads", &t.times)
-            .other("forked processes", &p.times);
-            report.claim_measured("usecase.shared-data", test, [&pm, &tm]);
-        }
+        ) else {
+            continue;
+        };
+        let test = Test::new(
+            format!("a job 100x smaller on {widest} workers, {what}"),
+            "ns",
+            Better::Lower,
+            "faster",
+        )
+        .favoured(side_name(t.mechanism), &t.times)
+        .other(side_name(p.mechanism), &p.times);
+        report.claim_measured("usecase.shared-data", test, [&pm, &tm]);
     }
     report.summary = format!(
         "counting primes with up to {widest} worker(s) on {cpus} allowed CPU(s): speed-up over serial {}{}",
@@ -431,12 +537,17 @@ fn measurement_for(report: &Report, name: &str, c: &Contender) -> Option<Measure
 /// The fork helper, when this binary runs as a child (`--role forker`).
 fn run_child(mut args: Args) -> Result<Outcome> {
     args.role.enter_child()?;
-    match args.role.role.as_deref().unwrap_or_default() {
-        "forker" => {
+    let role = args.role.role.clone().unwrap_or_default();
+    match role.as_str() {
+        "forker" | "pool-worker" => {
             let mut fds = args.role.take_fds()?.into_iter();
             let requests = PipeReader::from(fds.next().context("no request fd passed")?);
             let replies = PipeWriter::from(fds.next().context("no reply fd passed")?);
-            workers::serve_forks(requests, replies).context("serve fork requests")?;
+            if role == "forker" {
+                workers::serve_forks(requests, replies).context("serve fork requests")?;
+            } else {
+                workers::serve_pool(requests, replies).context("serve the pool's jobs")?;
+            }
             Ok(Outcome::Passed)
         }
         other => Err(usage(format!("unknown role `{other}`"))),

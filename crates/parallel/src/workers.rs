@@ -1,13 +1,17 @@
-//! Three ways to spread the job over `w` workers, and one to run it alone.
+//! Ways to spread the job over `w` workers, and one to run it alone.
 //!
 //! * threads from a rayon pool, which steals chunks as workers free up;
-//! * scoped threads (`std::thread::scope`), each taking an interleaved share;
-//! * forked worker processes, each computing a share and writing its result to a pipe.
+//! * workers created for each job: scoped threads (`std::thread::scope`), or forked worker
+//!   processes, each computing an interleaved share and handing back its result;
+//! * workers created once, before any job: a pool of threads fed over channels
+//!   ([`ThreadPool`]), or a pool of processes fed over pipes ([`serve_pool`], [`pool_job`]),
+//!   each worker given its share of every job and answering with its result.
 //!
 //! Forking happens in a helper process that never starts a thread ([`serve_forks`]), so each
 //! fork copies a consistent process: the rule for `fork` in a program that has threads.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::time::TimeValLike;
@@ -43,6 +47,117 @@ pub fn scoped_threads(limit: u64, workers: u64) -> Tally {
             .map(|h| h.join().expect("a worker thread panicked"))
             .fold(Tally::default(), |a, b| a + b)
     })
+}
+
+/// One worker's share of a job: (limit, this worker, workers), as 24 bytes on a pipe.
+fn encode_share(limit: u64, w: u64, workers: u64) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&limit.to_le_bytes());
+    b[8..16].copy_from_slice(&w.to_le_bytes());
+    b[16..].copy_from_slice(&workers.to_le_bytes());
+    b
+}
+
+fn tally_bytes(t: Tally) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&t.count.to_le_bytes());
+    out[8..].copy_from_slice(&t.sum.to_le_bytes());
+    out
+}
+
+fn tally_of(b: &[u8]) -> Tally {
+    Tally {
+        count: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
+        sum: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+    }
+}
+
+/// Worker threads started once; each is handed its share of every job over a channel and
+/// answers with its result over another.
+pub struct ThreadPool {
+    shares: Vec<mpsc::SyncSender<(u64, u64, u64)>>,
+    results: mpsc::Receiver<Tally>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadPool {
+    pub fn start(workers: u64) -> io::Result<ThreadPool> {
+        let (results_tx, results) = mpsc::channel();
+        let mut shares = Vec::new();
+        let mut threads = Vec::new();
+        for w in 0..workers {
+            let (share_tx, share_rx) = mpsc::sync_channel::<(u64, u64, u64)>(1);
+            let results_tx = results_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("pool-{w}"))
+                    .spawn(move || {
+                        for (limit, w, workers) in share_rx {
+                            if results_tx.send(share(limit, w, workers)).is_err() {
+                                return;
+                            }
+                        }
+                    })?,
+            );
+            shares.push(share_tx);
+        }
+        Ok(ThreadPool {
+            shares,
+            results,
+            threads,
+        })
+    }
+
+    /// The job on the pool: every worker's share, and the sum of their results.
+    pub fn run(&self, limit: u64) -> io::Result<Tally> {
+        let workers = self.shares.len() as u64;
+        let gone = || io::Error::other("a pool thread is gone");
+        for (w, tx) in (0u64..).zip(&self.shares) {
+            tx.send((limit, w, workers)).map_err(|_| gone())?;
+        }
+        (0..workers).try_fold(Tally::default(), |t, _| {
+            Ok(t + self.results.recv().map_err(|_| gone())?)
+        })
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shares.clear(); // The workers' loops end when their channel closes.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A pool process's loop: for each share read from `shares`, compute it and write the result
+/// to `results`. Ends at EOF between shares.
+pub fn serve_pool(mut shares: impl Read, mut results: impl Write) -> io::Result<()> {
+    loop {
+        let mut b = [0u8; 24];
+        match shares.read_exact(&mut b) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            other => other?,
+        }
+        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        results.write_all(&tally_bytes(share(word(0), word(8), word(16))))?;
+    }
+}
+
+/// The job on a pool of processes, given as each one's (shares, results) pipe ends: every
+/// worker is handed its share first, so that they all compute at once, then each answers.
+pub fn pool_job<W: Write, R: Read>(links: &mut [(W, R)], limit: u64) -> io::Result<Tally> {
+    let workers = links.len() as u64;
+    for (w, (shares, _)) in (0u64..).zip(links.iter_mut()) {
+        shares.write_all(&encode_share(limit, w, workers))?;
+    }
+    links
+        .iter_mut()
+        .try_fold(Tally::default(), |t, (_, results)| {
+            let mut b = [0u8; 16];
+            results.read_exact(&mut b)?;
+            Ok(t + tally_of(&b))
+        })
 }
 
 /// What the fork helper answers for one job: the result and its workers' CPU time.
@@ -112,10 +227,7 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
                             libc::_exit(1);
                         }
                     }
-                    let t = share(limit, w, workers);
-                    let mut out = [0u8; 16];
-                    out[..8].copy_from_slice(&t.count.to_le_bytes());
-                    out[8..].copy_from_slice(&t.sum.to_le_bytes());
+                    let out = tally_bytes(share(limit, w, workers));
                     // One write of 16 bytes (< PIPE_BUF) is atomic: results never interleave.
                     let ok = (&results_tx).write_all(&out).is_ok();
                     // SAFETY: `_exit` ends the child without running the helper's exit code.
@@ -139,12 +251,9 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
                 "{failed} of {workers} workers failed"
             )));
         }
-        let tally = bytes.chunks_exact(16).fold(Tally::default(), |t, b| {
-            t + Tally {
-                count: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-                sum: u64::from_le_bytes(b[8..].try_into().expect("8 bytes")),
-            }
-        });
+        let tally = bytes
+            .chunks_exact(16)
+            .fold(Tally::default(), |t, b| t + tally_of(b));
         let cpu_ns = children_cpu_ns()?.saturating_sub(cpu_before);
         let mut reply = [0u8; 24];
         reply[..8].copy_from_slice(&tally.count.to_le_bytes());
@@ -186,5 +295,22 @@ mod tests {
             .unwrap();
         assert_eq!(rayon(&pool, limit), expected);
         assert_eq!(scoped_threads(limit, 3), expected);
+        assert_eq!(ThreadPool::start(3).unwrap().run(limit).unwrap(), expected);
+        // A process pool's protocol, served by threads over pipes here.
+        let mut links = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let (shares_rx, shares_tx) = std::io::pipe().unwrap();
+            let (results_rx, results_tx) = std::io::pipe().unwrap();
+            servers.push(std::thread::spawn(move || {
+                serve_pool(shares_rx, results_tx)
+            }));
+            links.push((shares_tx, results_rx));
+        }
+        assert_eq!(pool_job(&mut links, limit).unwrap(), expected);
+        drop(links);
+        for s in servers {
+            s.join().unwrap().unwrap();
+        }
     }
 }

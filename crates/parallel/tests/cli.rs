@@ -28,13 +28,40 @@ fn the_quick_run_gives_one_result_every_way() {
             "{key}: CPU time counted"
         );
     }
-    let ids: Vec<&str> = report.claims.iter().map(|c| c.id.as_str()).collect();
+    // The small job, like with like: created per job, and pools created before the jobs.
+    for key in [
+        "small_job/thread/scoped-threads",
+        "small_job/process/fork",
+        "small_job/thread/thread-pool",
+        "small_job/process/process-pool",
+    ] {
+        let m = report.find(key).unwrap_or_else(|| panic!("no {key}"));
+        assert!(m.cpu_ns_per_op.is_some_and(|c| c > 0.0), "{key}: CPU time");
+    }
+    let ids: Vec<(&str, &[String])> = report
+        .claims
+        .iter()
+        .map(|c| (c.id.as_str(), c.compares.as_slice()))
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids[..2].iter().all(|c| c.0 == "concurrency.both-parallel"));
     assert_eq!(
-        ids,
+        ids[2..],
         [
-            "concurrency.both-parallel",
-            "concurrency.both-parallel",
-            "usecase.shared-data"
+            (
+                "usecase.shared-data",
+                &[
+                    "small_job/process/fork".to_owned(),
+                    "small_job/thread/scoped-threads".to_owned()
+                ][..]
+            ),
+            (
+                "usecase.shared-data",
+                &[
+                    "small_job/process/process-pool".to_owned(),
+                    "small_job/thread/thread-pool".to_owned()
+                ][..]
+            ),
         ]
     );
 }

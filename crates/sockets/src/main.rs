@@ -257,12 +257,12 @@ fn run(args: Args) -> Result<Outcome> {
         ));
     }
     show_boundaries(&mut report)?;
+    let workers = plan.workers as usize;
     let models: Vec<Model> = [
         Model::ForkPerConnection,
         Model::ThreadPerConnection,
-        Model::ThreadPool {
-            workers: plan.workers as usize,
-        },
+        Model::Prefork { workers },
+        Model::ThreadPool { workers },
     ]
     .into_iter()
     .filter(|m| common.wants(model_variant(*m)))
@@ -878,8 +878,8 @@ fn show_boundaries(report: &mut Report) -> Result<()> {
 /// The seed's side a server model stands for.
 fn model_variant(model: Model) -> Variant {
     match model {
-        Model::ForkPerConnection => Variant::Process,
-        _ => Variant::Thread,
+        Model::ForkPerConnection | Model::Prefork { .. } => Variant::Process,
+        Model::ThreadPerConnection | Model::ThreadPool { .. } => Variant::Thread,
     }
 }
 
@@ -888,6 +888,7 @@ fn model_variant(model: Model) -> Variant {
 enum ModelArg {
     Fork,
     Thread,
+    Prefork,
     Pool,
 }
 
@@ -998,7 +999,7 @@ fn serve_under_load(
         let (variant, name) = (model_variant(load.model), load.model.name());
         let config = json!({
             "bytes": plan.bytes, "clients": plan.clients, "per_connection": plan.per_connection,
-            "workers": if matches!(load.model, Model::ThreadPool { .. }) { plan.workers } else { 0 },
+            "workers": if matches!(load.model, Model::ThreadPool { .. } | Model::Prefork { .. }) { plan.workers } else { 0 },
         });
         let per_request = cpu_ns_per_op(load.cpu, load.requests);
         report.measure(Measurement::histogram(
@@ -1127,6 +1128,7 @@ fn server_block(
     let (model, workers) = match load.model {
         Model::ForkPerConnection => ("fork", 0),
         Model::ThreadPerConnection => ("thread", 0),
+        Model::Prefork { workers } => ("prefork", workers),
         Model::ThreadPool { workers } => ("pool", workers),
     };
     let mut extra = vec![
@@ -1320,11 +1322,6 @@ fn judge_claims(
     if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
-    let find = |m: Model| loads.iter().find(|l| l.model == m);
-    let fork = find(Model::ForkPerConnection);
-    let pool = loads
-        .iter()
-        .find(|l| matches!(l.model, Model::ThreadPool { .. }));
     let mut summary = format!("{}-byte round trips", plan.bytes);
     for (pin, latency, _) in rounds {
         if let Some((p, t)) = pair(latency) {
@@ -1338,18 +1335,34 @@ fn judge_claims(
             ));
         }
     }
-    if let (Some(fork), Some(pool)) = (fork, pool) {
-        let key = |l: &Load, name: &str| {
-            format!(
+    // Like with like: a pool of threads against a pool of processes, both created before the
+    // load; a thread per connection against a process per connection.
+    let find = |name: &str| loads.iter().find(|l| l.model.name() == name);
+    for (threads, processes) in [
+        ("thread-pool", "prefork"),
+        ("thread-per-connection", "fork-per-connection"),
+    ] {
+        let (Some(t), Some(p)) = (find(threads), find(processes)) else {
+            continue;
+        };
+        let key = |r: &Report, l: &Load, name: &str| {
+            let key = format!(
                 "{name}/{}/{}",
                 model_variant(l.model).as_str(),
                 l.model.name()
-            )
+            );
+            r.find(&key).cloned()
         };
-        if let (Some(fm), Some(pm)) = (
-            report.find(&key(fork, "requests_per_s")).cloned(),
-            report.find(&key(pool, "requests_per_s")).cloned(),
-        ) {
+        let rates = (
+            key(report, p, "requests_per_s"),
+            key(report, t, "requests_per_s"),
+        );
+        if let (Some(pm), Some(tm)) = rates {
+            summary.push_str(&format!(
+                "; echo server, {threads} {:.0} req/s vs {processes} {:.0}",
+                tm.value.unwrap_or(0.0),
+                pm.value.unwrap_or(0.0)
+            ));
             let test = Test::new(
                 format!(
                     "echo server, {} clients, {} requests per connection",
@@ -1359,29 +1372,20 @@ fn judge_claims(
                 Better::Higher,
                 "faster",
             )
-            .favoured("a thread pool", &pool.rates)
-            .other("fork-per-connection", &fork.rates);
-            summary.push_str(&format!(
-                "; an echo server with {} clients served {:.0} req/s from a thread pool, {:.0} forking per connection",
-                plan.clients,
-                pm.value.unwrap_or(0.0),
-                fm.value.unwrap_or(0.0)
-            ));
-            report.claim_measured("usecase.shared-data", test, [&fm, &pm]);
+            .favoured(threads, &t.rates)
+            .other(processes, &p.rates);
+            report.claim_measured("usecase.shared-data", test, [&pm, &tm]);
         }
-        if let (Some(fm), Some(pm)) = (
-            report.find(&key(fork, "peak_pss")).cloned(),
-            report.find(&key(pool, "peak_pss")).cloned(),
-        ) {
+        if let (Some(pm), Some(tm)) = (key(report, p, "peak_pss"), key(report, t, "peak_pss")) {
             let test = Test::new(
                 "peak memory of the server with its children, PSS (each shared page counted once)",
                 "KiB",
                 Better::Lower,
                 "smaller",
             )
-            .favoured("a thread pool", &pool.pss_peaks)
-            .other("fork-per-connection", &fork.pss_peaks);
-            report.claim_measured("usecase.shared-data", test, [&fm, &pm]);
+            .favoured(threads, &t.pss_peaks)
+            .other(processes, &p.pss_peaks);
+            report.claim_measured("usecase.shared-data", test, [&pm, &tm]);
         }
     }
     summary.push_str(if report.passed() {
@@ -1416,20 +1420,20 @@ fn run_child(mut args: Args) -> Result<Outcome> {
             let listener = TcpListener::from(fds.next().context("no listener fd passed")?);
             let stop = fds.next().context("no stop fd passed")?;
             let stats = File::from(fds.next().context("no stats fd passed")?);
+            let workers = args.workers.unwrap_or(CLIENTS) as usize;
             let model = match args.model.context("--model is required")? {
-                ModelArg::Fork => {
-                    // DESIGN's fork rule: the process that forks has no other thread.
-                    let threads = labkit::procfs::thread_count(std::process::id());
-                    if threads != Some(1) {
-                        bail!("the forking server must have one thread, it has {threads:?}");
-                    }
-                    Model::ForkPerConnection
-                }
+                ModelArg::Fork => Model::ForkPerConnection,
+                ModelArg::Prefork => Model::Prefork { workers },
                 ModelArg::Thread => Model::ThreadPerConnection,
-                ModelArg::Pool => Model::ThreadPool {
-                    workers: args.workers.unwrap_or(CLIENTS) as usize,
-                },
+                ModelArg::Pool => Model::ThreadPool { workers },
             };
+            if model_variant(model) == Variant::Process {
+                // The fork rule: the process that forks has no other thread.
+                let threads = labkit::procfs::thread_count(std::process::id());
+                if threads != Some(1) {
+                    bail!("a forking server must have one thread, it has {threads:?}");
+                }
+            }
             let max = args.bytes.unwrap_or(BYTES) as usize;
             server::run(model, max, listener, stop, stats).context("serve")?;
         }

@@ -1,8 +1,11 @@
-//! A small echo server under load, built the three classic ways.
+//! A small echo server under load, built the four classic ways: a unit of work created per
+//! connection, or a pool created once, each with processes or with threads.
 //!
 //! * **fork-per-connection**: the server accepts, `fork`s, and the child serves that one
 //!   connection then exits; the server reaps it. Each connection gets its own address space.
 //! * **thread-per-connection**: the server accepts and spawns a thread for the connection.
+//! * **prefork**: a fixed set of processes, forked once, each accepting on the one listening
+//!   socket and serving a connection at a time (Apache's prefork MPM, nginx's workers).
 //! * **thread-pool**: a fixed set of threads, started once, takes accepted connections from a
 //!   queue.
 //!
@@ -37,6 +40,7 @@ use crate::wire::{self, HEADER, Pinger, Stream};
 pub enum Model {
     ForkPerConnection,
     ThreadPerConnection,
+    Prefork { workers: usize },
     ThreadPool { workers: usize },
 }
 
@@ -46,6 +50,7 @@ impl Model {
         match self {
             Model::ForkPerConnection => "fork-per-connection",
             Model::ThreadPerConnection => "thread-per-connection",
+            Model::Prefork { .. } => "prefork",
             Model::ThreadPool { .. } => "thread-pool",
         }
     }
@@ -127,9 +132,48 @@ fn serve_connection(stream: TcpStream, model: Model, max_frame: usize, stats: &F
     }
 }
 
+/// What waiting on the listener and the stop pipe gave.
+enum Next {
+    Connection(TcpStream),
+    /// The poll timed out, or another process took the connection first.
+    Nothing,
+    /// EOF on `stop`: accept no more.
+    Stop,
+}
+
+/// Waits (up to `timeout`) for a connection on the non-blocking `listener` or the end of
+/// `stop`. A connection already waiting is taken even when the stop came with it.
+fn next_connection(
+    listener: &TcpListener,
+    stop: &OwnedFd,
+    timeout: PollTimeout,
+) -> io::Result<Next> {
+    let mut fds = [
+        PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, timeout) {
+        Ok(0) | Err(Errno::EINTR) => return Ok(Next::Nothing),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let waiting = fds[0].any().unwrap_or(false);
+    if !waiting && fds[1].any().unwrap_or(true) {
+        return Ok(Next::Stop);
+    }
+    // An accepted socket does not inherit O_NONBLOCK from the listener on Linux.
+    match listener.accept() {
+        Ok((stream, _)) => Ok(Next::Connection(stream)),
+        // The client gave up between poll and accept, or another worker took it.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Next::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the server, for requests of at most `max_frame` bytes, until `stop` reports EOF, then
-/// waits for the connections in progress. Returns how many connections it accepted. For
-/// [`Model::ForkPerConnection`], the calling process must have no other thread.
+/// waits for the connections in progress. Returns how many connections it accepted itself (a
+/// prefork server's workers accept them: its records count them). For the models that fork,
+/// the calling process must have no other thread.
 pub fn run(
     model: Model,
     max_frame: usize,
@@ -138,6 +182,9 @@ pub fn run(
     stats: File,
 ) -> io::Result<u64> {
     listener.set_nonblocking(true)?;
+    if let Model::Prefork { workers } = model {
+        return prefork(workers, max_frame, listener, &stop, &stats).map(|()| 0);
+    }
     let stats = Arc::new(stats);
     let mut connections = 0;
     let mut children = 0u64;
@@ -147,36 +194,19 @@ pub fn run(
         _ => None,
     };
     loop {
-        let mut fds = [
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-        ];
         // The fork model wakes now and then to reap children that have finished.
         let timeout = if children > 0 {
             PollTimeout::from(REAP_EVERY_MS)
         } else {
             PollTimeout::NONE
         };
-        match poll(&mut fds, timeout) {
-            Ok(0) => {
+        let stream = match next_connection(&listener, &stop, timeout)? {
+            Next::Connection(stream) => stream,
+            Next::Nothing => {
                 children -= reap(false)?;
                 continue;
             }
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        // A connection already waiting is served even when the stop came with it.
-        let waiting = fds[0].any().unwrap_or(false);
-        if !waiting && fds[1].any().unwrap_or(true) {
-            break; // EOF on `stop`: no new connections.
-        }
-        // An accepted socket does not inherit O_NONBLOCK from the listener on Linux.
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            // The client gave up between poll and accept.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+            Next::Stop => break,
         };
         connections += 1;
         match model {
@@ -198,6 +228,7 @@ pub fn run(
                 .as_ref()
                 .expect("a pool for the pool model")
                 .submit(stream)?,
+            Model::Prefork { .. } => unreachable!("a prefork server returned above"),
         }
     }
     drop(listener);
@@ -215,6 +246,82 @@ pub fn run(
     Ok(connections)
 }
 
+/// The prefork server: forks `workers` processes that each accept on `listener` and serve one
+/// connection at a time until `stop` ends, then waits for them all.
+fn prefork(
+    workers: usize,
+    max_frame: usize,
+    listener: TcpListener,
+    stop: &OwnedFd,
+    stats: &File,
+) -> io::Result<()> {
+    let server = nix::unistd::getpid();
+    let mut pids = Vec::new();
+    for _ in 0..workers {
+        // SAFETY: the caller guarantees this process has no other thread (the fork rule); the
+        // child runs `accept_and_serve` and leaves with `_exit` (see `in_child`).
+        match unsafe { fork() }.map_err(|e| io::Error::other(format!("fork: {e}")))? {
+            ForkResult::Child => in_child(server, None, || {
+                if let Err(e) = accept_and_serve(&listener, stop, max_frame, stats) {
+                    eprintln!("sockets server [prefork, pid {}]: {e}", std::process::id());
+                }
+            }),
+            ForkResult::Parent { child } => pids.push(child),
+        }
+    }
+    drop(listener); // The workers accept; this process only waits for them.
+    for _ in pids {
+        reap(true)?;
+    }
+    Ok(())
+}
+
+/// A prefork worker's loop: whichever worker's accept wins takes the connection.
+fn accept_and_serve(
+    listener: &TcpListener,
+    stop: &OwnedFd,
+    max_frame: usize,
+    stats: &File,
+) -> io::Result<()> {
+    loop {
+        match next_connection(listener, stop, PollTimeout::NONE)? {
+            Next::Connection(stream) => {
+                serve_connection(stream, Model::Prefork { workers: 0 }, max_frame, stats)
+            }
+            Next::Nothing => {}
+            Next::Stop => return Ok(()),
+        }
+    }
+}
+
+/// The life of a forked child: it dies with the server, `server` (and leaves at once if the
+/// server is already gone), closes `close` (a descriptor that is the server's business), runs `work`,
+/// and ends with `_exit`, never returning into the server's code.
+fn in_child(server: Pid, close: Option<&TcpListener>, work: impl FnOnce()) -> ! {
+    // SAFETY: plain system calls on the child's own state.
+    unsafe {
+        if let Some(listener) = close {
+            libc::close(listener.as_raw_fd());
+        }
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    if nix::unistd::getppid() != server {
+        // SAFETY: `_exit` ends the child without running the server's destructors or
+        // flushing its stdio a second time.
+        unsafe { libc::_exit(1) }
+    }
+    // A panic must not unwind into the server's loop in this copy of it.
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    // SAFETY: see above.
+    unsafe { libc::_exit(if done.is_ok() { 0 } else { 101 }) }
+}
+
 /// Forks a child to serve `stream`; the parent's copy of the connection is closed on return.
 fn fork_connection(
     stream: TcpStream,
@@ -226,33 +333,12 @@ fn fork_connection(
     let server = nix::unistd::getpid();
     // SAFETY: the caller guarantees this process has no other thread (the fork rule), so the
     // child gets a consistent copy of every lock and allocator state and may run any code. The
-    // child never returns from this block: it ends with `_exit`.
+    // child never returns from this block: it ends with `_exit` (see `in_child`).
     match unsafe { fork() }.map_err(|e| io::Error::other(format!("fork: {e}")))? {
-        ForkResult::Child => {
-            // SAFETY: plain system calls on the child's own state; `_exit` ends the child
-            // without running the parent's destructors or flushing its stdio a second time.
-            unsafe {
-                // The child serves one connection; the listener is the server's business.
-                libc::close(listener.as_raw_fd());
-                // Die with the server, and leave at once if it is already gone.
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                if libc::getppid() != server.as_raw() {
-                    libc::_exit(1);
-                }
-            }
-            // A panic must not unwind into the server's loop in this copy of it.
-            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                serve_connection(stream, model, max_frame, stats)
-            }));
-            // SAFETY: see above.
-            unsafe { libc::_exit(if served.is_ok() { 0 } else { 101 }) }
-        }
+        // The child serves one connection; the listener is the server's business.
+        ForkResult::Child => in_child(server, Some(listener), || {
+            serve_connection(stream, model, max_frame, stats)
+        }),
         ForkResult::Parent { .. } => Ok(()), // `stream` closes here: the child has its copy.
     }
 }
