@@ -5,7 +5,18 @@ use anyhow::Result;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::summary::{Figure, Summary};
+use crate::summary::{Figure, Spread, Summary};
+
+/// A point of a line: x, and y as [median, min, max] over the bench's runs.
+type Point = (f64, [f64; 3]);
+
+/// Named lines, each a set of points.
+type Series = Vec<(String, Vec<Point>)>;
+
+/// A figure's median with its min..max over the runs, for a point.
+fn spread(s: &Spread) -> [f64; 3] {
+    [s.median, s.min, s.max]
+}
 
 /// One plot of the report.
 pub struct Plot {
@@ -114,19 +125,24 @@ fn latency_by_mechanism(s: &Summary) -> Result<Option<Plot>> {
     for topic in ["pipes", "sockets", "shm", "mqueue", "semaphore", "condvar"] {
         let bytes = default_bytes(s, topic);
         for f in figures(s, topic, "round_trip") {
+            // Judged placements only: the scheduler's mixes one CPU and two from block to block.
+            let pin = f.config_str("pin");
             if f.config_f64("bytes") != bytes
                 || f.config_str("wait").is_some_and(|w| w != "block")
-                || f.config_str("pin").is_some_and(|p| p != "none")
+                || pin == Some("none")
             {
                 continue;
             }
             let size = bytes.map_or(String::new(), |b| format!(", {}", bytes_text(b)));
-            items.push((format!("{topic}: {}{size}", f.mechanism), f));
+            let at = pin.map_or(String::new(), |p| {
+                format!(", {}", labkit::report::placement_text(p))
+            });
+            items.push((format!("{topic}: {}{size}{at}", f.mechanism), f));
         }
     }
     let rows = rows_by_variant(items.into_iter());
     let x = "round trip: bar p50, whisker to p99 (time, log scale, ticks in ns/µs/ms)";
-    let y = "topic: mechanism, message size (one row each)";
+    let y = "topic: mechanism, message size, placement (one row each)";
     bar_plot(
         "latency",
         "Round trip by mechanism, process vs thread",
@@ -157,29 +173,33 @@ fn round_trip_vs_size(s: &Summary) -> Result<Option<Plot>> {
         ("POSIX mq (processes)", "mqueue", "process", "mq"),
         ("crossbeam channel (threads)", "shm", "thread", "channel"),
     ];
-    let series: Vec<(String, Vec<(f64, f64)>)> = picks
-        .iter()
-        .map(|(label, topic, variant, mechanism)| {
-            let points: Vec<(f64, f64)> = figures(s, topic, "round_trip")
-                .filter(|f| {
-                    f.variant == *variant
-                        && f.mechanism == *mechanism
-                        && f.config_str("wait").is_none_or(|w| w == "block")
-                })
-                .filter_map(|f| Some((f.config_f64("bytes")?, f.figure.median)))
-                .collect();
-            ((*label).to_owned(), points)
-        })
-        .filter(|(_, p)| !p.is_empty())
-        .collect();
+    // One line per mechanism and placement: on one CPU a hand-off is a context switch, on two
+    // a cross-CPU wake-up, and the two differ by an order of magnitude on a small VM.
+    let mut series: Series = Vec::new();
+    for (label, topic, variant, mechanism) in picks {
+        for pin in ["same", "split"] {
+            let label = format!("{label}, {}", labkit::report::placement_text(pin));
+            for f in figures(s, topic, "round_trip").filter(|f| {
+                f.variant == variant
+                    && f.mechanism == mechanism
+                    && f.config_str("wait").is_none_or(|w| w == "block")
+                    && f.config_str("pin") == Some(pin)
+            }) {
+                if let Some(bytes) = f.config_f64("bytes") {
+                    add_point(&mut series, label.clone(), (bytes, spread(&f.figure)));
+                }
+            }
+        }
+    }
     line_plot(
         LinePlot {
             id: "size",
-            title: "IPC round trip vs message size",
+            title: "IPC round trip vs message size, on one CPU and on two",
             caption: "Where lines cross, the cheaper mechanism changes with the message size: \
-                      small messages cost mostly the wake-up, large ones the copies.",
+                      small messages cost mostly the wake-up, large ones the copies; each point \
+                      is the median over the runs, its whisker their min..max.",
             x_label: "message size (bytes, log scale)",
-            y_label: "round trip p50 (time, log scale, ticks in ns/µs/ms)",
+            y_label: "round trip p50, median over runs (time, log scale, ticks in ns/µs/ms)",
             x_log: true,
             x_fmt: bytes_text,
             y_div: 1000.0,
@@ -203,14 +223,13 @@ fn creation_cost(s: &Summary) -> Result<Option<Plot>> {
 }
 
 fn fork_cost_vs_rss(s: &Summary) -> Result<Option<Plot>> {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Series = Vec::new();
     for f in figures(s, "spawn", "create_vs_rss") {
         let Some(rss) = f.config_f64("rss_kib") else {
             continue;
         };
         let label = format!("{} ({})", f.mechanism, f.variant);
-        let point = (rss / 1024.0, f.figure.median);
-        add_point(&mut series, label, point);
+        add_point(&mut series, label, (rss / 1024.0, spread(&f.figure)));
     }
     line_plot(
         LinePlot {
@@ -244,7 +263,10 @@ fn context_switch(s: &Summary) -> Result<Option<Plot>> {
     items.extend(
         figures(s, "pipes", "round_trip")
             .filter(|f| f.mechanism == "pipe" && f.config_f64("bytes") == bytes)
-            .map(|f| ("pipes: pipe, placed by the scheduler".to_owned(), f)),
+            .map(|f| {
+                let pin = f.config_str("pin").unwrap_or("none");
+                (format!("pipes: pipe, {}", crate::report::pin_text(pin)), f)
+            }),
     );
     let mut rows = rows_by_variant(items.into_iter());
     for r in &s.reference {
@@ -271,7 +293,7 @@ fn context_switch(s: &Summary) -> Result<Option<Plot>> {
 }
 
 fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Series = Vec::new();
     let mut most = 1.0_f64;
     for f in figures(s, "parallel", "speedup") {
         let Some(w) = f.config_f64("workers") else {
@@ -279,14 +301,14 @@ fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
         };
         most = most.max(w);
         let label = format!("{} ({})", f.mechanism, f.variant);
-        add_point(&mut series, label, (w, f.figure.median));
+        add_point(&mut series, label, (w, spread(&f.figure)));
     }
     if series.is_empty() {
         return Ok(None);
     }
     series.push((
         "ideal (speed-up = workers)".to_owned(),
-        vec![(1.0, 1.0), (most, most)],
+        vec![(1.0, [1.0; 3]), (most, [most; 3])],
     ));
     line_plot(
         LinePlot {
@@ -307,7 +329,7 @@ fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
 }
 
 fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Series = Vec::new();
     // The ring only: the channel does not spin, whatever the run's --wait.
     for f in figures(s, "shm", "round_trip").filter(|f| f.mechanism != "channel") {
         let (Some(bytes), Some(cpu), Some(wait)) =
@@ -315,13 +337,14 @@ fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
         else {
             continue;
         };
-        let how = if wait == "spin" {
-            "spinning, on two CPUs"
-        } else {
-            "spin 10 µs then futex"
+        let how = match (wait, f.config_str("pin")) {
+            ("spin", _) => "spinning, on two CPUs",
+            (_, Some("same")) => "sleeps at once, on one CPU",
+            (_, Some("split")) => "spin 10 µs then futex, on two CPUs",
+            _ => "spin 10 µs then futex, placed by the scheduler",
         };
         let label = format!("{} {}, {how}", f.variant, f.mechanism);
-        add_point(&mut series, label, (bytes, cpu.median));
+        add_point(&mut series, label, (bytes, spread(&cpu)));
     }
     line_plot(
         LinePlot {
@@ -329,7 +352,8 @@ fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
             title: "CPU time per round trip, spinning vs blocking (shm ring)",
             caption: "Wall-clock latency hides what waiting costs: a spinning side keeps its \
                       CPU busy through every wait (spinning ran on two CPUs, --pin split); the \
-                      blocking mode spins 10 µs before it sleeps, so shorter waits cost alike.",
+                      blocking mode spins 10 µs before it sleeps on two CPUs (and sleeps at once \
+                      on one), so shorter waits cost alike.",
             x_label: "message size (bytes, log scale)",
             y_label: "CPU time of both sides per round trip (log scale, ticks in ns/µs/ms)",
             x_log: true,
@@ -477,23 +501,23 @@ struct LinePlot {
 }
 
 /// Adds `point` to the series named `label`, a new series if there is none yet.
-fn add_point(series: &mut Vec<(String, Vec<(f64, f64)>)>, label: String, point: (f64, f64)) {
+fn add_point(series: &mut Series, label: String, point: Point) {
     match series.iter_mut().find(|(l, _)| *l == label) {
         Some((_, points)) => points.push(point),
         None => series.push((label, vec![point])),
     }
 }
 
-/// Named series of points (any order: each is drawn by increasing x); log-log, or linear for
-/// counts.
-fn line_plot(p: LinePlot, series: Vec<(String, Vec<(f64, f64)>)>) -> Result<Option<Plot>> {
-    let series: Vec<(String, Vec<(f64, f64)>)> = series
+/// Named series of points (any order: each is drawn by increasing x), each point's median on
+/// the line and its min..max as a whisker; log-log, or linear for counts.
+fn line_plot(p: LinePlot, series: Series) -> Result<Option<Plot>> {
+    let series: Series = series
         .into_iter()
         .map(|(l, pts)| {
             let mut pts = pts
                 .into_iter()
-                .map(|(x, y)| (x, y / p.y_div))
-                .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+                .map(|(x, y)| (x, y.map(|v| v / p.y_div)))
+                .filter(|(x, y)| *x > 0.0 && y.iter().all(|v| *v > 0.0))
                 .collect::<Vec<_>>();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             (l, pts)
@@ -509,7 +533,7 @@ fn line_plot(p: LinePlot, series: Vec<(String, Vec<(f64, f64)>)>) -> Result<Opti
         .collect();
     let ys: Vec<f64> = series
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .flat_map(|(_, p)| p.iter().flat_map(|q| q.1))
         .collect();
     let legend_height = 20 * series.len() as u32;
     let mut svg = String::new();
@@ -554,13 +578,19 @@ fn line_plot(p: LinePlot, series: Vec<(String, Vec<(f64, f64)>)>) -> Result<Opti
                 for (i, (_, points)) in series.iter().enumerate() {
                     let color = PALETTE[i % PALETTE.len()];
                     chart.draw_series(LineSeries::new(
-                        points.iter().copied(),
+                        points.iter().map(|&(x, [y, ..])| (x, y)),
                         color.stroke_width(2),
                     ))?;
                     chart.draw_series(
                         points
                             .iter()
-                            .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                            .map(|&(x, [y, ..])| Circle::new((x, y), 3, color.filled())),
+                    )?;
+                    // The spread over the runs, where there is one.
+                    chart.draw_series(
+                        points.iter().filter(|(_, [_, lo, hi])| hi > lo).map(
+                            |&(x, [y, lo, hi])| ErrorBar::new_vertical(x, lo, y, hi, color, 6),
+                        ),
                     )?;
                 }
             }};

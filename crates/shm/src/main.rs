@@ -23,11 +23,16 @@
 //!    between the stream blocks of one size; with `--pin split`, two threads spinning on one
 //!    atomic ([`atomic_ping_pong`]) between the round-trip blocks. The floors and ceilings the
 //!    ring's figures are read against.
-//! 4. [`judge_claims`].
+//! 4. [`judge_claims`]: `comm.threads-faster` from the ring between threads against the same
+//!    ring between processes, block pair by block pair: the round trip of the smallest size and
+//!    the stream of 64 KiB messages (the other sizes are the series the report plots), once per
+//!    placement; `comm.process-needs-ipc` from what step 1 saw.
 //!
-//! Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared page;
-//! `spin` never sleeps, and is allowed only with `--pin split` (on one CPU a spinner waits for
-//! preemption). CPU per message shows what spinning costs. The ring's protocol is model-checked
+//! Steps 2 and 3 run once per placement: both sides on one CPU, then on two (`--pin each`, the
+//! default); `--pin same|split` runs one, `--pin none` leaves it to the scheduler (shown, not
+//! judged). Waiting (`--wait`): `block` spins about 10 µs then sleeps on a futex in the shared
+//! page (on one CPU it sleeps at once); `spin` never sleeps, and runs on two CPUs only (with
+//! `--pin each` it skips one CPU and says so; on one CPU a spinner waits for preemption). CPU per message shows what spinning costs. The ring's protocol is model-checked
 //! with loom (`cargo xtask ci`).
 //!
 //! **Run it**: `cargo run --release -p shm` (about a second), `-- --json`,
@@ -1055,6 +1060,14 @@ fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
             })
             .cloned()
     };
+    // One judged size per measure, as in the other topics: round trips of the smallest message,
+    // streams of the size the memcpy baselines run beside. The other sizes are the series the
+    // report plots: figures, not findings.
+    let sizes: Vec<u64> = series.iter().map(|s| s.bytes).collect();
+    let judged = [
+        sizes.iter().copied().min().unwrap_or(0),
+        stream_size_to_compare(&sizes),
+    ];
     let mut summary = Vec::new();
     for s in series.iter().filter(|s| s.pin.judged()) {
         let place = placement_text(s.pin.as_str());
@@ -1062,6 +1075,9 @@ fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
             ("round_trip", &s.rt_blocks, true),
             ("throughput", &s.tp_blocks, false),
         ] {
+            if s.bytes != judged[usize::from(!lower)] {
+                continue;
+            }
             let (Some(p), Some(t)) = (
                 pick(report, name, "shm-ring", s.bytes, s.pin),
                 pick(report, name, "ring", s.bytes, s.pin),
@@ -1112,17 +1128,10 @@ fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
         .iter()
         .filter(|m| m.mechanism == "memcpy")
         .collect();
-    let sizes: Vec<u64> = series.iter().map(|s| s.bytes).collect();
     // The baselines ran in the last round of placements.
-    let stream = series.last().and_then(|last| {
-        pick(
-            report,
-            "throughput",
-            "shm-ring",
-            stream_size_to_compare(&sizes),
-            last.pin,
-        )
-    });
+    let stream = series
+        .last()
+        .and_then(|last| pick(report, "throughput", "shm-ring", judged[1], last.pin));
     if let (Some(stream), [in_cache, in_memory]) = (stream, memcpy.as_slice()) {
         let rate = stream.value.unwrap_or(0.0);
         let share = |m: &Measurement| 100.0 * rate / m.value.unwrap_or(f64::INFINITY);

@@ -23,12 +23,17 @@ fn the_quick_run_passes_every_check() {
         .collect();
     let each = |pin| [64, 4096, 65536, 1 << 20].map(|b| (b, pin));
     assert_eq!(sizes, [each("same"), each("split")].concat());
-    let placements: Vec<_> = report
+    // Judged: the 64 B round trip and the 64 KiB stream, on one CPU and on two; the other
+    // sizes are figures for the plots.
+    let judged: Vec<(&str, &str)> = report
         .claims
         .iter()
-        .filter_map(|c| c.placement.as_deref())
+        .filter_map(|c| Some((c.placement.as_deref()?, c.test.as_ref()?.what.as_str())))
         .collect();
-    assert_eq!(placements.len(), 16, "{placements:?}");
+    assert_eq!(judged.len(), 4, "{judged:?}");
+    assert!(judged[0].1.starts_with("round trip of 64 B"), "{judged:?}");
+    assert!(judged[1].1.starts_with("stream of 64 KiB"), "{judged:?}");
+    assert_eq!([judged[0].0, judged[3].0], ["same", "split"]);
     for mechanism in ["shm-ring", "ring", "channel"] {
         assert!(
             report
