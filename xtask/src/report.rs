@@ -17,7 +17,7 @@ use crate::summary::{self, Finding, Summary};
 use crate::{browser, html, workspace};
 
 const USAGE: &str =
-    "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--topics a,b] [TOPIC...]
+    "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--repeat K] [--topics a,b] [TOPIC...]
 
 Runs a bench (3 runs at default sizes, about a minute) and prints the claims ledger;
 writes report.md, report.html and report.png into the bench folder.
@@ -25,6 +25,8 @@ writes report.md, report.html and report.png into the bench folder.
   --full        the default bench: 5 runs
   --quick       the topics' --quick sizes (a smoke run: verdicts mean little)
   --runs N      runs of each topic
+  --repeat K    K benches in a row, each reported as usual, then how many of the K verdicts
+                of each finding agree, with its interval each time (from 2 to 20)
   --topics a,b  only these topics (as do TOPIC arguments)";
 
 /// Runs of the bench `report` makes unless told otherwise.
@@ -33,6 +35,7 @@ const REPORT_RUNS: usize = 3;
 pub fn run(args: &[String]) -> Result<bool> {
     let mut from: Option<PathBuf> = None;
     let mut full = false;
+    let mut repeat = 1;
     let mut o = Options {
         runs: REPORT_RUNS,
         ..Options::default()
@@ -52,6 +55,12 @@ pub fn run(args: &[String]) -> Result<bool> {
                 None => usage("--from needs a bench folder"),
             },
             "--full" => full = true,
+            "--repeat" => {
+                repeat = match it.next().map(|v| v.parse::<usize>()) {
+                    Some(Ok(k)) if (2..=20).contains(&k) => k,
+                    _ => usage("--repeat takes a whole number from 2 to 20"),
+                }
+            }
             "-h" | "--help" => {
                 workspace::say(USAGE);
                 return Ok(true);
@@ -72,6 +81,22 @@ pub fn run(args: &[String]) -> Result<bool> {
             usage("--full is the 5-run bench: give --full or --runs, not both");
         }
         o.runs = Options::default().runs;
+    }
+    if repeat > 1 {
+        if from.is_some() {
+            usage("--repeat runs new benches: give --from or --repeat, not both");
+        }
+        let topics = bench::known_topics(&o.topics).unwrap_or_else(|e| usage(&e));
+        let mut summaries = Vec::new();
+        for k in 1..=repeat {
+            eprintln!("xtask report: bench {k} of {repeat}");
+            let (dir, summary) = bench::bench(&o, &topics)?;
+            let ledger = ledger_text(&summary);
+            write_files(&dir, &summary, &ledger, false)?;
+            summaries.push(summary);
+        }
+        workspace::say(stability_text(&summaries).trim_end());
+        return Ok(summaries.iter().all(|s| s.problems.is_empty()));
     }
     let (dir, summary) = match from {
         Some(dir) => {
@@ -171,6 +196,88 @@ pub fn ledger_text(s: &Summary) -> String {
     out
 }
 
+/// How far each finding's verdict can be trusted here: over K benches in a row, how many of
+/// the K verdicts agree with the most common one, and the interval each time.
+pub fn stability_text(benches: &[Summary]) -> String {
+    let k = benches.len();
+    let mut ids: Vec<String> = Vec::new();
+    for s in benches {
+        for f in &s.findings {
+            if !ids.contains(&f.id_text()) {
+                ids.push(f.id_text());
+            }
+        }
+    }
+    let mut out = format!(
+        "Stability over {k} benches ({}): per finding, how many verdicts agree (H holds, N does \
+         not hold, I inconclusive, - no finding), then the interval each time.\n\n",
+        benches
+            .iter()
+            .map(|s| s.created.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut steady = 0;
+    let mut inconclusive = vec![0; k];
+    for id in &ids {
+        let found: Vec<Option<&Finding>> = benches
+            .iter()
+            .map(|s| s.findings.iter().find(|f| f.id_text() == *id))
+            .collect();
+        let letters: Vec<&str> = found
+            .iter()
+            .map(|f| f.map_or("-", |f| verdict_letter(f.verdict)))
+            .collect();
+        let most = ["H", "N", "I"]
+            .iter()
+            .map(|v| letters.iter().filter(|l| *l == v).count())
+            .max()
+            .unwrap_or(0);
+        if most + 1 >= k {
+            steady += 1;
+        }
+        for (i, f) in found.iter().enumerate() {
+            if f.is_some_and(|f| f.verdict == Verdict::Inconclusive) {
+                inconclusive[i] += 1;
+            }
+        }
+        let intervals: Vec<String> = found
+            .iter()
+            .map(|f| match f.and_then(|f| f.interval) {
+                Some([lo, hi]) => format!("x{lo:.2}..x{hi:.2}"),
+                None => "observed".to_owned(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{most}/{k}  {}  {id}\n      {}",
+            letters.join(" "),
+            intervals.join("  ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{steady} of {} findings gave the same verdict in at least {} of {k} benches; \
+         inconclusive per bench: {}",
+        ids.len(),
+        k.saturating_sub(1).max(1),
+        inconclusive
+            .iter()
+            .map(|n| format!("{n} of {}", ids.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
+}
+
+fn verdict_letter(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Holds => "H",
+        Verdict::DoesNotHold => "N",
+        Verdict::Inconclusive => "I",
+    }
+}
+
 /// `pipes (one CPU)`: the topic, and the placement where the finding has one.
 pub fn topic_text(f: &Finding) -> String {
     match &f.placement {
@@ -226,17 +333,22 @@ fn verdict_index(v: Verdict) -> usize {
     }
 }
 
-/// `H H I`: each run's own verdict.
+/// `H H I`: each counted run's own verdict, and the runs left out for a failed check.
 pub fn run_verdicts(f: &Finding) -> String {
-    f.run_verdicts
+    let mut text = f
+        .run_verdicts
         .iter()
-        .map(|v| match v {
-            Verdict::Holds => "H",
-            Verdict::DoesNotHold => "N",
-            Verdict::Inconclusive => "I",
-        })
+        .map(|v| verdict_letter(*v))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if !f.left_out.is_empty() {
+        let runs: Vec<String> = f.left_out.iter().map(usize::to_string).collect();
+        text.push_str(&format!(
+            " (left out, a check failed: run {})",
+            runs.join(", ")
+        ));
+    }
+    text
 }
 
 pub fn pin_text(pin: &str) -> &'static str {
@@ -303,4 +415,40 @@ pub fn ci_stage() -> Result<bool> {
         eprintln!("xtask ci: PROBLEM {p}");
     }
     Ok(summary.problems.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two benches that agree but for one finding: the table says which, and counts.
+    #[test]
+    fn stability_counts_agreeing_verdicts() {
+        let a = crate::html::tests::sample();
+        let mut b = a.clone();
+        let i = b
+            .findings
+            .iter()
+            .position(|f| f.verdict == Verdict::Holds)
+            .expect("a finding that holds");
+        b.findings[i].verdict = Verdict::Inconclusive;
+        let text = stability_text(&[a.clone(), a.clone(), b]);
+        let changed = b_id(&a, i);
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&changed))
+            .unwrap_or_else(|| panic!("{changed} in {text}"));
+        assert!(line.starts_with("2/3  H H I"), "{line}");
+        let n = a.findings.len();
+        assert!(
+            text.contains(&format!(
+                "{n} of {n} findings gave the same verdict in at least 2"
+            )),
+            "{text}"
+        );
+    }
+
+    fn b_id(s: &Summary, i: usize) -> String {
+        s.findings[i].id_text()
+    }
 }

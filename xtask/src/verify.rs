@@ -5,7 +5,9 @@
 //! `process` and one `thread` measurement (unless the claims table says otherwise); every
 //! claim id is one of the seed's, listed for the topic, and every claim listed for it has a
 //! finding; and nothing new is left in /dev/shm, the temp dir or the ledger, and no process is
-//! left behind.
+//! left behind. Then each side alone (`--variant process`, `--variant thread`): exit 0, a
+//! Report with no shape problem and no failed check, measurements of that side only (or a
+//! baseline), nothing left behind.
 
 use std::time::Duration;
 
@@ -106,6 +108,9 @@ fn verify_topic(topic: &Topic) -> Result<(Vec<String>, Vec<String>)> {
         }
     };
     problems.extend(check_report(topic, &report));
+    for side in [Variant::Process, Variant::Thread] {
+        problems.extend(verify_one_side(topic, side)?);
+    }
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
     let row = vec![
         topic.name.clone(),
@@ -122,6 +127,49 @@ fn verify_topic(topic: &Topic) -> Result<(Vec<String>, Vec<String>)> {
         if problems.is_empty() { "ok" } else { "FAIL" }.to_owned(),
     ];
     Ok((row, problems))
+}
+
+/// A run of one side alone: it must pass and measure only that side (or a baseline).
+fn verify_one_side(topic: &Topic, side: Variant) -> Result<Vec<String>> {
+    let before = Snapshot::take();
+    let args = ["--quick", "--json", "--variant", side.as_str()];
+    let run = workspace::run_topic(topic, &args, HANG_GUARD)?;
+    let what = format!("--variant {}", side.as_str());
+    let mut problems: Vec<String> = run
+        .leftovers
+        .iter()
+        .chain(&Snapshot::take().new_since(&before))
+        .map(|l| format!("{what}: left behind {l}"))
+        .collect();
+    if run.code != Some(0) {
+        problems.push(format!(
+            "{what}: exit {:?} (signal {:?}): {}",
+            run.code,
+            run.signal,
+            run.last_error_line()
+        ));
+        return Ok(problems);
+    }
+    match serde_json::from_str::<Report>(&run.stdout) {
+        Ok(report) => {
+            problems.extend(
+                report
+                    .problems()
+                    .into_iter()
+                    .map(|p| format!("{what}: {p}")),
+            );
+            for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
+                problems.push(format!("{what}: check failed: {}", c.name));
+            }
+            for m in &report.measurements {
+                if m.variant != side && m.variant != Variant::Serial {
+                    problems.push(format!("{what}: measured {}", m.key()));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("{what}: stdout is not a Report: {e}")),
+    }
+    Ok(problems)
 }
 
 /// What a Report must hold, beyond its shape.

@@ -35,8 +35,11 @@ fn bad_flags_exit_2_naming_the_limit() {
         &[
             (&["--messages", "0"], "at least 1"),
             (&["--messages", "10000001"], "at most 10000000"),
-            (&["--pin", "same"], "is not offered"),
-            (&["--variant", "process"], "runs both"),
+            (&["--pin", "same"], "unexpected argument '--pin'"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--notify"], "--notify"),
         ],
     );

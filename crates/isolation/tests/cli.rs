@@ -74,8 +74,11 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--pages", "0"], "at least 1"),
             (&["--pages", "262145"], "at most 262144"),
             (&["--pages", "many"], "from 1 to 262144"),
-            (&["--pin", "same"], "is not offered"),
-            (&["--variant", "process"], "runs both"),
+            (&["--pin", "same"], "unexpected argument '--pin'"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--bogus"], "--bogus"),
         ],
     );

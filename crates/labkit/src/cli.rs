@@ -2,6 +2,7 @@
 
 use std::os::fd::RawFd;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
@@ -84,45 +85,62 @@ pub struct CommonArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// Run one side only; repeat to pick several (e.g. `--variant process --variant thread`).
-    #[arg(long, value_enum, value_name = "SIDE")]
+    /// Run one side only, `process` or `thread` (to profile it under `perf record` or
+    /// `strace`); findings that compare the two sides are then skipped, with a note.
+    #[arg(
+        long,
+        value_name = "SIDE",
+        value_parser = clap::builder::PossibleValuesParser::new(["process", "thread"]).map(side)
+    )]
     pub variant: Vec<Variant>,
+}
 
+/// The two sides `--variant` offers (the only values its parser lets through): a baseline such
+/// as `serial` always runs where a topic has one, since the findings are ratios against it.
+fn side(text: String) -> Variant {
+    if text == "process" {
+        Variant::Process
+    } else {
+        Variant::Thread
+    }
+}
+
+impl CommonArgs {
+    /// Whether `variant` should run: every variant runs unless `--variant` picked some (a
+    /// baseline always runs).
+    pub fn wants(&self, variant: Variant) -> bool {
+        variant == Variant::Serial || self.variant.is_empty() || self.variant.contains(&variant)
+    }
+
+    /// Whether both sides run, so that findings comparing them can be made.
+    pub fn both_sides(&self) -> bool {
+        self.wants(Variant::Process) && self.wants(Variant::Thread)
+    }
+
+    /// Records, when only one side runs, that the findings comparing the two were skipped.
+    pub fn note_one_side(&self, report: &mut crate::Report) {
+        if !self.both_sides() {
+            let side = if self.wants(Variant::Process) {
+                "process"
+            } else {
+                "thread"
+            };
+            report.skip(
+                "the findings that compare processes with threads",
+                format!("--variant {side} ran one side only"),
+            );
+        }
+    }
+}
+
+// `--pin`, for the topics that place their two sides on CPUs. (Plain comment: see `CommonArgs`.)
+#[derive(Args, Clone, Debug, Default)]
+pub struct PinArgs {
     /// Placement of the two sides: `each` (`same`, then `split`, each judged), `same` (one
     /// CPU), `split` (two CPUs, chosen from the CPUs this process may use) or `none` (the
     /// scheduler decides: figures shown, no verdict).
     #[arg(long, value_enum, default_value_t = Pin::Each, value_name = "PLACEMENT")]
     pub pin: Pin,
-}
-
-impl CommonArgs {
-    /// Whether `variant` should run: every variant runs unless `--variant` picked some.
-    pub fn wants(&self, variant: Variant) -> bool {
-        self.variant.is_empty() || self.variant.contains(&variant)
-    }
-
-    /// For a topic that places nothing on CPUs: `--pin` must be left alone (or `none`).
-    pub fn refuse_pin(&self, topic: &str) -> Result<(), crate::UsageError> {
-        if matches!(self.pin, Pin::Each | Pin::None) {
-            Ok(())
-        } else {
-            Err(crate::UsageError(format!(
-                "{topic} leaves placement to the scheduler; --pin {} is not offered",
-                self.pin.as_str()
-            )))
-        }
-    }
-
-    /// For a topic whose every step compares the two sides: `--variant` must pick both or none.
-    pub fn require_both_sides(&self, topic: &str) -> Result<(), crate::UsageError> {
-        if self.wants(Variant::Process) && self.wants(Variant::Thread) {
-            Ok(())
-        } else {
-            Err(crate::UsageError(format!(
-                "{topic} compares processes with threads; it runs both (no --variant)"
-            )))
-        }
-    }
 }
 
 // Hidden flags by which a topic re-executes itself as the other side of an exchange. A learner

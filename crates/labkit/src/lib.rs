@@ -5,7 +5,7 @@
 //!
 //! | module | what it gives a topic |
 //! |---|---|
-//! | [`cli`] | the common flags (`--json`, `--quick`, `--variant`, `--pin`) and the hidden child-role flags |
+//! | [`cli`] | the common flags (`--json`, `--quick`, `--variant`; `--pin` where a topic places its sides) and the hidden child-role flags |
 //! | [`report`] | the Report of DESIGN.md (serde, both ways), its human rendering, and printing it |
 //! | [`exit`] | exit codes, usage errors, interrupted runs, and the one `finish` every `main` calls |
 //! | [`measure`] | latency histograms (ns), throughput, CPU time per operation |
@@ -47,7 +47,7 @@ pub mod signals;
 pub mod testkit;
 pub mod verdict;
 
-pub use cli::{CommonArgs, Pin, RoleArgs, Variant};
+pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Variant};
 pub use exit::{Interrupted, Outcome, UsageError, finish};
 pub use measure::{CpuClock, LatencyRecorder};
 pub use report::{Check, Claim, Measurement, Report};

@@ -43,8 +43,8 @@ use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Test, Variant, Verdict,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report,
+    RoleArgs, Test, Variant, Verdict,
 };
 use serde_json::json;
 
@@ -82,6 +82,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    #[command(flatten)]
+    placing: PinArgs,
+
     /// Bytes per message [default: 100; from 8 to /proc/sys/fs/mqueue/msgsize_max].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, u32::MAX as u64))]
     bytes: Option<u64>,
@@ -115,6 +118,8 @@ struct Plan {
     round_trips: u64,
     messages: u64,
     blocks: u64,
+    /// Which side runs: [process, thread] (both, unless `--variant` picked one).
+    sides: [bool; 2],
     pin: Pin,
     cpus: Placement,
 }
@@ -122,8 +127,7 @@ struct Plan {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.require_both_sides("mqueue")?;
-    let (placements, left_out) = Placement::each(common.pin)?;
+    let (placements, left_out) = Placement::each(args.placing.pin)?;
     let mut report = Report::new("mqueue");
     let limits = read_limits(&mut report)?;
     let plan = Plan {
@@ -140,6 +144,10 @@ fn run(args: Args) -> Result<Outcome> {
             MESSAGES
         }),
         blocks: if common.quick { QUICK_BLOCKS } else { BLOCKS },
+        sides: [
+            common.wants(Variant::Process),
+            common.wants(Variant::Thread),
+        ],
         // Set per round below.
         pin: Pin::None,
         cpus: Placement::choose(Pin::None)?,
@@ -150,7 +158,7 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("messages", plan.messages);
     report.param("round_trips", plan.round_trips);
     report.param("blocks", plan.blocks);
-    report.param("pin", common.pin.as_str());
+    report.param("pin", args.placing.pin.as_str());
     let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
     report.param("placement", described.join("; "));
     if let Some(why) = left_out {
@@ -172,8 +180,14 @@ fn run(args: Args) -> Result<Outcome> {
             measure_streams(&mut report, &at, shutdown)?,
         ));
     }
-    show_semantics(&mut report, &plan)?;
-    let separate = probe_child_memory(&plan)?;
+    // Queues are the process side's means: their semantics and the probe go with it.
+    let separate = if common.wants(Variant::Process) {
+        show_semantics(&mut report, &plan)?;
+        Some(probe_child_memory(&plan)?)
+    } else {
+        None
+    };
+    common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate);
     report
         .emit(common.json)
@@ -260,8 +274,8 @@ fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
     explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
 }
 
-/// Block figures per variant, [process, thread], and their measurements.
-type Blocks = [(Vec<f64>, Measurement); 2];
+/// Block figures per variant, [process, thread], and their measurements, for the sides run.
+type Blocks = [Option<(Vec<f64>, Measurement)>; 2];
 
 /// Step 2: round trips, processes over queues and threads over channels, alternating.
 fn measure_round_trips(
@@ -320,7 +334,7 @@ fn measure_round_trips(
         } else {
             plan.round_trips / plan.blocks
         };
-        for v in 0..2 {
+        for v in (0..2).filter(|&v| plan.sides[v]) {
             let watch: &[_] = if v == 0 { &pid } else { &[] };
             let cpu_before = CpuClock::now(watch)?;
             let mut this_block = LatencyRecorder::new();
@@ -370,6 +384,9 @@ fn measure_round_trips(
     let config = json!({ "bytes": plan.bytes, "depth": plan.depth, "pin": plan.pin.as_str() });
     let [p, t] = [(Variant::Process, "mq"), (Variant::Thread, "channel")].map(|(variant, mech)| {
         let v = usize::from(variant == Variant::Thread);
+        if !plan.sides[v] {
+            return None;
+        }
         let m = Measurement::histogram(
             "round_trip",
             variant,
@@ -379,7 +396,7 @@ fn measure_round_trips(
             cpu_ns_per_op(cpu[v], lat[v].len()),
         );
         report.measure(m.clone());
-        (std::mem::take(&mut block_p50[v]), m)
+        Some((std::mem::take(&mut block_p50[v]), m))
     });
     report.check(
         &format!(
@@ -404,7 +421,7 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
     let pid = vec![peer.borrow().pid()];
     let mut msg = vec![0u8; bytes];
     for _ in 0..plan.blocks {
-        for v in 0..2 {
+        for v in (0..2).filter(|&v| plan.sides[v]) {
             shutdown.check()?;
             let watch: &[_] = if v == 0 { &pid } else { &[] };
             let cpu_before = CpuClock::now(watch)?;
@@ -454,6 +471,9 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
     let config = json!({ "bytes": plan.bytes, "depth": plan.depth, "pin": plan.pin.as_str() });
     let [p, t] = [(Variant::Process, "mq"), (Variant::Thread, "channel")].map(|(variant, mech)| {
         let v = usize::from(variant == Variant::Thread);
+        if !plan.sides[v] {
+            return None;
+        }
         let m = Measurement::value(
             "throughput",
             variant,
@@ -464,7 +484,7 @@ fn measure_streams(report: &mut Report, plan: &Plan, shutdown: &Shutdown) -> Res
             cpu_ns_per_op(cpu[v], total),
         );
         report.measure(m.clone());
-        (std::mem::take(&mut rates[v]), m)
+        Some((std::mem::take(&mut rates[v]), m))
     });
     report.check(
         &format!(
@@ -669,10 +689,13 @@ fn judge_claims(
     report: &mut Report,
     plan: &Plan,
     rounds: &[(Pin, Blocks, Blocks)],
-    separate: (Verdict, String),
+    separate: Option<(Verdict, String)>,
 ) {
     let mut summary = Vec::new();
-    for (pin, [rp, rt], [tp, tt]) in rounds.iter().filter(|r| r.0.judged()) {
+    for (pin, rts, tps) in rounds.iter().filter(|r| r.0.judged()) {
+        let ([Some(rp), Some(rt)], [Some(tp), Some(tt)]) = (rts, tps) else {
+            continue; // One side ran: nothing to compare.
+        };
         let place = placement_text(pin.as_str());
         let test = Test::new(
             format!("round trip of {}, {place}", format_bytes(plan.bytes)),
@@ -705,8 +728,7 @@ fn judge_claims(
             .placement = Some(pin.as_str().to_owned());
     }
     // A failed check means this run cannot say how the data travelled: no finding either way.
-    if report.passed() {
-        let (verdict, evidence) = separate;
+    if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     if summary.is_empty() {

@@ -42,7 +42,10 @@ fn limits_and_bad_flags_exit_2_naming_them() {
             (&["--depth", "0"], "at least 1"),
             (&["--messages", "0"], "at least 1"),
             (&["--pin", "sideways"], "each, none, same, split"),
-            (&["--variant", "process"], "runs both"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--queue"], "--queue"),
         ],
     );

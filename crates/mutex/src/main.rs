@@ -121,8 +121,11 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.refuse_pin("mutex")?;
-    common.require_both_sides("mutex")?;
+    // [process, thread]: both, unless `--variant` picked one side.
+    let sides = [
+        common.wants(Variant::Process),
+        common.wants(Variant::Thread),
+    ];
     let increments = args.increments.unwrap_or(if common.quick {
         QUICK_INCREMENTS
     } else {
@@ -151,19 +154,32 @@ fn run(args: Args) -> Result<Outcome> {
         &*shared
     };
 
-    measure_uncontended(&mut report, &shared.counter, blocks, shutdown)?;
+    measure_uncontended(&mut report, &shared.counter, sides, blocks, shutdown)?;
     let exact = measure_contended(
         &mut report,
         &memory,
         &shared.counter,
-        increments,
-        max_parties,
+        Parties {
+            increments,
+            max: max_parties,
+            sides,
+        },
         blocks,
         shutdown,
     )?;
-    let death = show_owner_death(&mut report, &memory, shared)?;
-    let poison = show_poisoning(&mut report);
-    judge_claims(&mut report, &exact, &death, &poison);
+    // Owner death is the process side's lesson, poisoning the thread side's.
+    let death = if sides[0] {
+        Some(show_owner_death(&mut report, &memory, shared)?)
+    } else {
+        None
+    };
+    let poison = sides[1].then(|| show_poisoning(&mut report));
+    if let (Some(death), Some(poison)) = (death, poison) {
+        judge_claims(&mut report, &exact, &death, &poison);
+    } else {
+        report.summary = format!("one side only: {}", exact.text);
+    }
+    common.note_one_side(&mut report);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -176,6 +192,7 @@ fn run(args: Args) -> Result<Outcome> {
 fn measure_uncontended(
     report: &mut Report,
     robust: &Guarded,
+    sides: [bool; 2],
     blocks: u64,
     shutdown: &Shutdown,
 ) -> Result<()> {
@@ -184,36 +201,40 @@ fn measure_uncontended(
     for _ in 0..blocks {
         shutdown.check()?;
         for _ in 0..BATCHES {
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                *std_mutex.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            if sides[1] {
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    *std_mutex.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                }
+                std_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
             }
-            std_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                robust.lock(HANG_GUARD)?;
-                robust.unlock()?;
+            if sides[0] {
+                let start = Instant::now();
+                for _ in 0..BATCH {
+                    robust.lock(HANG_GUARD)?;
+                    robust.unlock()?;
+                }
+                robust_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
             }
-            robust_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
         }
     }
     let config = json!({ "parties": 1, "batch": BATCH });
-    report.measure(Measurement::histogram(
-        "lock_unlock",
-        Variant::Thread,
-        "std-mutex",
-        config.clone(),
-        &std_ns,
-        None,
-    ));
-    report.measure(Measurement::histogram(
-        "lock_unlock",
-        Variant::Process,
-        "pthread-robust",
-        config,
-        &robust_ns,
-        None,
-    ));
+    for (run, variant, mechanism, lat) in [
+        (sides[1], Variant::Thread, "std-mutex", &std_ns),
+        (sides[0], Variant::Process, "pthread-robust", &robust_ns),
+    ] {
+        if run {
+            let m = Measurement::histogram(
+                "lock_unlock",
+                variant,
+                mechanism,
+                config.clone(),
+                lat,
+                None,
+            );
+            report.measure(m);
+        }
+    }
     Ok(())
 }
 
@@ -225,32 +246,46 @@ struct Contended {
 }
 
 /// Step 2: parties adding to one counter, processes and threads in alternating blocks.
+/// Step 2's sizes: increments per party, up to how many parties, and which sides run.
+struct Parties {
+    increments: u64,
+    max: u64,
+    sides: [bool; 2],
+}
+
 fn measure_contended(
     report: &mut Report,
     memory: &SharedMemory,
     counter: &Guarded,
-    increments: u64,
-    max_parties: u64,
+    p: Parties,
     blocks: u64,
     shutdown: &'static Shutdown,
 ) -> Result<Seen> {
+    let increments = p.increments;
     let mut all_exact = true;
     let mut lines = Vec::new();
     let mut parties = 1;
-    while parties <= max_parties {
+    while parties <= p.max {
         let mut runs: [Vec<Contended>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..blocks {
             shutdown.check()?;
-            runs[0].push(contend_processes(
-                memory, counter, parties, increments, shutdown,
-            )?);
-            runs[1].push(contend_threads(parties, increments, shutdown)?);
+            if p.sides[0] {
+                runs[0].push(contend_processes(
+                    memory, counter, parties, increments, shutdown,
+                )?);
+            }
+            if p.sides[1] {
+                runs[1].push(contend_threads(parties, increments, shutdown)?);
+            }
         }
         let ops = parties * increments * blocks;
         for (variant, mechanism, runs) in [
             (Variant::Process, "pthread-robust", &runs[0]),
             (Variant::Thread, "std-mutex", &runs[1]),
-        ] {
+        ]
+        .into_iter()
+        .filter(|(_, _, runs)| !runs.is_empty())
+        {
             let elapsed: Duration = runs.iter().map(|r| r.elapsed).sum();
             let cpu: Duration = runs.iter().map(|r| r.cpu).sum();
             let exact = runs.iter().all(|r| r.exact);

@@ -35,8 +35,11 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--increments", "0"], "at least 1"),
             (&["--parties", "65"], "at most 64"),
             (&["--parties", "few"], "from 1 to 64"),
-            (&["--pin", "same"], "is not offered"),
-            (&["--variant", "process"], "runs both"),
+            (&["--pin", "same"], "unexpected argument '--pin'"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--lock"], "--lock"),
         ],
     );

@@ -114,7 +114,6 @@ struct Forker {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.refuse_pin("parallel")?;
     let cpus = labkit::pin::allowed_cpus()
         .context("sched_getaffinity")?
         .len()
@@ -167,6 +166,7 @@ fn run(args: Args) -> Result<Outcome> {
     forker.peer.finish()?;
 
     check_results(&mut report, &contenders, &small);
+    common.note_one_side(&mut report);
     judge_claims(&mut report, &contenders, &small, cpus);
     report
         .emit(common.json)

@@ -75,7 +75,7 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--workers", "0"], "at least 1"),
             (&["--workers", "33"], "at most 32"),
             (&["--workers", "two"], "from 1 to 32"),
-            (&["--pin", "split"], "is not offered"),
+            (&["--pin", "split"], "unexpected argument '--pin'"),
             (&["--nope"], "--nope"),
         ],
     );

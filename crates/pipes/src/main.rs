@@ -56,8 +56,8 @@ use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Test, Variant, exit::usage,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report,
+    RoleArgs, Test, Variant, exit::usage,
 };
 use serde_json::json;
 
@@ -103,6 +103,9 @@ const FIFO_MESSAGES: u64 = 100;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    #[command(flatten)]
+    placing: PinArgs,
 
     /// Round trips per contender [default: 20000; --quick: 600; at most 10000000].
     #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
@@ -154,11 +157,6 @@ type Blocks = Vec<(Contender, Vec<f64>, Measurement)>;
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if !common.wants(Variant::Process) && !common.wants(Variant::Thread) {
-        return Err(usage(
-            "pipes compares `process` and `thread`; it has no `serial` variant",
-        ));
-    }
     let quick = common.quick;
     let messages = args
         .messages
@@ -171,14 +169,14 @@ fn run(args: Args) -> Result<Outcome> {
             .unwrap_or(if quick { QUICK_TOTAL } else { TOTAL }),
         blocks: (if quick { QUICK_BLOCKS } else { BLOCKS }).min(messages),
     };
-    let (placements, left_out) = Placement::each(common.pin)?;
+    let (placements, left_out) = Placement::each(args.placing.pin)?;
 
     let mut report = Report::new("pipes");
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
     report.param("total", plan.total);
     report.param("blocks", plan.blocks);
-    report.param("pin", common.pin.as_str());
+    report.param("pin", args.placing.pin.as_str());
     let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
     report.param("placement", described.join("; "));
     if let Some(why) = left_out {
@@ -204,6 +202,7 @@ fn run(args: Args) -> Result<Outcome> {
         show_fifo(&mut report, shutdown)?;
         separate = Some(probe_child_memory()?);
     }
+    common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate);
     report
         .emit(common.json)

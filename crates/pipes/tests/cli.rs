@@ -118,7 +118,10 @@ fn bad_flags_exit_2_naming_the_limit() {
         (&["--total", "0"], "at least 1"),
         (&["--total", "17GiB"], "at most 17179869184"),
         (&["--pin", "sideways"], "each, none, same, split"),
-        (&["--variant", "serial"], "no `serial` variant"),
+        (
+            &["--variant", "serial"],
+            "[possible values: process, thread]",
+        ),
         (&["--frobnicate"], "--frobnicate"),
     ];
     for (args, needle) in cases {

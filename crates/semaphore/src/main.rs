@@ -40,11 +40,13 @@ use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::cpu_ns_per_op;
 use labkit::names::{Kind, Reservation, reserve};
+use labkit::pin::{PinGuard, Placement, pin_current_thread};
 use labkit::report::format_ns;
 use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
+    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs,
+    Variant, Verdict,
 };
 use serde_json::json;
 
@@ -78,6 +80,9 @@ const QUICK_BLOCKS: u64 = 3;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    #[command(flatten)]
+    placing: PinArgs,
 
     /// Items per producer [default: 20000; --quick: 500; from 1 to 2^40].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_ITEMS))]
@@ -152,8 +157,12 @@ impl Unnamed {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.refuse_pin("semaphore")?;
-    common.require_both_sides("semaphore")?;
+    // [process, thread]: both, unless `--variant` picked one side.
+    let sides = [
+        common.wants(Variant::Process),
+        common.wants(Variant::Thread),
+    ];
+    let (placements, left_out) = Placement::each(args.placing.pin)?;
     let items = args
         .items
         .unwrap_or(if common.quick { QUICK_ITEMS } else { ITEMS });
@@ -170,6 +179,10 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("producers", producers);
     report.param("slots", SLOTS);
     report.param("blocks", blocks);
+    report.param("pin", args.placing.pin.as_str());
+    if let Some(why) = left_out {
+        report.skip("wake-ups on two CPUs", why);
+    }
 
     let memory = SharedMemory::create(std::mem::size_of::<Shared>()).context("shared memory")?;
     let shared: *mut Shared = memory.cast();
@@ -187,26 +200,40 @@ fn run(args: Args) -> Result<Outcome> {
     // SAFETY: initialised above; only atomics and semaphores are used through it.
     let shared_ref: &Shared = unsafe { &*shared };
 
-    measure_wake(
-        &mut report,
-        &memory,
-        &unnamed,
-        shared_ref,
-        round_trips,
-        blocks,
-        shutdown,
-    )?;
+    for (pin, cpus) in placements {
+        // The main thread is one side of every ping-pong; the pin is undone after the timing.
+        let _pin = PinGuard::pin(cpus.main).context("sched_setaffinity (main thread)")?;
+        let wake = Wake {
+            round_trips,
+            blocks,
+            sides,
+            pin,
+            cpus,
+        };
+        measure_wake(&mut report, &memory, &unnamed, shared_ref, &wake, shutdown)?;
+    }
     let exact = measure_buffer(
         &mut report,
         &memory,
         &unnamed,
         shared_ref,
-        producers,
-        items,
-        blocks,
+        BufferSizes {
+            producers,
+            items,
+            blocks,
+            sides,
+        },
         shutdown,
     )?;
-    judge_claims(&mut report, exact);
+    if sides == [true, true] {
+        judge_claims(&mut report, exact);
+    } else {
+        report.summary = format!(
+            "one side only: the bounded buffer {} every item once and in order",
+            if exact { "moved" } else { "did NOT move" }
+        );
+    }
+    common.note_one_side(&mut report);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -260,16 +287,28 @@ fn broke(peers: &RefCell<Vec<Peer>>, err: std::io::Error) -> anyhow::Error {
 }
 
 /// Step 1: post → wait → post back, processes and threads in alternating blocks.
+/// Step 1's sizes, sides and placement.
+struct Wake {
+    round_trips: u64,
+    blocks: u64,
+    sides: [bool; 2],
+    pin: Pin,
+    cpus: Placement,
+}
+
 fn measure_wake(
     report: &mut Report,
     memory: &SharedMemory,
     unnamed: &Unnamed,
     shared: &Shared,
-    round_trips: u64,
-    blocks: u64,
+    w: &Wake,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let peers = RefCell::new(vec![Peer::spawn("pong", &[memory.fd()], None, &[])?]);
+    let (round_trips, blocks) = (w.round_trips, w.blocks);
+    // A new pong for each placement: the last one's stop must not stop it.
+    shared.stop.store(0, Ordering::SeqCst);
+    // The pong process is started even with `--variant thread` (it then waits, untouched).
+    let peers = RefCell::new(vec![Peer::spawn("pong", &[memory.fd()], w.cpus.peer, &[])?]);
     let dead = AtomicBool::new(false);
     let alive = || !dead.load(Ordering::Relaxed);
     let exits = exit_fds(&peers)?;
@@ -279,7 +318,14 @@ fn measure_wake(
     let pids = vec![peers.borrow()[0].pid()];
     std::thread::scope(|s| -> Result<()> {
         let _watchdog = start_watchdog(s, exits, shutdown, vec![&unnamed.pong], &dead)?;
-        s.spawn(|| pong(&t_ping, &t_pong, &t_stop, &|| true));
+        let peer_cpu = w.cpus.peer;
+        let (ping, pong_back, stop) = (&t_ping, &t_pong, &t_stop);
+        s.spawn(move || {
+            if let Some(cpu) = peer_cpu {
+                let _ = pin_current_thread(cpu);
+            }
+            pong(ping, pong_back, stop, &|| true)
+        });
         let result = (|| -> Result<()> {
             for block in 0..=blocks {
                 let n = if block == 0 {
@@ -296,6 +342,7 @@ fn measure_wake(
                 ]
                 .into_iter()
                 .enumerate()
+                .filter(|(i, _)| w.sides[*i])
                 {
                     let watch: &[_] = if i == 0 { &pids } else { &[] };
                     let cpu_before = CpuClock::now(watch)?;
@@ -330,13 +377,15 @@ fn measure_wake(
     ]
     .into_iter()
     .enumerate()
+    .filter(|(i, _)| w.sides[*i])
     {
         let per_op = cpu_ns_per_op(cpu[i], lat[i].len());
+        let config = json!({ "pin": w.pin.as_str() });
         report.measure(Measurement::histogram(
             "round_trip",
             variant,
             mechanism,
-            json!({}),
+            config.clone(),
             &lat[i],
             per_op,
         ));
@@ -344,7 +393,7 @@ fn measure_wake(
             "wake_up",
             variant,
             mechanism,
-            json!({}),
+            config,
             "ns",
             lat[i].p50() as f64 / 2.0,
             None,
@@ -378,18 +427,29 @@ struct Run {
     wrong: u64,
 }
 
+/// Step 2's sizes and sides.
+struct BufferSizes {
+    producers: u64,
+    items: u64,
+    blocks: u64,
+    sides: [bool; 2],
+}
+
 /// Step 2: the bounded buffer, three ways, alternating blocks.
-#[allow(clippy::too_many_arguments)]
 fn measure_buffer(
     report: &mut Report,
     memory: &SharedMemory,
     unnamed: &Unnamed,
     shared: &Shared,
-    producers: u64,
-    items: u64,
-    blocks: u64,
+    b: BufferSizes,
     shutdown: &Shutdown,
 ) -> Result<bool> {
+    let BufferSizes {
+        producers,
+        items,
+        blocks,
+        sides,
+    } = b;
     let ways = [
         (Variant::Process, "sem-pshared"),
         (Variant::Process, "sem-named"),
@@ -398,16 +458,24 @@ fn measure_buffer(
     let mut runs: [Vec<Run>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..blocks {
         shutdown.check()?;
-        runs[0].push(buffer_processes(
-            memory, unnamed, None, shared, producers, items, shutdown,
-        )?);
-        runs[1].push(buffer_named(memory, shared, producers, items, shutdown)?);
-        runs[2].push(buffer_threads(producers, items, shutdown)?);
+        if sides[0] {
+            runs[0].push(buffer_processes(
+                memory, unnamed, None, shared, producers, items, shutdown,
+            )?);
+            runs[1].push(buffer_named(memory, shared, producers, items, shutdown)?);
+        }
+        if sides[1] {
+            runs[2].push(buffer_threads(producers, items, shutdown)?);
+        }
     }
     let total = producers * items * blocks;
     let mut lines = Vec::new();
     let mut exact = true;
-    for (i, (variant, mechanism)) in ways.into_iter().enumerate() {
+    for (i, (variant, mechanism)) in ways
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !runs[*i].is_empty())
+    {
         let elapsed: Duration = runs[i].iter().map(|r| r.elapsed).sum();
         let cpu: Duration = runs[i].iter().map(|r| r.cpu).sum();
         let wrong: u64 = runs[i].iter().map(|r| r.wrong).sum();

@@ -35,8 +35,11 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--items", "0"], "at least 1"),
             (&["--producers", "65"], "at most 64"),
             (&["--producers", "x"], "from 1 to 64"),
-            (&["--pin", "split"], "is not offered"),
-            (&["--variant", "thread"], "runs both"),
+            (&["--pin", "sideways"], "each, none, same, split"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--sem"], "--sem"),
         ],
     );

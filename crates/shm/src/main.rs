@@ -54,8 +54,8 @@ use labkit::pin::{PinGuard, Placement, pin_current_thread};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Test, Variant, Verdict,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report,
+    RoleArgs, Test, Variant, Verdict,
 };
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
@@ -109,6 +109,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    #[command(flatten)]
+    placing: PinArgs,
+
     /// One message size instead of 64 B, 4 KiB, 64 KiB and 1 MiB [from 64 to 1MiB].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, MAX_BYTES))]
     bytes: Option<u64>,
@@ -132,10 +135,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.require_both_sides("shm")?;
     // Spinning is judged on two CPUs only: on one, a spinning side waits for the other to be
     // preempted, milliseconds per hand-off. By default (`each`) it runs there alone.
-    let pin = match (args.wait, common.pin) {
+    let pin = match (args.wait, args.placing.pin) {
         (Wait::Spin, Pin::Each | Pin::Split) => Pin::Split,
         (Wait::Spin, other) => {
             return Err(usage(format!(
@@ -165,6 +167,7 @@ fn run(args: Args) -> Result<Outcome> {
         stream: if quick { QUICK_STREAM } else { STREAM },
         blocks: if quick { QUICK_BLOCKS } else { BLOCKS },
         wait: args.wait,
+        sides: CONTENDERS.map(|(variant, _)| common.wants(variant)),
         // Set per round below.
         mode: wait_mode(args.wait, Pin::None),
         pin: Pin::None,
@@ -180,11 +183,11 @@ fn run(args: Args) -> Result<Outcome> {
             Wait::Block => "block",
         },
     );
-    report.param("pin", common.pin.as_str());
+    report.param("pin", args.placing.pin.as_str());
     if let Some(why) = left_out {
         report.skip("round trips and streams on two CPUs", why);
     }
-    if args.wait == Wait::Spin && common.pin == Pin::Each {
+    if args.wait == Wait::Spin && args.placing.pin == Pin::Each {
         report.skip(
             "spinning on one CPU",
             "a spinning side on one CPU waits for the other to be preempted: --wait spin runs \
@@ -194,7 +197,12 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("round_trips", plan.round_trips);
     report.param("stream_bytes", plan.stream);
 
-    let sharing = show_private_vs_shared(&mut report)?;
+    // Forking runs first, while this process has one thread; it is the process side's lesson.
+    let sharing = if common.wants(Variant::Process) {
+        Some(show_private_vs_shared(&mut report)?)
+    } else {
+        None
+    };
     let mut series = Vec::new();
     let rounds = placements.len();
     for (round, (pin, placement)) in placements.into_iter().enumerate() {
@@ -206,7 +214,8 @@ fn run(args: Args) -> Result<Outcome> {
         };
         let _pin = PinGuard::pin(placement.main).context("sched_setaffinity (main thread)")?;
         // On two CPUs, the atomic ping-pong is measured block by block beside the rings.
-        let mut atomic = (plan.pin == Pin::Split).then(LatencyRecorder::new);
+        // (Two threads: the thread side's baseline.)
+        let mut atomic = (plan.pin == Pin::Split && plan.sides[1]).then(LatencyRecorder::new);
         // The other baselines, in the last round (two CPUs when both run), beside the streams
         // of the size the summary reads them against.
         let mut baselines = (round + 1 == rounds).then(|| Baselines::new(&plan));
@@ -236,7 +245,8 @@ fn run(args: Args) -> Result<Outcome> {
             baselines.report(&mut report);
         }
     }
-    judge_claims(&mut report, &series, &sharing);
+    common.note_one_side(&mut report);
+    judge_claims(&mut report, &series, sharing.as_ref());
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -245,6 +255,8 @@ fn run(args: Args) -> Result<Outcome> {
 
 #[derive(Clone)]
 struct Plan {
+    /// Which of [`CONTENDERS`] run (all, unless `--variant` picked one side).
+    sides: [bool; 3],
     quick: bool,
     round_trips: u64,
     min_round_trips: u64,
@@ -505,17 +517,19 @@ fn measure(
         "--pin".to_owned(), // The child waits as we do (see `wait_mode`).
         plan.pin.as_str().to_owned(),
     ];
-    let peer = RefCell::new(Peer::spawn(
-        "echo",
-        &[fd.as_fd()],
-        plan.placement.peer,
-        &extra,
-    )?);
+    // With `--variant thread`, no child: the region stays ours alone, unused.
+    let peer = if plan.sides[0] {
+        let peer = Peer::spawn("echo", &[fd.as_fd()], plan.placement.peer, &extra)?;
+        Some(RefCell::new(peer))
+    } else {
+        None
+    };
     drop(fd); // The child holds the object now; our mapping keeps it alive for us.
     // SAFETY: `map` is `region_len(bytes)` long, shared with the child only, and outlives the
     // rings (both are dropped at the end of this function, the child first: see below).
     let (p_out, p_in) = unsafe { rings(&map, bytes) };
-    let alive = || !peer.borrow_mut().died() && shutdown.check().is_ok();
+    let child = || peer.as_ref().expect("the process contender has its child");
+    let alive = || peer.as_ref().is_none_or(|p| !p.borrow_mut().died()) && shutdown.check().is_ok();
 
     // The thread contenders: the same rings in ordinary memory, and channels.
     let (l_out, l_in) = (
@@ -542,7 +556,7 @@ fn measure(
     let mut tp_time = [Duration::ZERO; 3];
     let mut wrong = 0u64;
     let mode = plan.mode;
-    let pid = vec![peer.borrow().pid()];
+    let pid: Vec<_> = peer.iter().map(|p| p.borrow().pid()).collect();
     let messages = (plan.stream / bytes).clamp(1, MAX_STREAM_MESSAGES);
 
     std::thread::scope(|s| -> Result<()> {
@@ -597,7 +611,7 @@ fn measure(
                 } else {
                     (per_size / plan.blocks).max(1)
                 };
-                for c in 0..3 {
+                for c in (0..3).filter(|&c| plan.sides[c]) {
                     let watch: &[_] = if c == 0 { &pid } else { &[] };
                     let cpu_before = CpuClock::now(watch)?;
                     let mut this = LatencyRecorder::new();
@@ -608,9 +622,9 @@ fn measure(
                         let ok = match c {
                             0 => {
                                 wait::push(&p_out, mode, &alive, |m| fill(m, i, ECHO))
-                                    .map_err(|e| broke(&peer, e))?;
+                                    .map_err(|e| broke(child(), e))?;
                                 wait::pop(&p_in, mode, &alive, |m| is_message(m, i))
-                                    .map_err(|e| broke(&peer, e))?
+                                    .map_err(|e| broke(child(), e))?
                             }
                             1 => {
                                 wait::push(&t_out, mode, &|| true, |m| fill(m, i, ECHO))?;
@@ -653,13 +667,13 @@ fn measure(
                 if block == 0 {
                     continue;
                 }
-                for c in 0..3 {
+                for c in (0..3).filter(|&c| plan.sides[c]) {
                     let watch: &[_] = if c == 0 { &pid } else { &[] };
                     let cpu_before = CpuClock::now(watch)?;
                     let start = Instant::now();
                     wrong += match c {
                         0 => stream_ring(&p_out, &p_in, mode, &alive, seq[0], messages)
-                            .map_err(|e| broke(&peer, e))?,
+                            .map_err(|e| broke(child(), e))?,
                         1 => stream_ring(&t_out, &t_in, mode, &|| true, seq[1], messages)?,
                         _ => stream_channel(&to_echo, &from_echo, &mut pool, seq[2], messages)?,
                     };
@@ -685,12 +699,20 @@ fn measure(
         result
     })?;
     // Stop the child, then wait for it; only then may the mapping go.
-    wait::push(&p_out, mode, &alive, |m| set_kind(m, STOP)).map_err(|e| broke(&peer, e))?;
-    peer.into_inner().finish()?;
+    if peer.is_some() {
+        wait::push(&p_out, mode, &alive, |m| set_kind(m, STOP)).map_err(|e| broke(child(), e))?;
+    }
+    if let Some(peer) = peer {
+        peer.into_inner().finish()?;
+    }
     drop(map);
 
     let config = json!({ "bytes": bytes, "wait": if mode == WaitMode::Spin { "spin" } else { "block" }, "pin": plan.pin.as_str() });
-    for (c, (variant, mechanism)) in CONTENDERS.into_iter().enumerate() {
+    for (c, (variant, mechanism)) in CONTENDERS
+        .into_iter()
+        .enumerate()
+        .filter(|&(c, _)| plan.sides[c])
+    {
         report.measure(Measurement::histogram(
             "round_trip",
             variant,
@@ -713,7 +735,7 @@ fn measure(
     report.check(
         &format!("every {} message arrived once, in order, intact", format_bytes(bytes)),
         wrong == 0,
-        format!("round trips and streams over all three contenders, sequence number and CRC-32 of every message checked (round trips when they come back, streams at the far end, which sends a receipt): {wrong} wrong"),
+        format!("round trips and streams over every contender, sequence number and CRC-32 of every message checked (round trips when they come back, streams at the far end, which sends a receipt): {wrong} wrong"),
     );
     Ok(series)
 }
@@ -774,7 +796,7 @@ impl Baselines {
         Baselines {
             copies: [Copying::new(64 << 10), Copying::new(through_memory)],
             // Two sides placed by the scheduler may share a CPU: no cross-core figure then.
-            cross_core: (plan.pin == Pin::Split).then_some((0, Duration::ZERO)),
+            cross_core: (plan.pin == Pin::Split && plan.sides[1]).then_some((0, Duration::ZERO)),
             peer: plan.placement.peer,
         }
     }
@@ -1048,7 +1070,7 @@ fn stream_channel(
 }
 
 /// Step 3: the claims.
-fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
+fn judge_claims(report: &mut Report, series: &[Series], sharing: Option<&Sharing>) {
     let pick = |r: &Report, name: &str, mech: &str, bytes: u64, pin: Pin| {
         r.measurements
             .iter()
@@ -1118,7 +1140,7 @@ fn judge_claims(report: &mut Report, series: &[Series], sharing: &Sharing) {
         }
     }
     // A failed check means the rings may not have carried what they should: no finding then.
-    if report.passed() {
+    if let Some(sharing) = sharing.filter(|_| report.passed()) {
         let (verdict, evidence) = sharing.verdict();
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
@@ -1177,7 +1199,7 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     // SAFETY: the parent made the region `region_len(bytes)` long and keeps it mapped; we use
     // its rings the other way round.
     let (inbox, outbox) = unsafe { rings(&map, bytes) };
-    let mode = wait_mode(args.wait, args.common.pin);
+    let mode = wait_mode(args.wait, args.placing.pin);
     // Our parent's death kills us (PR_SET_PDEATHSIG): no liveness check needed on this side.
     echo_loop(&inbox, &outbox, echo_mode(mode), &|| true).context("echo")?;
     Ok(Outcome::Passed)

@@ -96,7 +96,10 @@ fn bad_flags_exit_2_naming_the_limit() {
                 "--wait spin needs --pin split",
             ),
             (&["--wait", "sometimes"], "block, spin"),
-            (&["--variant", "thread"], "runs both"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--frobnicate"], "--frobnicate"),
         ],
     );

@@ -60,8 +60,8 @@ use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
-    Variant, Verdict,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, PinArgs, Report, RoleArgs,
+    Test, Variant, Verdict,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde_json::json;
@@ -120,6 +120,9 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    #[command(flatten)]
+    placing: PinArgs,
 
     /// Round trips per contender [default: 4000; --quick: 300; at most 10000000].
     #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
@@ -197,11 +200,6 @@ struct Plan {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if !common.wants(Variant::Process) && !common.wants(Variant::Thread) {
-        return Err(usage(
-            "sockets compares `process` and `thread`; it has no `serial` variant",
-        ));
-    }
     let quick = common.quick;
     let pick =
         |flag: Option<u64>, full: u64, small: u64| flag.unwrap_or(if quick { small } else { full });
@@ -220,7 +218,7 @@ fn run(args: Args) -> Result<Outcome> {
         placement: Placement::choose(labkit::Pin::None)?,
         pin: labkit::Pin::None,
     };
-    let (placements, left_out) = Placement::each(common.pin)?;
+    let (placements, left_out) = Placement::each(args.placing.pin)?;
     let mut report = Report::new("sockets");
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
@@ -230,7 +228,7 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("requests", plan.requests);
     report.param("per_connection", plan.per_connection);
     report.param("workers", plan.workers);
-    report.param("pin", common.pin.as_str());
+    report.param("pin", args.placing.pin.as_str());
     let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
     report.param("placement", described.join("; "));
     if let Some(why) = left_out {
@@ -273,6 +271,7 @@ fn run(args: Args) -> Result<Outcome> {
     } else {
         None
     };
+    common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate, &load);
     report
         .emit(common.json)

@@ -63,7 +63,10 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--workers", "300"], "at most 256"),
             (&["--total", "17GiB"], "at most"),
             (&["--messages", "x"], "not a whole number"),
-            (&["--variant", "serial"], "no `serial` variant"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--port"], "--port"),
         ],
     );

@@ -91,8 +91,11 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    common.refuse_pin("spawn")?;
-    common.require_both_sides("spawn")?;
+    // [process, thread]: both, unless `--variant` picked one side.
+    let sides = [
+        common.wants(Variant::Process),
+        common.wants(Variant::Thread),
+    ];
     let iterations = args.iterations.unwrap_or(if common.quick {
         QUICK_ITERATIONS
     } else {
@@ -124,11 +127,25 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("max_rss_mib", max_rss);
     report.param("program", TINY);
 
-    let creation = measure_creation(&mut report, &tiny, iterations, blocks, shutdown)?;
-    measure_against_parent_size(&mut report, &tiny, max_rss, page, shutdown)?;
-    let memory = measure_memory_per_unit(&mut report, blocks, shutdown)?;
-    measure_pool_task(&mut report, iterations)?;
-    judge_claims(&mut report, &creation, &memory);
+    let creation = measure_creation(&mut report, &tiny, [iterations, blocks], sides, shutdown)?;
+    measure_against_parent_size(&mut report, &tiny, [max_rss, page as u64], sides, shutdown)?;
+    let memory = measure_memory_per_unit(&mut report, blocks, sides, shutdown)?;
+    if sides[1] {
+        measure_pool_task(&mut report, iterations)?;
+    }
+    if sides == [true, true] {
+        judge_claims(&mut report, &creation, &memory);
+    } else {
+        report.summary = format!(
+            "one side only: creating and waiting for a unit, p50: {}",
+            creation
+                .iter()
+                .map(|w| format!("{} {}", w.mechanism, format_ns(w.latency.p50() as f64)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    common.note_one_side(&mut report);
     report
         .emit(common.json)
         .context("write the report to stdout")?;
@@ -241,8 +258,8 @@ fn create_one(mechanism: &str, tiny: &Program) -> std::io::Result<()> {
 fn measure_creation(
     report: &mut Report,
     tiny: &Program,
-    iterations: u64,
-    blocks: u64,
+    [iterations, blocks]: [u64; 2],
+    sides: [bool; 2],
     shutdown: &Shutdown,
 ) -> Result<Vec<Way>> {
     let mut ways = vec![
@@ -254,6 +271,7 @@ fn measure_creation(
         Way::new(Variant::Thread, "scoped-thread"),
         Way::new(Variant::Thread, "pthread"),
     ];
+    ways.retain(|w| sides[usize::from(w.variant == Variant::Thread)]);
     for way in &mut ways {
         way.run(iterations.div_ceil(10).min(20), tiny, false, shutdown)?;
     }
@@ -275,10 +293,11 @@ fn measure_creation(
 fn measure_against_parent_size(
     report: &mut Report,
     tiny: &Program,
-    max_rss: u64,
-    page: usize,
+    [max_rss, page]: [u64; 2],
+    sides: [bool; 2],
     shutdown: &Shutdown,
 ) -> Result<()> {
+    let page = page as usize;
     let mut lines = Vec::new();
     let mut resident = true;
     for &mib in RSS_STEPS.iter().filter(|&&m| m <= max_rss) {
@@ -292,12 +311,18 @@ fn measure_against_parent_size(
             Way::new(Variant::Process, "posix_spawn"),
             Way::new(Variant::Thread, "thread-spawn"),
         ];
-        for way in &mut ways {
+        for way in ways
+            .iter_mut()
+            .filter(|w| sides[usize::from(w.variant == Variant::Thread)])
+        {
             way.run(RSS_ITERATIONS, tiny, true, shutdown)?;
         }
         let config = json!({ "parent_rss_mib": mib, "rss_kib": rss });
         let mut figures = Vec::new();
-        for way in &ways {
+        for way in ways
+            .iter()
+            .filter(|w| sides[usize::from(w.variant == Variant::Thread)])
+        {
             figures.push(format!(
                 "{} {}",
                 way.mechanism,
@@ -336,38 +361,42 @@ fn page_kib() -> u64 {
 fn measure_memory_per_unit(
     report: &mut Report,
     rounds: u64,
+    sides: [bool; 2],
     shutdown: &Shutdown,
 ) -> Result<[Vec<f64>; 2]> {
     let (mut processes, mut threads) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         shutdown.check()?;
-        single_threaded()?;
-        // SAFETY: `single_threaded` just saw one thread, and nothing since has started one.
-        processes.push(unsafe { memory::per_forked_child(UNITS) }.context("fork idle children")?);
-        // At least a page: a thread touches at least one page of its stack, though PSS shows
-        // less when glibc hands it a cached stack that is already resident.
-        let per_thread = memory::per_thread(UNITS).context("spawn idle threads")?;
-        threads.push(per_thread.max((page_kib()) as f64));
+        if sides[0] {
+            single_threaded()?;
+            // SAFETY: `single_threaded` just saw one thread, and nothing since has started one.
+            let per_child = unsafe { memory::per_forked_child(UNITS) };
+            processes.push(per_child.context("fork idle children")?);
+        }
+        if sides[1] {
+            // At least a page: a thread touches at least one page of its stack, though PSS
+            // shows less when glibc hands it a cached stack that is already resident.
+            let per_thread = memory::per_thread(UNITS).context("spawn idle threads")?;
+            threads.push(per_thread.max((page_kib()) as f64));
+        }
     }
     let config = json!({ "units": UNITS });
-    report.measure(Measurement::value(
-        "memory_per_unit",
-        Variant::Process,
-        "fork",
-        config.clone(),
-        "KiB",
-        median(&processes),
-        None,
-    ));
-    report.measure(Measurement::value(
-        "memory_per_unit",
-        Variant::Thread,
-        "thread-spawn",
-        config,
-        "KiB",
-        median(&threads),
-        None,
-    ));
+    for (variant, mechanism, figures) in [
+        (Variant::Process, "fork", &processes),
+        (Variant::Thread, "thread-spawn", &threads),
+    ] {
+        if !figures.is_empty() {
+            report.measure(Measurement::value(
+                "memory_per_unit",
+                variant,
+                mechanism,
+                config.clone(),
+                "KiB",
+                median(figures),
+                None,
+            ));
+        }
+    }
     Ok([processes, threads])
 }
 

@@ -50,8 +50,11 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--iterations", "0"], "at least 1"),
             (&["--max-rss", "0"], "at least 1"),
             (&["--max-rss", "16385"], "at most 16384"),
-            (&["--pin", "same"], "is not offered"),
-            (&["--variant", "thread"], "runs both"),
+            (&["--pin", "same"], "unexpected argument '--pin'"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--fast"], "--fast"),
         ],
     );

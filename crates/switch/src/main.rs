@@ -40,8 +40,8 @@ use labkit::pin::{PinGuard, Placement, pin_current_thread};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, Report, RoleArgs,
-    Test, Variant,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report,
+    RoleArgs, Test, Variant,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::Pid;
@@ -77,6 +77,9 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
+    #[command(flatten)]
+    placing: PinArgs,
+
     /// Round trips per contender [default: 5000; --quick: 300; from 1 to 10000000].
     #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
     messages: Option<u64>,
@@ -96,11 +99,6 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    if !common.wants(Variant::Process) && !common.wants(Variant::Thread) {
-        return Err(usage(
-            "switch compares `process` and `thread`; it has no `serial` variant",
-        ));
-    }
     let messages = args.messages.unwrap_or(if common.quick {
         QUICK_MESSAGES
     } else {
@@ -110,9 +108,9 @@ fn run(args: Args) -> Result<Outcome> {
     let mut report = Report::new("switch");
     report.param("messages", messages);
     report.param("blocks", blocks);
-    report.param("pin", common.pin.as_str());
+    report.param("pin", args.placing.pin.as_str());
 
-    let (placements, left_out) = Placement::each(common.pin)?;
+    let (placements, left_out) = Placement::each(args.placing.pin)?;
     if let Some(why) = left_out {
         report.skip("round trips with --pin split", why);
     }
@@ -123,7 +121,8 @@ fn run(args: Args) -> Result<Outcome> {
         results.push(c.finish(&mut report)?);
     }
     let switched = check_switches(&mut report, &results);
-    run_perf_bench(&mut report, &placements, messages)?;
+    run_perf_bench(&mut report, &placements, messages, common)?;
+    common.note_one_side(&mut report);
     judge_claims(&mut report, &results, switched);
     report
         .emit(common.json)
@@ -550,6 +549,7 @@ fn run_perf_bench(
     report: &mut Report,
     placements: &[(Pin, Placement)],
     messages: u64,
+    common: &CommonArgs,
 ) -> Result<()> {
     let name = "perf bench sched pipe beside ours";
     let Some(cpu) = placements
@@ -563,7 +563,10 @@ fn run_perf_bench(
         );
         return Ok(());
     };
-    for (variant, threads) in [(Variant::Process, false), (Variant::Thread, true)] {
+    for (variant, threads) in [(Variant::Process, false), (Variant::Thread, true)]
+        .into_iter()
+        .filter(|(v, _)| common.wants(*v))
+    {
         // In a PID namespace of its own, dying with us: see `perf_bench_pipe`.
         let out = match labkit::child::perf_bench_pipe(threads, Some(cpu), messages.max(1000))
             .stdin(std::process::Stdio::null())

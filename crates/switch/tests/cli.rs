@@ -50,7 +50,10 @@ fn bad_flags_exit_2_naming_the_limit() {
             (&["--messages", "0"], "at least 1"),
             (&["--messages", "10000001"], "at most 10000000"),
             (&["--pin", "diagonal"], "each, none, same, split"),
-            (&["--variant", "serial"], "no `serial` variant"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
             (&["--what"], "--what"),
         ],
     );
