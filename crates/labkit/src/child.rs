@@ -475,6 +475,11 @@ pub fn describe(status: ExitStatus) -> String {
 }
 
 impl RoleArgs {
+    /// The address a `probe` child looks at (see [`crate::probe`]).
+    pub fn probe_addr(&self) -> Result<usize> {
+        self.probe.context("--probe is required for the probe role")
+    }
+
     /// In a child: takes ownership of the descriptors the parent passed, in order, checking
     /// each is open. Takes them once; a second call gets none.
     pub fn take_fds(&mut self) -> Result<Vec<OwnedFd>> {

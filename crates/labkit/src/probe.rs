@@ -93,6 +93,21 @@ pub fn read_own_memory(addr: usize) -> io::Result<Option<[u8; NONCE_LEN]>> {
     }
 }
 
+/// The child's side, whole: what lies at `addr` in its own memory, then the nonce as it
+/// arrives through the mechanism (`receive` fills it); the [`Probe`] to send back.
+pub fn look_and_receive(
+    addr: usize,
+    receive: impl FnOnce(&mut [u8; NONCE_LEN]) -> io::Result<()>,
+) -> io::Result<Probe> {
+    let at_address = read_own_memory(addr)?;
+    let mut through_mechanism = [0u8; NONCE_LEN];
+    receive(&mut through_mechanism)?;
+    Ok(Probe {
+        at_address,
+        through_mechanism,
+    })
+}
+
 /// The verdict on `comm.process-needs-ipc` from what the child saw, with the evidence in words.
 pub fn judge(nonce: &Nonce, probe: &Probe, mechanism: &str) -> (Verdict, String) {
     let at = match probe.at_address {

@@ -802,32 +802,30 @@ fn judge_claims(
     );
     for (at, latency, throughput) in rounds.iter().filter(|r| r.0.pin.judged()) {
         let place = placement_text(at.pin.as_str());
-        if let Some(([p, t], compares)) = process_vs_channel(latency) {
-            let test = Test::new(
-                format!("round trip of {}, {place}", format_bytes(plan.bytes as u64)),
+        let (size, total) = (format_bytes(plan.bytes as u64), format_bytes(plan.total));
+        for (series, what, unit, better) in [
+            (
+                latency,
+                format!("round trip of {size}, {place}"),
                 "ns",
                 Better::Lower,
-                "faster",
-            )
-            .favoured("threads over a channel", t)
-            .other("processes over pipes", p);
-            summary.push_str(&format!("; per round trip on {place}, {}", test.headline()));
-            report
-                .claim_measured("comm.threads-faster", test, compares)
-                .placement = Some(at.pin.as_str().to_owned());
-        }
-        if let Some(([p, t], compares)) = process_vs_channel(throughput) {
-            let test = Test::new(
-                format!(
-                    "stream of {} in 64 KiB writes, {place}",
-                    format_bytes(plan.total)
-                ),
+            ),
+            (
+                throughput,
+                format!("stream of {total} in 64 KiB writes, {place}"),
                 "MiB/s",
                 Better::Higher,
-                "faster",
-            )
-            .favoured("threads over a channel", t)
-            .other("processes over a pipe", p);
+            ),
+        ] {
+            let Some(([p, t], compares)) = process_vs_channel(series) else {
+                continue;
+            };
+            let test = Test::new(what, unit, better, "faster")
+                .favoured("threads over a channel", t)
+                .other("processes over pipes", p);
+            if better == Better::Lower {
+                summary.push_str(&format!("; per round trip on {place}, {}", test.headline()));
+            }
             report
                 .claim_measured("comm.threads-faster", test, compares)
                 .placement = Some(at.pin.as_str().to_owned());
@@ -886,17 +884,10 @@ fn run_child(mut args: Args) -> Result<Outcome> {
         "probe" => {
             let mut rx = PipeReader::from(next_fd("read")?);
             let mut tx = PipeWriter::from(next_fd("write")?);
-            let addr = args
-                .role
-                .probe
-                .context("--probe is required for the probe role")?;
-            let at_address = probe::read_own_memory(addr).context("read /proc/self/mem")?;
-            let mut through_mechanism = [0u8; probe::NONCE_LEN];
-            std::io::Read::read_exact(&mut rx, &mut through_mechanism).context("read the pipe")?;
-            let seen = Probe {
-                at_address,
-                through_mechanism,
-            };
+            let seen = probe::look_and_receive(args.role.probe_addr()?, |b| {
+                std::io::Read::read_exact(&mut rx, b)
+            })
+            .context("read /proc/self/mem, then the pipe")?;
             tx.write_all(&seen.encode()).context("write to the pipe")?;
         }
         "fifo-writer" => {

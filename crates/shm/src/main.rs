@@ -92,7 +92,7 @@ const QUICK_BLOCKS: u64 = 3;
 enum Wait {
     /// Spin about 10 µs, then sleep on a futex.
     Block,
-    /// Spin only (needs --pin split).
+    /// Spin only: on two CPUs (--pin split, or each, which then skips one CPU).
     Spin,
 }
 

@@ -1,4 +1,4 @@
-//! # sockets: processes talk over sockets, threads can hand over memory; a server three ways
+//! # sockets: processes talk over sockets, threads can hand over memory; a server four ways
 //!
 //! **Claims** (from the seed, checked on this machine):
 //! * `comm.process-needs-ipc`: processes have separate memory, so they need IPC (here,
@@ -17,8 +17,9 @@
 //!    end checks each frame's number and checksum and counts them.
 //! 3. [`show_boundaries`]: three writes to a stream socket come out as one read, three
 //!    datagrams as three; a large write to a non-blocking socket takes only part of the buffer.
-//! 4. [`serve_under_load`]: an echo server on 127.0.0.1, in a process of its own, built three
-//!    ways (fork-per-connection, thread-per-connection, thread-pool); `--clients` client
+//! 4. [`serve_under_load`]: an echo server on 127.0.0.1, in a process of its own, built four
+//!    ways: a unit per connection (fork-per-connection, thread-per-connection) and a pool made
+//!    before the load (prefork, thread-pool); `--clients` client
 //!    threads each make `--requests` requests per block, `--per-connection` per connection.
 //!    Requests per second, latency, CPU time per request (server, its children and the
 //!    clients) and the peak memory of the server with its children; a client that leaves
@@ -109,7 +110,7 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 #[command(
     name = "sockets",
     about = "Unix stream, datagram and TCP sockets between processes vs threads, and an echo \
-             server under load: fork-per-connection, thread-per-connection, thread-pool.",
+             server under load: fork-per-connection, thread-per-connection, prefork, thread-pool.",
     after_help = "Examples:\n  \
         cargo run --release -p sockets\n  \
         cargo run --release -p sockets -- --json | jq .claims\n  \
@@ -150,7 +151,8 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_REQUESTS))]
     per_connection: Option<u64>,
 
-    /// Threads of the thread-pool server [default: the number of clients; from 1 to 256].
+    /// Threads of the thread-pool server, and processes of the prefork one [default: the
+    /// number of clients; from 1 to 256].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_CLIENTS))]
     workers: Option<u64>,
 
@@ -1290,28 +1292,27 @@ fn judge_claims(
     };
     for (pin, latency, throughput) in rounds.iter().filter(|r| r.0.judged()) {
         let place = placement_text(pin.as_str());
-        if let Some((p, t)) = pair(latency) {
-            let test = Test::new(
-                format!("round trip of {}, {place}", format_bytes(plan.bytes as u64)),
+        let size = format_bytes(plan.bytes as u64);
+        for (series, what, unit, better) in [
+            (
+                latency,
+                format!("round trip of {size}, {place}"),
                 "ns",
                 Better::Lower,
-                "faster",
-            )
-            .favoured("threads over a channel", &t.1)
-            .other("processes over a socketpair", &p.1);
-            report
-                .claim_measured("comm.threads-faster", test, [&p.2, &t.2])
-                .placement = Some(pin.as_str().to_owned());
-        }
-        if let Some((p, t)) = pair(throughput) {
-            let test = Test::new(
+            ),
+            (
+                throughput,
                 format!("stream of 64 KiB frames, {place}"),
                 "MiB/s",
                 Better::Higher,
-                "faster",
-            )
-            .favoured("threads over a channel", &t.1)
-            .other("processes over a socketpair", &p.1);
+            ),
+        ] {
+            let Some((p, t)) = pair(series) else {
+                continue;
+            };
+            let test = Test::new(what, unit, better, "faster")
+                .favoured("threads over a channel", &t.1)
+                .other("processes over a socketpair", &p.1);
             report
                 .claim_measured("comm.threads-faster", test, [&p.2, &t.2])
                 .placement = Some(pin.as_str().to_owned());
@@ -1438,19 +1439,8 @@ fn run_child(mut args: Args) -> Result<Outcome> {
         }
         "probe" => {
             let mut theirs = UnixStream::from(fds.next().context("no socket fd passed")?);
-            let addr = args
-                .role
-                .probe
-                .context("--probe is required for the probe role")?;
-            let at_address = probe::read_own_memory(addr).context("read /proc/self/mem")?;
-            let mut through_mechanism = [0u8; probe::NONCE_LEN];
-            theirs
-                .read_exact(&mut through_mechanism)
-                .context("read the socket")?;
-            let seen = Probe {
-                at_address,
-                through_mechanism,
-            };
+            let seen = probe::look_and_receive(args.role.probe_addr()?, |b| theirs.read_exact(b))
+                .context("read /proc/self/mem, then the socket")?;
             theirs
                 .write_all(&seen.encode())
                 .context("write to the socket")?;
