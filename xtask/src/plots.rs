@@ -547,21 +547,22 @@ fn line_plot(p: LinePlot, series: Series) -> Result<Option<Plot>> {
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(80);
-        let draw = |legend: Vec<(String, RGBColor)>| -> Result<()> {
-            for (i, (label, color)) in legend.iter().enumerate() {
+        let looks = looks(&series);
+        let draw = |legend: Vec<(String, (RGBColor, bool))>| -> Result<()> {
+            for (i, (label, (color, thin))) in legend.iter().enumerate() {
                 let y = 6 + 20 * i as i32;
                 legend_area.draw(&PathElement::new(
                     vec![(90, y + 6), (120, y + 6)],
-                    color.stroke_width(3),
+                    color.stroke_width(if *thin { 1 } else { 3 }),
                 ))?;
                 legend_area.draw(&Text::new(label.clone(), (128, y), (FONT, 13)))?;
             }
             Ok(())
         };
-        let legend: Vec<(String, RGBColor)> = series
+        let legend: Vec<(String, (RGBColor, bool))> = series
             .iter()
-            .enumerate()
-            .map(|(i, (l, _))| (l.clone(), PALETTE[i % PALETTE.len()]))
+            .zip(&looks)
+            .map(|((l, _), look)| (l.clone(), *look))
             .collect();
         macro_rules! body {
             ($chart:expr) => {{
@@ -575,16 +576,20 @@ fn line_plot(p: LinePlot, series: Series) -> Result<Option<Plot>> {
                     .axis_desc_style((FONT, 14))
                     .label_style((FONT, 12))
                     .draw()?;
-                for (i, (_, points)) in series.iter().enumerate() {
-                    let color = PALETTE[i % PALETTE.len()];
+                for ((_, points), &(color, thin)) in series.iter().zip(&looks) {
                     chart.draw_series(LineSeries::new(
                         points.iter().map(|&(x, [y, ..])| (x, y)),
-                        color.stroke_width(2),
+                        color.stroke_width(if thin { 1 } else { 2 }),
                     ))?;
+                    let marker = if thin {
+                        color.stroke_width(1)
+                    } else {
+                        color.filled()
+                    };
                     chart.draw_series(
                         points
                             .iter()
-                            .map(|&(x, [y, ..])| Circle::new((x, y), 3, color.filled())),
+                            .map(|&(x, [y, ..])| Circle::new((x, y), 3, marker)),
                     )?;
                     // The spread over the runs, where there is one.
                     chart.draw_series(
@@ -623,6 +628,27 @@ fn line_plot(p: LinePlot, series: Series) -> Result<Option<Plot>> {
         y_label: p.y_label.to_owned(),
         svg,
     }))
+}
+
+/// Each line's colour, and whether it is drawn thin with hollow points: lines that differ only
+/// by placement share a colour, the one on two CPUs drawn thin.
+fn looks(series: &Series) -> Vec<(RGBColor, bool)> {
+    let mut groups: Vec<&str> = Vec::new();
+    series
+        .iter()
+        .map(|(label, _)| {
+            let thin = label.ends_with(", two CPUs");
+            let group = label
+                .strip_suffix(", two CPUs")
+                .or_else(|| label.strip_suffix(", one CPU"))
+                .unwrap_or(label);
+            let i = groups.iter().position(|g| *g == group).unwrap_or_else(|| {
+                groups.push(group);
+                groups.len() - 1
+            });
+            (PALETTE[i % PALETTE.len()], thin)
+        })
+        .collect()
 }
 
 /// The range out to whole decades around the values (a log axis needs ticks to show).

@@ -306,10 +306,21 @@ pub fn headline(found: &[&Finding]) -> String {
     let parts: Vec<String> = verdicts
         .iter()
         .filter_map(|v| {
-            let where_: Vec<String> = found
+            // "sockets x3" rather than "sockets, sockets, sockets".
+            let mut where_: Vec<(String, usize)> = Vec::new();
+            for t in found
                 .iter()
                 .filter(|f| f.verdict == *v)
                 .map(|f| topic_text(f))
+            {
+                match where_.iter_mut().find(|(w, _)| *w == t) {
+                    Some((_, n)) => *n += 1,
+                    None => where_.push((t, 1)),
+                }
+            }
+            let where_: Vec<String> = where_
+                .into_iter()
+                .map(|(t, n)| if n > 1 { format!("{t} x{n}") } else { t })
                 .collect();
             (!where_.is_empty()).then(|| format!("{} in {}", verdict_words(*v), where_.join(", ")))
         })
