@@ -343,6 +343,7 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
         reference,
         problems,
         notes,
+        topics: topics.iter().map(|t| t.declared.clone()).collect(),
     };
     let path = dir.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)?)

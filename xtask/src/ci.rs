@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the test command. Each stage must pass before the next runs: fmt,
-//! clippy, tests, the loom model, verify, eject (every topic built offline), torture (small
-//! counts), the report (HTML and browser tests).
+//! clippy, tests, the loom model, verify, copy (a topic copied as the README says), eject
+//! (every topic built offline), torture (small counts), the report (HTML and browser tests).
 
 use anyhow::{Context, Result};
 
@@ -52,6 +52,12 @@ pub fn run() -> Result<bool> {
     eprintln!("xtask ci: verify");
     if !crate::verify::run(&[])? {
         eprintln!("xtask ci: verify FAILED");
+        return Ok(false);
+    }
+    // A topic copied as the README says, in a scratch copy of the workspace.
+    eprintln!("xtask ci: copy (pipes copied as the README says, then checked like the others)");
+    if !crate::copycheck::run()? {
+        eprintln!("xtask ci: copy FAILED");
         return Ok(false);
     }
     // Every topic as a standalone project, built offline (one shared target directory).

@@ -486,8 +486,8 @@ pub fn check_all() -> Result<bool> {
             continue;
         }
         let ejected = Topic {
-            name: t.name.clone(),
             binary: shared_target.join("debug").join(&t.name),
+            ..t.clone()
         };
         let run = workspace::run_topic(&ejected, &["--quick"], RUN_GUARD)?;
         if run.code != Some(0) || run.timed_out || !run.leftovers.is_empty() {

@@ -57,17 +57,13 @@ fn three_digits(v: f64) -> String {
     }
 }
 
-/// Claims in the seed's order, each with its findings (or none).
-fn by_claim(s: &Summary) -> Vec<(&'static labkit::claims::ClaimInfo, Vec<&Finding>)> {
-    CLAIMS
-        .iter()
-        .map(|info| {
-            (
-                info,
-                s.findings.iter().filter(|f| f.id == info.id).collect(),
-            )
-        })
-        .collect()
+/// A claim's words, marked when it is beyond the seed.
+fn claim_words(claim: &summary::Listed<'_>) -> String {
+    if claim.beyond_the_seed {
+        format!("{} (beyond the seed)", claim.words)
+    } else {
+        claim.words.clone()
+    }
 }
 
 /// The sentence with its first letter upper case.
@@ -105,31 +101,29 @@ pub fn markdown(s: &Summary) -> String {
         "| claim | topic | verdict | ratio, median pair (interval, pairs) | runs | evidence (pooled runs) |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for (info, found) in by_claim(s) {
+    for claim in s.listed() {
+        let (id, words, found) = (&claim.id, claim_words(&claim), &claim.findings);
         if !found.is_empty() {
             let _ = writeln!(
                 out,
-                "| `{}` {} | **{}** | | | | |",
-                info.id,
-                md_cell(info.seed),
-                md_cell(&headline(&found))
+                "| `{id}` {} | **{}** | | | | |",
+                md_cell(&words),
+                md_cell(&headline(found))
             );
         }
         if found.is_empty() {
             let _ = writeln!(
                 out,
-                "| `{}` {} | — | no evidence in this bench | | | from {} |",
-                info.id,
-                md_cell(info.seed),
-                info.topics.join(", ")
+                "| `{id}` {} | — | no evidence in this bench | | | from {} |",
+                md_cell(&words),
+                claim.declared_by
             );
         }
         for f in found {
             let _ = writeln!(
                 out,
-                "| `{}` {} | {} | **{}** | {} | {} | {} |",
-                info.id,
-                md_cell(info.seed),
+                "| `{id}` {} | {} | **{}** | {} | {} | {} |",
+                md_cell(&words),
                 topic_text(f),
                 f.verdict.as_str(),
                 ratio_cell(f),
@@ -266,24 +260,24 @@ pub fn page(s: &Summary) -> Result<String> {
          <th>verdict</th><th>ratio, median pair (interval, pairs)</th><th>runs</th>\
          <th>evidence (pooled runs)</th></tr>"
     );
-    for (info, found) in by_claim(s) {
+    for claim in s.listed() {
+        let found = &claim.findings;
         let rows = found.len().max(1);
         let head = format!(
-            "<td rowspan=\"{rows}\" data-claim=\"{}\"><code>{}</code><br>{}{}</td>",
-            info.id,
-            info.id,
-            esc(info.seed),
+            "<td rowspan=\"{rows}\" data-claim=\"{id}\"><code>{id}</code><br>{}{}</td>",
+            esc(&claim_words(&claim)),
             if found.is_empty() {
                 String::new()
             } else {
-                format!("<br><strong>{}</strong>", esc(&headline(&found)))
-            }
+                format!("<br><strong>{}</strong>", esc(&headline(found)))
+            },
+            id = claim.id,
         );
         if found.is_empty() {
             let _ = writeln!(
                 out,
                 "<tr>{head}<td colspan=\"5\">no evidence in this bench (from {})</td></tr>",
-                esc(&info.topics.join(", "))
+                esc(&claim.declared_by)
             );
         }
         for (i, f) in found.iter().enumerate() {
@@ -482,6 +476,17 @@ pub(crate) mod tests {
             reports.push((!name.contains('-'), r));
         }
         reports.sort_by(|a, b| a.1.topic.cmp(&b.1.topic));
+        // What each topic declares: the claims its Report makes.
+        let mut topics: Vec<summary::Declared> = Vec::new();
+        for (_, r) in reports.iter().filter(|(main, _)| *main) {
+            let mut claims: Vec<String> = r.claims.iter().map(|c| c.id.clone()).collect();
+            claims.dedup();
+            topics.push(summary::Declared {
+                topic: r.topic.clone(),
+                claims,
+                own: Vec::new(),
+            });
+        }
         let (figures, findings) = summary::gather(&reports);
         Summary {
             schema: summary::SCHEMA,
@@ -503,6 +508,7 @@ pub(crate) mod tests {
             reference: Vec::new(),
             problems: vec!["a <problem> | with markup".to_owned()],
             notes: vec!["a note".to_owned()],
+            topics,
         }
     }
 
@@ -531,6 +537,29 @@ pub(crate) mod tests {
         assert_ne!(unlabelled, html);
         assert!(check(&unlabelled, &ALL_PLOTS).is_err(), "x label removed");
         assert!(check(&html, &["no-such-plot"]).is_err());
+    }
+
+    /// A topic's own claim, declared in its Cargo.toml, is listed after the seed's, marked.
+    #[test]
+    fn a_claim_beyond_the_seed_is_listed_apart() {
+        let mut s = sample();
+        let own = summary::OwnClaim {
+            id: "pipes.fifo-by-name".to_owned(),
+            statement: "a FIFO joins processes that share no descriptor".to_owned(),
+        };
+        s.topics[0].own.push(own);
+        let ledger = crate::report::ledger_text(&s);
+        let at = ledger.find("Beyond the seed").expect("the section");
+        assert!(
+            ledger[at..].contains("pipes.fifo-by-name: a FIFO joins"),
+            "{ledger}"
+        );
+        assert!(markdown(&s).contains("(beyond the seed)"));
+        assert!(
+            page(&s)
+                .unwrap()
+                .contains("data-claim=\"pipes.fifo-by-name\"")
+        );
     }
 
     #[test]

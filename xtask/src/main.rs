@@ -21,6 +21,7 @@ mod browser;
 mod ci;
 mod clean;
 mod compare;
+mod copycheck;
 mod eject;
 mod html;
 mod plots;
@@ -40,8 +41,10 @@ commands:
   bench [FLAGS]       run every topic --runs N times (default 5), save to target/lab/<time>/
   compare A B         two saved benches: moved figures and changed verdicts
   eject TOPIC DIR     write one topic as a standalone Cargo project (--check: all of them)
-  ci                  fmt, clippy, tests, loom, verify, eject --check, torture, report checks
+  ci                  fmt, clippy, tests, loom, verify, copy-check, eject --check, torture,
+                      report checks
   verify [TOPIC...]   run every topic --quick --json; check Reports and leftovers
+  copy-check          copy pipes as the README says, in a scratch workspace; check the copy
   clean               remove leftovers of dead creators listed in the ledger
   torture [FLAGS] [TOPIC...]
                       kill and signal every topic at random moments, run copies at once,
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         "compare" => compare::run(rest),
         "eject" => eject::run(rest),
         "ci" if rest.is_empty() => ci::run(),
+        "copy-check" if rest.is_empty() => copycheck::run(),
         "verify" => verify::run(rest),
         "clean" if rest.is_empty() => clean::run(),
         "torture" => torture::run(rest),

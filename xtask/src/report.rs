@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use labkit::Verdict;
-use labkit::claims::CLAIMS;
 
 use crate::bench::{self, Options};
 use crate::summary::{self, Finding, Summary};
@@ -143,20 +142,25 @@ pub fn ledger_text(s: &Summary) -> String {
     );
     let mut counts = [0usize; 3];
     let mut with_evidence = 0;
-    for info in CLAIMS {
-        let _ = writeln!(out, "{}: {}", info.id, info.seed);
-        let found: Vec<&Finding> = s.findings.iter().filter(|f| f.id == info.id).collect();
-        if !found.is_empty() {
-            let _ = writeln!(out, "  => {}", headline(&found));
+    let listed = s.listed();
+    for (i, claim) in listed.iter().enumerate() {
+        if claim.beyond_the_seed && (i == 0 || !listed[i - 1].beyond_the_seed) {
+            let _ = writeln!(
+                out,
+                "Beyond the seed (claims the topics make of their own):\n"
+            );
         }
+        let _ = writeln!(out, "{}: {}", claim.id, claim.words);
+        let found = &claim.findings;
         if found.is_empty() {
             let _ = writeln!(
                 out,
                 "  no evidence in this bench (from: {})\n",
-                info.topics.join(", ")
+                claim.declared_by
             );
             continue;
         }
+        let _ = writeln!(out, "  => {}", headline(found));
         with_evidence += 1;
         for f in found {
             counts[verdict_index(f.verdict)] += 1;
@@ -175,7 +179,7 @@ pub fn ledger_text(s: &Summary) -> String {
     let _ = writeln!(
         out,
         "{with_evidence} of {} claims have evidence; findings: {} hold, {} do not hold, {} inconclusive.",
-        CLAIMS.len(),
+        listed.len(),
         counts[0],
         counts[1],
         counts[2]

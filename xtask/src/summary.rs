@@ -38,6 +38,38 @@ pub struct Summary {
     /// What was left out and why (a series point above a kernel limit, perf not runnable).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What each topic benched declares in its `Cargo.toml`.
+    #[serde(default)]
+    pub topics: Vec<Declared>,
+}
+
+/// What a topic declares in its `Cargo.toml` (`[package.metadata.lab]`): the seed's claims it
+/// gives evidence for, and claims of its own beyond the seed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Declared {
+    pub topic: String,
+    pub claims: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<OwnClaim>,
+}
+
+/// A claim a topic makes beyond the seed, with its statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnClaim {
+    pub id: String,
+    pub statement: String,
+}
+
+/// A claim as the ledger lists it: the seed's (in the seed's order), then those beyond it.
+pub struct Listed<'a> {
+    pub id: String,
+    pub words: String,
+    pub beyond_the_seed: bool,
+    /// The topics that declare it, for a claim with no finding.
+    pub declared_by: String,
+    pub findings: Vec<&'a Finding>,
 }
 
 /// The machine, as the issue asks: CPU, allowed CPUs, kernel, compiler, THP, governor.
@@ -54,6 +86,41 @@ pub struct BenchHost {
 }
 
 impl Summary {
+    /// Every claim of the ledger with its findings: the seed's, then the topics' own.
+    pub fn listed(&self) -> Vec<Listed<'_>> {
+        let declared_by = |id: &str| {
+            let by: Vec<&str> = self
+                .topics
+                .iter()
+                .filter(|t| {
+                    t.claims
+                        .iter()
+                        .chain(t.own.iter().map(|o| &o.id))
+                        .any(|c| c == id)
+                })
+                .map(|t| t.topic.as_str())
+                .collect();
+            by.join(", ")
+        };
+        let seed = labkit::claims::CLAIMS
+            .iter()
+            .map(|c| (c.id.to_owned(), c.seed.to_owned(), false));
+        let own = self
+            .topics
+            .iter()
+            .flat_map(|t| &t.own)
+            .map(|o| (o.id.clone(), o.statement.clone(), true));
+        seed.chain(own)
+            .map(|(id, words, beyond_the_seed)| Listed {
+                declared_by: declared_by(&id),
+                findings: self.findings.iter().filter(|f| f.id == id).collect(),
+                id,
+                words,
+                beyond_the_seed,
+            })
+            .collect()
+    }
+
     /// `NOTE …` and `PROBLEM …` lines, for the terminal.
     pub fn trouble_lines(&self) -> String {
         let notes = self.notes.iter().map(|n| format!("NOTE {n}\n"));

@@ -2,9 +2,8 @@
 //!
 //! For each topic: it exits 0 within the hang guard; its stdout parses as the typed Report
 //! (unknown fields refused) with no shape problems; no check failed; it has at least one
-//! `process` and one `thread` measurement (unless the claims table says otherwise); every
-//! claim id is one of the seed's, listed for the topic, and every claim listed for it has a
-//! finding; and nothing new is left in /dev/shm, the temp dir or the ledger, and no process is
+//! `process` and one `thread` measurement; its claims are those its `Cargo.toml` declares
+//! (seed ids, or its own with a statement), each with a finding; and nothing new is left in /dev/shm, the temp dir or the ledger, and no process is
 //! left behind. Then each side alone (`--variant process`, `--variant thread`): exit 0, a
 //! Report with no shape problem and no failed check, measurements of that side only (or a
 //! baseline), nothing left behind.
@@ -181,36 +180,51 @@ fn check_report(topic: &Topic, report: &Report) -> Vec<String> {
     for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
         problems.push(format!("check failed: {}: {}", c.name, c.detail));
     }
-    let both = claims::topic(&topic.name).is_none_or(|t| t.both_variants);
-    if claims::topic(&topic.name).is_none() {
-        problems.push("not in labkit::claims::TOPICS".to_owned());
-    }
-    if both {
-        for variant in [Variant::Process, Variant::Thread] {
-            if !report.measurements.iter().any(|m| m.variant == variant) {
-                problems.push(format!("no `{}` measurement", variant.as_str()));
-            }
+    for variant in [Variant::Process, Variant::Thread] {
+        if !report.measurements.iter().any(|m| m.variant == variant) {
+            problems.push(format!("no `{}` measurement", variant.as_str()));
         }
     }
-    for claim in &report.claims {
-        match claims::claim(&claim.id) {
-            None => problems.push(format!("claim `{}` is not one of the seed's", claim.id)),
-            Some(info) if !info.topics.contains(&topic.name.as_str()) => problems.push(format!(
-                "claim `{}` is not listed for this topic in labkit::claims::CLAIMS",
-                claim.id
-            )),
-            Some(_) => {}
-        }
+    // What the topic declares in its Cargo.toml ([package.metadata.lab]) is what it must
+    // give evidence for, and all it may.
+    let declared = &topic.declared;
+    if declared.claims.is_empty() && declared.own.is_empty() {
+        problems
+            .push("declares no claim ([package.metadata.lab] claims in its Cargo.toml)".to_owned());
     }
-    // A listed claim with no finding would leave the ledger's row empty without a word.
-    for info in claims::CLAIMS
-        .iter()
-        .filter(|c| c.topics.contains(&topic.name.as_str()))
-    {
-        if !report.claims.iter().any(|c| c.id == info.id) {
+    for id in &declared.claims {
+        if claims::claim(id).is_none() {
             problems.push(format!(
-                "claim `{}` is listed for this topic but the run made no finding for it",
-                info.id
+                "declares `{id}`, which is not one of the seed's claims"
+            ));
+        }
+    }
+    for own in &declared.own {
+        if claims::claim(&own.id).is_some() || own.statement.trim().is_empty() {
+            problems.push(format!(
+                "its own claim `{}` needs an id outside the seed's and a statement",
+                own.id
+            ));
+        }
+    }
+    let ids: Vec<&String> = declared
+        .claims
+        .iter()
+        .chain(declared.own.iter().map(|o| &o.id))
+        .collect();
+    for claim in &report.claims {
+        if !ids.contains(&&claim.id) {
+            problems.push(format!(
+                "claim `{}` is not declared in its Cargo.toml ([package.metadata.lab])",
+                claim.id
+            ));
+        }
+    }
+    // A declared claim with no finding would leave the ledger's row empty without a word.
+    for id in ids {
+        if !report.claims.iter().any(|c| c.id == *id) {
+            problems.push(format!(
+                "claim `{id}` is declared but the run made no finding for it"
             ));
         }
     }

@@ -17,8 +17,12 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// The workspace root: xtask's manifest lives one level below it.
+/// The workspace root: xtask's manifest lives one level below it, unless `LAB_WORKSPACE`
+/// names another (the copy stage of `ci` verifies a scratch copy of the workspace).
 pub fn root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LAB_WORKSPACE") {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
@@ -41,6 +45,8 @@ pub fn become_subreaper() -> Result<()> {
 pub struct Topic {
     pub name: String,
     pub binary: PathBuf,
+    /// Its `[package.metadata.lab]`: the claims it declares.
+    pub declared: crate::summary::Declared,
 }
 
 /// Every binary crate under `crates/`, from `cargo metadata`, in name order; `only` filters.
@@ -77,8 +83,30 @@ pub fn topics(only: &[String]) -> Result<Vec<Topic>> {
         });
         let name = package["name"].as_str().unwrap_or_default().to_owned();
         if has_bin {
+            let lab = &package["metadata"]["lab"];
+            let strings = |v: &serde_json::Value| -> Vec<String> {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            };
+            let own = lab["own-claims"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| crate::summary::OwnClaim {
+                    id: o["id"].as_str().unwrap_or_default().to_owned(),
+                    statement: o["statement"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect();
             topics.push(Topic {
                 binary: target.join("release").join(&name),
+                declared: crate::summary::Declared {
+                    topic: name.clone(),
+                    claims: strings(&lab["claims"]),
+                    own,
+                },
                 name,
             });
         }

@@ -65,7 +65,6 @@ const HANG_GUARD: Duration = Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "condvar",
     about = "Condition variables: std Condvar between threads vs a process-shared pthread condvar; the lost wake-up.",
     after_help = "Examples:\n  \
         cargo run --release -p condvar\n  \
@@ -87,9 +86,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("condvar (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("condvar", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -112,7 +111,7 @@ fn run(args: Args) -> Result<Outcome> {
         CURE_ROUNDS
     };
 
-    let mut report = Report::new("condvar");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", messages);
     report.param("blocks", blocks);
 
@@ -429,7 +428,7 @@ mod tests {
     #[test]
     fn the_claim_follows_what_was_observed() {
         let verdict = |arrived, lost, cured| {
-            let mut report = Report::new("condvar");
+            let mut report = Report::new(env!("CARGO_PKG_NAME"));
             judge_claims(&mut report, arrived, lost, cured);
             (report.claims[0].verdict, report.claims[0].evidence.clone())
         };

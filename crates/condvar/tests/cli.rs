@@ -4,7 +4,7 @@
 use labkit::Verdict;
 use labkit::testkit;
 
-const BIN: &str = env!("CARGO_BIN_EXE_condvar");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]
 fn the_quick_run_passes_every_check() {

@@ -67,7 +67,6 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "isolation",
     about = "What a process keeps to itself and what threads share: memory, descriptors, faults.",
     after_help = "Examples:\n  \
         cargo run --release -p isolation\n  \
@@ -89,9 +88,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("isolation (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("isolation", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -101,7 +100,7 @@ fn run(args: Args) -> Result<Outcome> {
         .pages
         .unwrap_or(if common.quick { QUICK_PAGES } else { PAGES }) as usize;
 
-    let mut report = Report::new("isolation");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("pages", pages);
     if common.both_sides() {
         let memory = show_memory(&mut report)?;
@@ -656,7 +655,7 @@ mod tests {
     fn each_claim_follows_what_was_observed() {
         for as_linux in [true, false] {
             let (m, f, x) = observations(as_linux);
-            let mut report = Report::new("isolation");
+            let mut report = Report::new(env!("CARGO_PKG_NAME"));
             judge_claims(&mut report, &m, &f, &x);
             assert_eq!(report.claims.len(), 5);
             for c in &report.claims {
@@ -672,7 +671,7 @@ mod tests {
         // One observation alone decides its claim.
         let (mut m, f, x) = observations(true);
         m.thread_shared = false;
-        let mut report = Report::new("isolation");
+        let mut report = Report::new(env!("CARGO_PKG_NAME"));
         judge_claims(&mut report, &m, &f, &x);
         let verdict = |id: &str| report.claims.iter().find(|c| c.id == id).unwrap().verdict;
         assert_eq!(verdict("mem.threads-share"), Verdict::DoesNotHold);

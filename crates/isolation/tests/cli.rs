@@ -6,7 +6,7 @@ use std::time::Duration;
 use labkit::testkit::{self, Done, command, finish, tag};
 use labkit::{Variant, Verdict};
 
-const BIN: &str = env!("CARGO_BIN_EXE_isolation");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 /// Files whose name starts with `core` in `dir`: what a core dump would leave with the
 /// default `core_pattern`.

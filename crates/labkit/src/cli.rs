@@ -73,7 +73,7 @@ impl Pin {
     }
 }
 
-// The flags of DESIGN.md that every topic accepts. (A `///` comment here would replace the
+// The flags of docs/ARCHITECTURE.md that every topic accepts. (A `///` comment here would replace the
 // topic's own `about` in `--help`, since clap reads doc comments of flattened structs.)
 #[derive(Args, Clone, Debug, Default)]
 pub struct CommonArgs {

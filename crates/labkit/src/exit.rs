@@ -66,8 +66,8 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Maps a run's result to the exit code of DESIGN.md, telling the user why on stderr as
-/// `<topic>: error: <cause chain>`.
+/// Maps a run's result to the exit code of docs/ARCHITECTURE.md, telling the user why on
+/// stderr as `<topic>: error: <cause chain>`.
 pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
     let mut stderr = io::stderr().lock();
     let code = match result {

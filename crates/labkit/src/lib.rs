@@ -6,7 +6,7 @@
 //! | module | what it gives a topic |
 //! |---|---|
 //! | [`cli`] | the common flags (`--json`, `--quick`, `--variant`; `--pin` where a topic places its sides) and the hidden child-role flags |
-//! | [`report`] | the Report of DESIGN.md (serde, both ways), its human rendering, and printing it |
+//! | [`report`] | the Report of docs/ARCHITECTURE.md (serde, both ways), its human rendering, and printing it |
 //! | [`exit`] | exit codes, usage errors, interrupted runs, and the one `finish` every `main` calls |
 //! | [`measure`] | latency histograms (ns), throughput, CPU time per operation |
 //! | [`verdict`] | the one rule: block pairs, a confidence interval, holds / does-not-hold / inconclusive |

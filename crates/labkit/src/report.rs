@@ -1,4 +1,4 @@
-//! The Report of DESIGN.md: what a topic measured, what it checked, what it concludes.
+//! The Report of docs/ARCHITECTURE.md: what a topic measured, what it checked, what it concludes.
 //!
 //! The same structs serialise (topics) and deserialise (xtask, tests); deserialising denies
 //! unknown fields, so a topic that drifts from the schema fails `cargo xtask verify`.

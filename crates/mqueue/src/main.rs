@@ -71,7 +71,6 @@ const PER_MESSAGE_OVERHEAD: u64 = 96;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "mqueue",
     about = "POSIX message queues between processes vs a bounded channel between threads.",
     after_help = "Examples:\n  \
         cargo run --release -p mqueue\n  \
@@ -104,9 +103,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("mqueue (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("mqueue", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 /// The sizes of this run, validated against the kernel's limits, and the placement of one
@@ -128,7 +127,7 @@ fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
     let (placements, left_out) = Placement::each(args.placing.pin)?;
-    let mut report = Report::new("mqueue");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     let limits = read_limits(&mut report)?;
     let plan = Plan {
         bytes: args.bytes.unwrap_or(BYTES),

@@ -4,7 +4,7 @@
 
 use labkit::testkit;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mqueue");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 fn limit(name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))

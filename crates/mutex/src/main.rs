@@ -72,7 +72,6 @@ const READY: u64 = u64::MAX;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "mutex",
     about = "std::sync::Mutex between threads vs a robust process-shared pthread mutex between processes.",
     after_help = "Examples:\n  \
         cargo run --release -p mutex\n  \
@@ -113,9 +112,9 @@ struct Shared {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("mutex (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("mutex", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -134,7 +133,7 @@ fn run(args: Args) -> Result<Outcome> {
     let max_parties = args.parties.unwrap_or(PARTIES);
     let blocks = if common.quick { QUICK_BLOCKS } else { BLOCKS };
 
-    let mut report = Report::new("mutex");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("increments", increments);
     report.param("parties", max_parties);
     report.param("blocks", blocks);
@@ -729,7 +728,7 @@ mod tests {
                 unrecoverable_seen: true,
                 seen: "seen: death".to_owned(),
             };
-            let mut report = Report::new("mutex");
+            let mut report = Report::new(env!("CARGO_PKG_NAME"));
             judge_claims(&mut report, &seen("counts"), &death, &seen("poison"));
             for c in &report.claims {
                 let expected = if ok {

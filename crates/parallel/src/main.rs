@@ -59,7 +59,6 @@ const QUICK_BLOCKS: usize = 3;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "parallel",
     about = "CPU-bound work over cores: serial, rayon, scoped threads and forked worker processes.",
     after_help = "Examples:\n  \
         cargo run --release -p parallel\n  \
@@ -85,9 +84,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("parallel (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("parallel", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 /// One way to run the job, with its figures.
@@ -124,7 +123,7 @@ fn run(args: Args) -> Result<Outcome> {
     let max_workers = args.workers.unwrap_or(cpus);
     let blocks = if common.quick { QUICK_BLOCKS } else { BLOCKS };
 
-    let mut report = Report::new("parallel");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("limit", limit);
     report.param("workers", max_workers);
     report.param("cpus_allowed", cpus);

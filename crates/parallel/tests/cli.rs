@@ -3,7 +3,7 @@
 
 use labkit::testkit;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parallel");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]
 fn the_quick_run_gives_one_result_every_way() {

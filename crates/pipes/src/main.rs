@@ -91,7 +91,6 @@ const FIFO_MESSAGES: u64 = 100;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "pipes",
     about = "Pipes between processes vs pipes and channels between threads: round trips, \
              throughput, EOF and EPIPE, each checked.",
     after_help = "Examples:\n  \
@@ -130,9 +129,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("pipes (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("pipes", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 /// The sizes of this run, after defaults.
@@ -171,7 +170,7 @@ fn run(args: Args) -> Result<Outcome> {
     };
     let (placements, left_out) = Placement::each(args.placing.pin)?;
 
-    let mut report = Report::new("pipes");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
     report.param("total", plan.total);

@@ -11,7 +11,7 @@ use labkit::testkit::{self, Done, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pipes");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 fn run(tag: &str, args: &[&str]) -> Done {
     testkit::run(BIN, tag, args)
@@ -34,7 +34,7 @@ fn the_quick_run_passes_every_check() {
     let t = tag("quick");
     let done = run(&t, &["--quick", "--json"]);
     let report = done.passing_report();
-    assert_eq!(report.topic, "pipes");
+    assert_eq!(report.topic, env!("CARGO_PKG_NAME"));
     for key in [
         "round_trip/process/pipe",
         "round_trip/thread/pipe",

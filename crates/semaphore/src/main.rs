@@ -70,7 +70,6 @@ const QUICK_BLOCKS: u64 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "semaphore",
     about = "Counting semaphores: POSIX unnamed and named between processes, Mutex+Condvar between threads.",
     after_help = "Examples:\n  \
         cargo run --release -p semaphore\n  \
@@ -121,9 +120,9 @@ struct Shared {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("semaphore (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("semaphore", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 /// The unnamed semaphores of the shared page, as this process sees them.
@@ -174,7 +173,7 @@ fn run(args: Args) -> Result<Outcome> {
     };
     let blocks = if common.quick { QUICK_BLOCKS } else { BLOCKS };
 
-    let mut report = Report::new("semaphore");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("items", items);
     report.param("producers", producers);
     report.param("slots", SLOTS);
@@ -776,7 +775,7 @@ mod tests {
     #[test]
     fn the_claim_follows_what_was_observed() {
         for exact in [true, false] {
-            let mut report = Report::new("semaphore");
+            let mut report = Report::new(env!("CARGO_PKG_NAME"));
             judge_claims(&mut report, exact);
             let c = &report.claims[0];
             let expected = if exact {

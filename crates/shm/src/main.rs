@@ -98,7 +98,6 @@ enum Wait {
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "shm",
     about = "A ring buffer in POSIX shared memory between processes vs the same ring and a channel between threads.",
     after_help = "Examples:\n  \
         cargo run --release -p shm\n  \
@@ -127,9 +126,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("shm (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("shm", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -173,7 +172,7 @@ fn run(args: Args) -> Result<Outcome> {
         pin: Pin::None,
         placement: Placement::choose(Pin::None)?,
     };
-    let mut report = Report::new("shm");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("sizes", sizes.clone());
     report.param("slots", SLOTS);
     report.param(

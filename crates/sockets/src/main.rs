@@ -108,7 +108,6 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "sockets",
     about = "Unix stream, datagram and TCP sockets between processes vs threads, and an echo \
              server under load: fork-per-connection, thread-per-connection, prefork, thread-pool.",
     after_help = "Examples:\n  \
@@ -179,9 +178,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("sockets (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("sockets", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 /// The sizes of this run, after defaults, and the placement of one round of steps 1 and 2.
@@ -221,7 +220,7 @@ fn run(args: Args) -> Result<Outcome> {
         pin: labkit::Pin::None,
     };
     let (placements, left_out) = Placement::each(args.placing.pin)?;
-    let mut report = Report::new("sockets");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
     report.param("total", plan.total);

@@ -63,7 +63,6 @@ const TINY: &str = "/bin/true";
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "spawn",
     about = "Creation cost and memory per unit: fork, posix_spawn, fork+exec vs threads and pool tasks.",
     after_help = "Examples:\n  \
         cargo run --release -p spawn\n  \
@@ -85,7 +84,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    labkit::finish("spawn", run(Args::parse()))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -121,7 +120,7 @@ fn run(args: Args) -> Result<Outcome> {
         bail!("{TINY} is missing: exec-based creation needs a tiny program to start");
     }
 
-    let mut report = Report::new("spawn");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("iterations", iterations);
     report.param("blocks", blocks);
     report.param("max_rss_mib", max_rss);

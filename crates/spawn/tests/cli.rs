@@ -7,7 +7,7 @@ use labkit::testkit::{self, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spawn");
+const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]
 fn the_quick_run_passes_every_check() {

@@ -64,7 +64,6 @@ const SWITCHES_PER_ROUND_TRIP: std::ops::RangeInclusive<f64> = 0.8..=1.5;
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "switch",
     about = "Context-switch cost: two processes vs two threads, over a pipe and over a futex.",
     after_help = "Examples:\n  \
         cargo run --release -p switch\n  \
@@ -91,9 +90,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.role.role.is_some() {
-        return labkit::finish("switch (child)", run_child(args));
+        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
     }
-    labkit::finish("switch", run(args))
+    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -105,7 +104,7 @@ fn run(args: Args) -> Result<Outcome> {
         MESSAGES
     });
     let blocks = (if common.quick { QUICK_BLOCKS } else { BLOCKS }).min(messages);
-    let mut report = Report::new("switch");
+    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", messages);
     report.param("blocks", blocks);
     report.param("pin", args.placing.pin.as_str());
