@@ -571,25 +571,12 @@ pub fn findings_table(s: &Summary) -> String {
     for f in &s.findings {
         rows.push(vec![
             f.id.clone(),
-            crate::report::topic_text(f),
+            crate::text::topic_text(f),
             f.verdict.as_str().to_owned(),
-            ratio_text(f),
+            crate::text::ratio_text(f),
         ]);
     }
     workspace::table(&rows)
-}
-
-/// `x2.10 (95% x1.90..x2.40, 18 pairs)`, or `observed` for a yes/no claim.
-pub fn ratio_text(f: &summary::Finding) -> String {
-    match (f.ratio, f.interval, f.confidence) {
-        (Some(r), Some([lo, hi]), Some(c)) => format!(
-            "x{r:.2} ({:.0}% x{lo:.2}..x{hi:.2}, {} pairs)",
-            100.0 * c,
-            f.pairs()
-        ),
-        _ if f.basis == labkit::report::Basis::Measured => "no figures".to_owned(),
-        _ => "observed".to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -172,9 +172,9 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
         out.push_str(&format!(
             "  CHANGED {id}: {} {} -> {} {}\n",
             fa.verdict.as_str(),
-            crate::bench::ratio_text(fa),
+            crate::text::ratio_text(fa),
             fb.verdict.as_str(),
-            crate::bench::ratio_text(fb)
+            crate::text::ratio_text(fb)
         ));
     }
     for (id, fa) in only_in_a {
@@ -186,7 +186,7 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
 
 fn value(f: &Figure) -> String {
     if f.unit == "ns" {
-        crate::html::duration_text(f.figure.median)
+        crate::text::duration_text(f.figure.median)
     } else {
         format!("{:.3} {}", f.figure.median, f.unit)
     }

@@ -8,13 +8,8 @@ use labkit::Verdict;
 use labkit::claims::CLAIMS;
 
 use crate::plots;
-use crate::report::{headline, run_verdicts, topic_text};
 use crate::summary::{self, Figure, Finding, Summary};
-
-/// `6.60 µs`, as the topics print durations.
-pub fn duration_text(ns: f64) -> String {
-    labkit::report::format_ns(ns)
-}
+use crate::text::{duration_text, headline, pin_text, ratio_text, run_verdicts, topic_text};
 
 fn sizes(s: &Summary) -> &'static str {
     if s.quick {
@@ -25,7 +20,7 @@ fn sizes(s: &Summary) -> &'static str {
 }
 
 fn ratio_cell(f: &Finding) -> String {
-    crate::bench::ratio_text(f)
+    ratio_text(f)
 }
 
 /// A figure's median with its spread, in its unit.
@@ -155,7 +150,7 @@ pub fn markdown(s: &Summary) -> String {
                 out,
                 "| {} | {} | {} |",
                 r.variant,
-                crate::report::pin_text(&r.pin),
+                pin_text(&r.pin),
                 duration_text(r.figure.median)
             );
         }
@@ -319,7 +314,7 @@ pub fn page(s: &Summary) -> Result<String> {
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&r.variant),
-                crate::report::pin_text(&r.pin),
+                pin_text(&r.pin),
                 duration_text(r.figure.median)
             );
         }

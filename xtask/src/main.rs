@@ -27,6 +27,7 @@ mod html;
 mod plots;
 mod report;
 mod summary;
+mod text;
 mod torture;
 mod verify;
 mod workspace;

@@ -254,7 +254,7 @@ fn context_switch(s: &Summary) -> Result<Option<Plot>> {
         .map(|f| {
             let pin = f.config_str("pin").unwrap_or("none");
             (
-                format!("switch: {}, {}", f.mechanism, crate::report::pin_text(pin)),
+                format!("switch: {}, {}", f.mechanism, crate::text::pin_text(pin)),
                 f,
             )
         })
@@ -265,12 +265,12 @@ fn context_switch(s: &Summary) -> Result<Option<Plot>> {
             .filter(|f| f.mechanism == "pipe" && f.config_f64("bytes") == bytes)
             .map(|f| {
                 let pin = f.config_str("pin").unwrap_or("none");
-                (format!("pipes: pipe, {}", crate::report::pin_text(pin)), f)
+                (format!("pipes: pipe, {}", crate::text::pin_text(pin)), f)
             }),
     );
     let mut rows = rows_by_variant(items.into_iter());
     for r in &s.reference {
-        let label = format!("{}, {}", r.tool, crate::report::pin_text(&r.pin));
+        let label = format!("{}, {}", r.tool, crate::text::pin_text(&r.pin));
         let bar = Some((r.figure.median, None));
         match rows.iter_mut().find(|row| row.label == label) {
             Some(row) => row.bars[variant_index(&r.variant)] = bar,

@@ -13,6 +13,7 @@ use labkit::Verdict;
 
 use crate::bench::{self, Options};
 use crate::summary::{self, Finding, Summary};
+use crate::text::{headline, pin_text, ratio_text, run_verdicts, topic_text, verdict_letter};
 use crate::{browser, html, workspace};
 
 const USAGE: &str =
@@ -169,7 +170,7 @@ pub fn ledger_text(s: &Summary) -> String {
                 "  {:<20} {:<13} {}  runs: {}",
                 topic_text(f),
                 f.verdict.as_str(),
-                bench::ratio_text(f),
+                ratio_text(f),
                 run_verdicts(f)
             );
             labkit::report::wrap_into(&mut out, &f.evidence);
@@ -192,7 +193,7 @@ pub fn ledger_text(s: &Summary) -> String {
                 "  {:<8} {:<32} {}",
                 r.variant,
                 pin_text(&r.pin),
-                html::duration_text(r.figure.median)
+                crate::text::duration_text(r.figure.median)
             );
         }
     }
@@ -274,103 +275,11 @@ pub fn stability_text(benches: &[Summary]) -> String {
     out
 }
 
-fn verdict_letter(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Holds => "H",
-        Verdict::DoesNotHold => "N",
-        Verdict::Inconclusive => "I",
-    }
-}
-
-/// `pipes (one CPU)`: the topic, and the placement where the finding has one.
-pub fn topic_text(f: &Finding) -> String {
-    match &f.placement {
-        Some(p) => format!("{} ({})", f.topic, labkit::report::placement_text(p)),
-        None => f.topic.clone(),
-    }
-}
-
-/// A claim's findings in one line that hides no disagreement: "holds in pipes (one CPU) and
-/// sockets; does not hold in shm (two CPUs)", or "holds in all 4 findings".
-pub fn headline(found: &[&Finding]) -> String {
-    let verdicts = [Verdict::Holds, Verdict::DoesNotHold, Verdict::Inconclusive];
-    if let [only] = verdicts
-        .iter()
-        .filter(|v| found.iter().any(|f| f.verdict == **v))
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        let word = verdict_words(**only);
-        return if found.len() == 1 {
-            format!("{word} in {}", topic_text(found[0]))
-        } else {
-            format!("{word} in all {} findings", found.len())
-        };
-    }
-    let parts: Vec<String> = verdicts
-        .iter()
-        .filter_map(|v| {
-            // "sockets x3" rather than "sockets, sockets, sockets".
-            let mut where_: Vec<(String, usize)> = Vec::new();
-            for t in found
-                .iter()
-                .filter(|f| f.verdict == *v)
-                .map(|f| topic_text(f))
-            {
-                match where_.iter_mut().find(|(w, _)| *w == t) {
-                    Some((_, n)) => *n += 1,
-                    None => where_.push((t, 1)),
-                }
-            }
-            let where_: Vec<String> = where_
-                .into_iter()
-                .map(|(t, n)| if n > 1 { format!("{t} x{n}") } else { t })
-                .collect();
-            (!where_.is_empty()).then(|| format!("{} in {}", verdict_words(*v), where_.join(", ")))
-        })
-        .collect();
-    parts.join("; ")
-}
-
-fn verdict_words(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Holds => "holds",
-        Verdict::DoesNotHold => "does not hold",
-        Verdict::Inconclusive => "inconclusive",
-    }
-}
-
 fn verdict_index(v: Verdict) -> usize {
     match v {
         Verdict::Holds => 0,
         Verdict::DoesNotHold => 1,
         Verdict::Inconclusive => 2,
-    }
-}
-
-/// `H H I`: each counted run's own verdict, and the runs left out for a failed check.
-pub fn run_verdicts(f: &Finding) -> String {
-    let mut text = f
-        .run_verdicts
-        .iter()
-        .map(|v| verdict_letter(*v))
-        .collect::<Vec<_>>()
-        .join(" ");
-    if !f.left_out.is_empty() {
-        let runs: Vec<String> = f.left_out.iter().map(usize::to_string).collect();
-        text.push_str(&format!(
-            " (left out, a check failed: run {})",
-            runs.join(", ")
-        ));
-    }
-    text
-}
-
-pub fn pin_text(pin: &str) -> &'static str {
-    match pin {
-        "same" => "both on one CPU",
-        "split" => "on two CPUs",
-        _ => "placed by the scheduler",
     }
 }
 
