@@ -95,7 +95,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         }
     };
     let (dir, summary) = bench(&o, &topics)?;
-    workspace::say(&findings_table(&summary));
+    workspace::say(&crate::text::findings_table(&summary));
     let trouble = summary.trouble_lines();
     if !trouble.is_empty() {
         workspace::say(trouble.trim_end());
@@ -304,7 +304,7 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
     }
     bar.finish_and_clear();
 
-    let (figures, findings) = summary::gather(&reports);
+    let (figures, findings) = crate::gather::gather(&reports);
     // A verdict its own figures contradict would be a bug in the rule or in a topic: say so.
     for f in &findings {
         problems.extend(f.contradictions());
@@ -453,7 +453,7 @@ fn run_one(p: &Plan, dir: &Path) -> Result<(Job, Option<Report>, Vec<String>)> {
     };
     let mut saved = None;
     if let Some(report) = &report {
-        problems.extend(summary::failed_checks(&p.label, p.run, report));
+        problems.extend(crate::gather::failed_checks(&p.label, p.run, report));
         let name = format!(
             "reports/{}-r{}.json",
             p.label.replace([' ', '='], "-"),
@@ -558,25 +558,6 @@ pub fn utc_stamp(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// One line per finding: verdict, median ratio and range over runs.
-pub fn findings_table(s: &Summary) -> String {
-    let mut rows = vec![vec![
-        "claim".to_owned(),
-        "topic".to_owned(),
-        "verdict".to_owned(),
-        "ratio (median pair, interval, pairs)".to_owned(),
-    ]];
-    for f in &s.findings {
-        rows.push(vec![
-            f.id.clone(),
-            crate::text::topic_text(f),
-            f.verdict.as_str().to_owned(),
-            crate::text::ratio_text(f),
-        ]);
-    }
-    workspace::table(&rows)
 }
 
 #[cfg(test)]

@@ -482,7 +482,7 @@ pub(crate) mod tests {
                 own: Vec::new(),
             });
         }
-        let (figures, findings) = summary::gather(&reports);
+        let (figures, findings) = crate::gather::gather(&reports);
         Summary {
             schema: summary::SCHEMA,
             created: "2026-11-28T00-00-00Z".to_owned(),

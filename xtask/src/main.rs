@@ -23,6 +23,7 @@ mod clean;
 mod compare;
 mod copycheck;
 mod eject;
+mod gather;
 mod html;
 mod plots;
 mod report;

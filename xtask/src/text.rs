@@ -114,3 +114,22 @@ pub fn ratio_text(f: &Finding) -> String {
 pub fn duration_text(ns: f64) -> String {
     labkit::report::format_ns(ns)
 }
+
+/// One line per finding: verdict, median ratio and range over runs.
+pub fn findings_table(s: &crate::summary::Summary) -> String {
+    let mut rows = vec![vec![
+        "claim".to_owned(),
+        "topic".to_owned(),
+        "verdict".to_owned(),
+        "ratio (median pair, interval, pairs)".to_owned(),
+    ]];
+    for f in &s.findings {
+        rows.push(vec![
+            f.id.clone(),
+            topic_text(f),
+            f.verdict.as_str().to_owned(),
+            ratio_text(f),
+        ]);
+    }
+    crate::workspace::table(&rows)
+}
