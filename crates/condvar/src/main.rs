@@ -66,10 +66,18 @@ const HANG_GUARD: Duration = Duration::from_secs(10);
 #[derive(Parser, Debug)]
 #[command(
     about = "Condition variables: std Condvar between threads vs a process-shared pthread condvar; the lost wake-up.",
-    after_help = "Examples:\n  \
-        cargo run --release -p condvar\n  \
-        cargo run --release -p condvar -- --messages 100000\n  \
-        cargo run --release -p condvar -- --json | jq .checks"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --messages 100000\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .checks"
+    )
 )]
 struct Args {
     #[command(flatten)]

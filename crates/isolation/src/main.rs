@@ -68,10 +68,18 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 #[derive(Parser, Debug)]
 #[command(
     about = "What a process keeps to itself and what threads share: memory, descriptors, faults.",
-    after_help = "Examples:\n  \
-        cargo run --release -p isolation\n  \
-        cargo run --release -p isolation -- --json | jq .claims\n  \
-        cargo run --release -p isolation -- --pages 65536"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --pages 65536"
+    )
 )]
 struct Args {
     #[command(flatten)]

@@ -72,10 +72,18 @@ const PER_MESSAGE_OVERHEAD: u64 = 96;
 #[derive(Parser, Debug)]
 #[command(
     about = "POSIX message queues between processes vs a bounded channel between threads.",
-    after_help = "Examples:\n  \
-        cargo run --release -p mqueue\n  \
-        cargo run --release -p mqueue -- --bytes 4096 --messages 100000\n  \
-        cargo run --release -p mqueue -- --json | jq .params"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --bytes 4096 --messages 100000\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .params"
+    )
 )]
 struct Args {
     #[command(flatten)]

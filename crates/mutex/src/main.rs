@@ -73,10 +73,18 @@ const READY: u64 = u64::MAX;
 #[derive(Parser, Debug)]
 #[command(
     about = "std::sync::Mutex between threads vs a robust process-shared pthread mutex between processes.",
-    after_help = "Examples:\n  \
-        cargo run --release -p mutex\n  \
-        cargo run --release -p mutex -- --parties 8 --increments 100000\n  \
-        cargo run --release -p mutex -- --json | jq .claims"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --parties 8 --increments 100000\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims"
+    )
 )]
 struct Args {
     #[command(flatten)]

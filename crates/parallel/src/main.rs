@@ -60,10 +60,18 @@ const QUICK_BLOCKS: usize = 3;
 #[derive(Parser, Debug)]
 #[command(
     about = "CPU-bound work over cores: serial, rayon, scoped threads and forked worker processes.",
-    after_help = "Examples:\n  \
-        cargo run --release -p parallel\n  \
-        cargo run --release -p parallel -- --json | jq .claims\n  \
-        cargo run --release -p parallel -- --workers 8 --limit 5000000"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --workers 8 --limit 5000000"
+    )
 )]
 struct Args {
     #[command(flatten)]

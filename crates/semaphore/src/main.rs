@@ -71,10 +71,18 @@ const QUICK_BLOCKS: u64 = 3;
 #[derive(Parser, Debug)]
 #[command(
     about = "Counting semaphores: POSIX unnamed and named between processes, Mutex+Condvar between threads.",
-    after_help = "Examples:\n  \
-        cargo run --release -p semaphore\n  \
-        cargo run --release -p semaphore -- --producers 4 --items 100000\n  \
-        cargo run --release -p semaphore -- --json | jq .checks"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --producers 4 --items 100000\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .checks"
+    )
 )]
 struct Args {
     #[command(flatten)]

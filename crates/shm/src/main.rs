@@ -99,10 +99,18 @@ enum Wait {
 #[derive(Parser, Debug)]
 #[command(
     about = "A ring buffer in POSIX shared memory between processes vs the same ring and a channel between threads.",
-    after_help = "Examples:\n  \
-        cargo run --release -p shm\n  \
-        cargo run --release -p shm -- --bytes 64 --pin split --wait spin\n  \
-        cargo run --release -p shm -- --json | jq .claims"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --bytes 64 --pin split --wait spin\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims"
+    )
 )]
 struct Args {
     #[command(flatten)]

@@ -110,12 +110,22 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 #[command(
     about = "Unix stream, datagram and TCP sockets between processes vs threads, and an echo \
              server under load: fork-per-connection, thread-per-connection, prefork, thread-pool.",
-    after_help = "Examples:\n  \
-        cargo run --release -p sockets\n  \
-        cargo run --release -p sockets -- --json | jq .claims\n  \
-        cargo run --release -p sockets -- --bytes 4096 --pin same\n  \
-        cargo run --release -p sockets -- --clients 32 --per-connection 1\n\n\
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --bytes 4096 --pin same\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --clients 32 --per-connection 1\n\n\
         --pin places the round trips and streams; the server under load is left to the scheduler."
+    )
 )]
 struct Args {
     #[command(flatten)]

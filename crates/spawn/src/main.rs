@@ -64,10 +64,18 @@ const TINY: &str = "/bin/true";
 #[derive(Parser, Debug)]
 #[command(
     about = "Creation cost and memory per unit: fork, posix_spawn, fork+exec vs threads and pool tasks.",
-    after_help = "Examples:\n  \
-        cargo run --release -p spawn\n  \
-        cargo run --release -p spawn -- --max-rss 512\n  \
-        cargo run --release -p spawn -- --json | jq .claims"
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --max-rss 512\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims"
+    )
 )]
 struct Args {
     #[command(flatten)]

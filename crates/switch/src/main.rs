@@ -65,12 +65,20 @@ const SWITCHES_PER_ROUND_TRIP: std::ops::RangeInclusive<f64> = 0.8..=1.5;
 #[derive(Parser, Debug)]
 #[command(
     about = "Context-switch cost: two processes vs two threads, over a pipe and over a futex.",
-    after_help = "Examples:\n  \
-        cargo run --release -p switch\n  \
-        cargo run --release -p switch -- --pin same --messages 100000\n  \
-        cargo run --release -p switch -- --json | jq .claims\n\n\
+    after_help = concat!(
+        "Examples:\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        "\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --pin same --messages 100000\n  \
+        cargo run --release -p ",
+        env!("CARGO_PKG_NAME"),
+        " -- --json | jq .claims\n\n\
         --pin each (the default) measures both placements, each judged: same (the switch cost) \
         and split (cross-CPU wake-up latency)."
+    )
 )]
 struct Args {
     #[command(flatten)]
