@@ -143,8 +143,8 @@ fn round_trips(m: &Measurement) -> bool {
 /// The spinning run's own figures and its two-CPU baselines (its single-core memcpy is the
 /// main run's already).
 fn spinning(m: &Measurement) -> bool {
+    // The ring and its baselines alike carry the run's wait mode.
     m.config.get("wait").and_then(|x| x.as_str()) == Some("spin")
-        || matches!(m.mechanism.as_str(), "atomic-spin" | "cross-core-copy")
 }
 
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];

@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(m.left_out, vec![3]);
         assert_eq!((m.pairs(), m.run_verdicts.len()), (9, 3));
         assert!(m.confidence.unwrap() >= labkit::verdict::CONFIDENCE);
-        assert!(m.evidence.contains("over 9 pairs"), "{}", m.evidence);
+        assert!(m.evidence.contains("median of 9 pairs"), "{}", m.evidence);
         assert!(m.contradictions().is_empty(), "{:?}", m.contradictions());
         let o = &findings[1];
         assert_eq!((o.verdict, o.run_verdicts.len()), (Holds, 3));

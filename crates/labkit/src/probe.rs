@@ -1,13 +1,15 @@
 //! The observation behind `comm.process-needs-ipc`: a child process cannot see our memory, so
 //! what it learns from us must come through a kernel object.
 //!
-//! The parent writes a fresh random nonce into a buffer and starts a re-executed child with the
-//! buffer's address on its command line (`--probe ADDR`). The child reads *its own* memory at
-//! that address through `/proc/self/mem`, which answers an unmapped address with an error
-//! instead of a fault, then receives the same nonce through the lesson's mechanism (a pipe, a
-//! socket, a message queue) and sends back a [`Probe`]: what it found at the address, and what
-//! arrived. The claim holds when the nonce was not at the address and did arrive through the
-//! mechanism; it does not hold when the child read our nonce out of its own memory.
+//! The parent sets aside a buffer and starts a child with the buffer's address on its command
+//! line (`--probe ADDR`); only then does it write a fresh random nonce into the buffer, so a
+//! copy of our memory made when the child was created (a fork without exec) holds no nonce,
+//! and only memory truly shared with us could. It sends the same nonce through the lesson's
+//! mechanism (a pipe, a socket, a message queue). The child, once the nonce has arrived, reads
+//! *its own* memory at that address through `/proc/self/mem` (which answers an unmapped address
+//! with an error instead of a fault) and sends back a [`Probe`]: what it found at the address,
+//! and what arrived. The claim holds when the nonce was not at the address and did arrive
+//! through the mechanism; it does not hold when the child read our nonce out of its own memory.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,17 +23,23 @@ pub const NONCE_LEN: usize = 16;
 /// Bytes of an encoded [`Probe`]: a flag, what was at the address, what arrived.
 pub const PROBE_LEN: usize = 1 + 2 * NONCE_LEN;
 
-/// A fresh random nonce, kept in its own heap buffer so that it has an address to hand over.
+/// A nonce in its own heap buffer, so that it has an address to hand over: zeros until
+/// [`Nonce::fill`] writes it.
 pub struct Nonce {
     bytes: Box<[u8; NONCE_LEN]>,
 }
 
 impl Nonce {
-    /// Sixteen bytes from `/dev/urandom`.
-    pub fn fresh() -> io::Result<Nonce> {
-        let mut bytes = Box::new([0u8; NONCE_LEN]);
-        File::open("/dev/urandom")?.read_exact(&mut bytes[..])?;
-        Ok(Nonce { bytes })
+    /// The buffer, still zeros: hand its address to the child first.
+    pub fn blank() -> Nonce {
+        Nonce {
+            bytes: Box::new([0u8; NONCE_LEN]),
+        }
+    }
+
+    /// Sixteen fresh bytes from `/dev/urandom`, written once the child exists.
+    pub fn fill(&mut self) -> io::Result<()> {
+        File::open("/dev/urandom")?.read_exact(&mut self.bytes[..])
     }
 
     /// Where the nonce lies in this process's memory.
@@ -93,15 +101,16 @@ pub fn read_own_memory(addr: usize) -> io::Result<Option<[u8; NONCE_LEN]>> {
     }
 }
 
-/// The child's side, whole: what lies at `addr` in its own memory, then the nonce as it
-/// arrives through the mechanism (`receive` fills it); the [`Probe`] to send back.
+/// The child's side, whole: the nonce as it arrives through the mechanism (`receive` fills
+/// it), then what lies at `addr` in its own memory (by now the parent has written the nonce
+/// there); the [`Probe`] to send back.
 pub fn look_and_receive(
     addr: usize,
     receive: impl FnOnce(&mut [u8; NONCE_LEN]) -> io::Result<()>,
 ) -> io::Result<Probe> {
-    let at_address = read_own_memory(addr)?;
     let mut through_mechanism = [0u8; NONCE_LEN];
     receive(&mut through_mechanism)?;
+    let at_address = read_own_memory(addr)?;
     Ok(Probe {
         at_address,
         through_mechanism,
@@ -157,7 +166,8 @@ mod tests {
 
     #[test]
     fn our_own_memory_is_readable_and_an_unmapped_address_is_not() {
-        let nonce = Nonce::fresh().unwrap();
+        let mut nonce = Nonce::blank();
+        nonce.fill().unwrap();
         assert_eq!(read_own_memory(nonce.addr()).unwrap(), Some(*nonce.bytes()));
         // Page 0 is never mapped for a user process.
         assert_eq!(read_own_memory(16).unwrap(), None);
@@ -167,7 +177,8 @@ mod tests {
     /// thread would) makes the claim not hold.
     #[test]
     fn the_verdict_follows_what_the_child_saw() {
-        let nonce = Nonce::fresh().unwrap();
+        let mut nonce = Nonce::blank();
+        nonce.fill().unwrap();
         let saw = |at_address, arrived: bool| {
             let through_mechanism = if arrived {
                 *nonce.bytes()

@@ -190,14 +190,14 @@ impl Claim {
                 self.id, j.ratio, j.confidence
             ));
         }
-        // The figures quoted must lie on the side of the verdict.
-        let (f, o) = test.medians();
+        // The figures quoted (the median block pair's) must lie on the side of the verdict.
+        let (f, o) = test.median_pair().unwrap_or((f64::NAN, f64::NAN));
         let oriented = match test.better {
             crate::verdict::Better::Lower => o / f,
             crate::verdict::Better::Higher => f / o,
         };
         let side_ok = match self.verdict {
-            Verdict::Holds => oriented > 1.0,
+            Verdict::Holds => oriented > test.margin,
             Verdict::DoesNotHold => oriented < test.margin,
             Verdict::Inconclusive => true,
         };

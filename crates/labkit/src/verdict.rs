@@ -222,6 +222,30 @@ impl Test {
         (median(&self.favoured.blocks), median(&self.other.blocks))
     }
 
+    /// The block pair at the median of the pair ratios (the lower of the middle two for an even
+    /// count): (favoured, other). Its ratio lies inside the interval, so the figures it shows
+    /// always point the way the verdict does, pooled runs or not.
+    pub fn median_pair(&self) -> Option<(f64, f64)> {
+        let mut pairs: Vec<(f64, f64, f64)> = self
+            .favoured
+            .blocks
+            .iter()
+            .zip(&self.other.blocks)
+            .map(|(&f, &o)| {
+                let r = match self.better {
+                    Better::Lower => o / f,
+                    Better::Higher => f / o,
+                };
+                (r, f, o)
+            })
+            .filter(|(r, ..)| r.is_finite() && *r > 0.0)
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        pairs
+            .get(pairs.len().saturating_sub(1) / 2)
+            .map(|&(_, f, o)| (f, o))
+    }
+
     /// Which side won, by the median pair ratio: "a was x3.00 faster than b".
     pub fn headline(&self) -> String {
         let ratio = self.judge().ratio;
@@ -233,32 +257,28 @@ impl Test {
         format!("{winner} was x{by:.2} {} than {loser}", self.word)
     }
 
-    /// The evidence, written from the figures that decide: each side's median block figure,
-    /// the median pair ratio with its interval, and where the interval lies.
+    /// The evidence, written from the figures that decide: which side won by the median pair
+    /// ratio, the median block pair's own figures, the ratio in the claim's favour with its
+    /// interval, and where the interval lies.
     pub fn evidence(&self) -> String {
         let j = self.judge();
-        let (f, o) = self.medians();
+        let Some((f, o)) = self.median_pair() else {
+            return format!("{}: no block pair to compare", self.what);
+        };
         let mut s = format!(
-            "{}: {} {} vs {} {} (medians of {} blocks each)",
+            "{}: {} per block pair (median of {} pairs; in the median pair, {} {} vs {} {}); the \
+             ratio in the claim's favour is x{:.2}, {} interval x{:.2}..x{:.2}",
             self.what,
+            self.headline(),
+            j.pairs,
             self.favoured.label,
             format_figure(f, &self.unit),
             self.other.label,
             format_figure(o, &self.unit),
-            self.favoured.blocks.len().min(self.other.blocks.len()),
-        );
-        if j.pairs == 0 {
-            s.push_str("; no block pair to compare");
-            return s;
-        }
-        let _ = write!(
-            s,
-            "; per block pair {} (median), {} interval x{:.2}..x{:.2} over {} pairs",
-            self.headline(),
+            j.ratio,
             percent(j.confidence),
             j.interval[0],
             j.interval[1],
-            j.pairs
         );
         if j.confidence < CONFIDENCE {
             let _ = write!(
@@ -540,15 +560,45 @@ mod tests {
     fn the_evidence_quotes_the_deciding_figures_the_right_way_round() {
         let holds = latency(&[1000.0; 6], &[3000.0; 6]);
         let text = holds.evidence();
-        assert!(text.contains("a 1.00 us vs b 3.00 us"), "{text}");
-        assert!(text.contains("a was x3.00 faster than b"), "{text}");
         assert!(
-            text.contains("96.9% interval x3.00..x3.00 over 6 pairs"),
+            text.contains("in the median pair, a 1.00 us vs b 3.00 us"),
             "{text}"
         );
+        assert!(
+            text.contains("a was x3.00 faster than b per block pair"),
+            "{text}"
+        );
+        assert!(text.contains("median of 6 pairs"), "{text}");
+        assert!(
+            text.contains("claim's favour is x3.00, 96.9% interval x3.00..x3.00"),
+            "{text}"
+        );
+        // The other way round: the winner is named, the ratio stays the claim's own.
         let not = latency(&[4000.0; 6], &[2000.0; 6]).evidence();
         assert!(not.contains("b was x2.00 faster than a"), "{not}");
+        assert!(not.contains("claim's favour is x0.50"), "{not}");
         assert!(not.contains("the opposite"), "{not}");
+    }
+
+    /// Pooled runs at two levels: the sides' medians fall between the levels and could point
+    /// the other way; the median pair's own figures always agree with the verdict.
+    #[test]
+    fn the_median_pair_agrees_with_the_verdict_where_side_medians_do_not() {
+        let mut f = vec![100.0; 6];
+        f.extend([150.0, 150.0, 150.0, 150.0, 150.0, 140.0]);
+        let mut o = vec![101.0, 101.0, 101.0, 101.0, 101.0, 115.0];
+        o.extend([151.5; 6]);
+        let t = latency(&f, &o);
+        let j = t.judge();
+        assert_eq!(j.verdict, Verdict::DoesNotHold, "{j:?}");
+        let (mf, mo) = t.medians();
+        assert!(
+            mo / mf > MARGIN,
+            "the side medians alone say x{:.2}",
+            mo / mf
+        );
+        let (pf, po) = t.median_pair().unwrap();
+        assert!(po / pf < MARGIN, "{pf} vs {po}");
     }
 
     #[test]

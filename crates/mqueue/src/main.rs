@@ -662,13 +662,15 @@ fn show_semantics(report: &mut Report, plan: &Plan) -> Result<()> {
 /// Step 5: what a child sees of our memory. We hand it the address of a fresh nonce; it reads
 /// its own memory there, then receives the nonce through a queue and reports both.
 fn probe_child_memory(plan: &Plan) -> Result<(Verdict, String)> {
-    let nonce = Nonce::fresh().context("read /dev/urandom")?;
+    let mut nonce = Nonce::blank();
     // Queues sized for the probe's reply, whatever `--bytes` says.
     let sized = Plan {
         bytes: PROBE_LEN as u64,
         ..plan.clone()
     };
     let ([to_child, from_child], peer) = start_child("probe", &sized, &nonce.args())?;
+    // Written only now: a copy of our memory made at the child's creation holds zeros.
+    nonce.fill().context("read /dev/urandom")?;
     let alive = || !peer.borrow_mut().died();
     let mut reply = [0u8; PROBE_LEN];
     to_child

@@ -776,7 +776,7 @@ fn show_fifo(report: &mut Report, shutdown: &Shutdown) -> Result<()> {
 /// Step 6: what a child sees of our memory. We hand it the address of a fresh nonce; it reads
 /// its own memory there, then receives the nonce through a pipe and reports both.
 fn probe_child_memory() -> Result<(labkit::Verdict, String)> {
-    let nonce = Nonce::fresh().context("read /dev/urandom")?;
+    let mut nonce = Nonce::blank();
     let (mut our_rx, mut our_tx, their_rx, their_tx) = pipe_pair()?;
     let mut peer = Peer::spawn(
         "probe",
@@ -785,6 +785,8 @@ fn probe_child_memory() -> Result<(labkit::Verdict, String)> {
         &nonce.args(),
     )?;
     drop((their_rx, their_tx)); // The child's now; ours would hide its death from us.
+    // Written only now: a copy of our memory made at the child's creation holds zeros.
+    nonce.fill().context("read /dev/urandom")?;
     let mut reply = [0u8; PROBE_LEN];
     our_tx
         .write_all(nonce.bytes())

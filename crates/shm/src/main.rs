@@ -183,13 +183,7 @@ fn run(args: Args) -> Result<Outcome> {
     let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("sizes", sizes.clone());
     report.param("slots", SLOTS);
-    report.param(
-        "wait",
-        match args.wait {
-            Wait::Spin => "spin",
-            Wait::Block => "block",
-        },
-    );
+    report.param("wait", wait_name(args.wait));
     report.param("pin", args.placing.pin.as_str());
     if let Some(why) = left_out {
         report.skip("round trips and streams on two CPUs", why);
@@ -243,7 +237,8 @@ fn run(args: Args) -> Result<Outcome> {
                 "round_trip",
                 Variant::Thread,
                 "atomic-spin",
-                json!({ "pin": "split" }),
+                // Beside the round trips of this run's --wait: its figure is theirs.
+                json!({ "pin": "split", "wait": wait_name(args.wait) }),
                 &atomic,
                 None,
             ));
@@ -740,7 +735,11 @@ fn measure(
         ));
     }
     report.check(
-        &format!("every {} message arrived once, in order, intact", format_bytes(bytes)),
+        &format!(
+            "every {} message arrived once, in order, intact ({})",
+            format_bytes(bytes),
+            placement_text(plan.pin.as_str())
+        ),
         wrong == 0,
         format!("round trips and streams over every contender, sequence number and CRC-32 of every message checked (round trips when they come back, streams at the far end, which sends a receipt): {wrong} wrong"),
     );
@@ -766,6 +765,8 @@ struct Baselines {
     /// The cross-core copy's bytes and time, with `--pin split`.
     cross_core: Option<(u64, Duration)>,
     peer: Option<usize>,
+    /// The run's `--wait`, which the streams beside them used.
+    wait: Wait,
 }
 
 /// One `memcpy` baseline: its buffers (written before any clock runs: no page fault is timed)
@@ -805,6 +806,7 @@ impl Baselines {
             // Two sides placed by the scheduler may share a CPU: no cross-core figure then.
             cross_core: (plan.pin == Pin::Split && plan.sides[1]).then_some((0, Duration::ZERO)),
             peer: plan.placement.peer,
+            wait: plan.wait,
         }
     }
 
@@ -851,7 +853,7 @@ impl Baselines {
                 "throughput",
                 Variant::Thread,
                 "cross-core-copy",
-                json!({ "bytes": CROSS_BLOCK, "pin": "split" }),
+                json!({ "bytes": CROSS_BLOCK, "pin": "split", "wait": wait_name(self.wait) }),
                 "MiB/s",
                 mib_per_s(moved, took),
                 None,
@@ -966,6 +968,14 @@ fn cross_core_copy(blocks: u64, peer: Option<usize>) -> Result<Duration> {
 /// The error for a broken exchange with the child (see `labkit::child::explain_break`).
 fn broke(peer: &RefCell<Peer>, err: std::io::Error) -> anyhow::Error {
     explain_break(std::slice::from_mut(&mut *peer.borrow_mut()), err)
+}
+
+/// `--wait`'s value as the Report says it.
+fn wait_name(wait: Wait) -> &'static str {
+    match wait {
+        Wait::Spin => "spin",
+        Wait::Block => "block",
+    }
 }
 
 /// How a side waits, from `--wait` and `--pin`: blocking on one CPU sleeps at once, since the

@@ -1462,10 +1462,12 @@ fn run_child(mut args: Args) -> Result<Outcome> {
 /// Step 5: what a child sees of our memory. We hand it the address of a fresh nonce; it reads
 /// its own memory there, then receives the nonce through a socketpair and reports both.
 fn probe_child_memory() -> Result<(Verdict, String)> {
-    let nonce = Nonce::fresh().context("read /dev/urandom")?;
+    let mut nonce = Nonce::blank();
     let (mut ours, theirs) = UnixStream::pair().context("socketpair(SOCK_STREAM)")?;
     let mut peer = Peer::spawn("probe", &[theirs.as_fd()], None, &nonce.args())?;
     drop(theirs); // The child's now; ours would hide its death from us.
+    // Written only now: a copy of our memory made at the child's creation holds zeros.
+    nonce.fill().context("read /dev/urandom")?;
     let mut reply = [0u8; PROBE_LEN];
     ours.write_all(nonce.bytes())
         .and_then(|()| ours.read_exact(&mut reply))
