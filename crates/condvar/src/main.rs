@@ -66,16 +66,9 @@ const HANG_GUARD: Duration = Duration::from_secs(10);
 #[derive(Parser, Debug)]
 #[command(
     about = "Condition variables: std Condvar between threads vs a process-shared pthread condvar; the lost wake-up.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --messages 100000\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --messages 100000",
         " -- --json | jq .checks"
     )
 )]

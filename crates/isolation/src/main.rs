@@ -68,16 +68,9 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 #[derive(Parser, Debug)]
 #[command(
     about = "What a process keeps to itself and what threads share: memory, descriptors, faults.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --json | jq .claims\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --json | jq .claims",
         " -- --pages 65536"
     )
 )]

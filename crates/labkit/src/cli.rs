@@ -213,6 +213,30 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+/// A topic's `--help` examples, each `cargo run --release -p <package><args>` with the package
+/// name of the crate that expands it (a copied crate's help names the copy), then an optional
+/// note after a `;`.
+///
+/// ```
+/// const HELP: &str = labkit::examples!("", " -- --json"; "a note");
+/// assert!(HELP.starts_with("Examples:\n  cargo run --release -p "));
+/// assert!(HELP.ends_with(" -- --json\n\na note"));
+/// ```
+#[macro_export]
+macro_rules! examples {
+    ($($args:literal),+ $(,)?) => {
+        concat!("Examples:", $("\n  cargo run --release -p ", env!("CARGO_PKG_NAME"), $args),+)
+    };
+    ($($args:literal),+ ; $note:literal) => {
+        concat!(
+            "Examples:",
+            $("\n  cargo run --release -p ", env!("CARGO_PKG_NAME"), $args,)+
+            "\n\n",
+            $note
+        )
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,16 +72,9 @@ const PER_MESSAGE_OVERHEAD: u64 = 96;
 #[derive(Parser, Debug)]
 #[command(
     about = "POSIX message queues between processes vs a bounded channel between threads.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --bytes 4096 --messages 100000\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --bytes 4096 --messages 100000",
         " -- --json | jq .params"
     )
 )]

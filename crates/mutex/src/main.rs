@@ -73,16 +73,9 @@ const READY: u64 = u64::MAX;
 #[derive(Parser, Debug)]
 #[command(
     about = "std::sync::Mutex between threads vs a robust process-shared pthread mutex between processes.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --parties 8 --increments 100000\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --parties 8 --increments 100000",
         " -- --json | jq .claims"
     )
 )]

@@ -60,16 +60,9 @@ const QUICK_BLOCKS: usize = 3;
 #[derive(Parser, Debug)]
 #[command(
     about = "CPU-bound work over cores: serial, rayon, scoped threads and forked worker processes.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --json | jq .claims\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --json | jq .claims",
         " -- --workers 8 --limit 5000000"
     )
 )]

@@ -93,19 +93,10 @@ const FIFO_MESSAGES: u64 = 100;
 #[command(
     about = "Pipes between processes vs pipes and channels between threads: round trips, \
              throughput, EOF and EPIPE, each checked.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --json | jq .claims\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --messages 100000 --bytes 4096 --pin same\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --json | jq .claims",
+        " -- --messages 100000 --bytes 4096 --pin same",
         " -- --variant process --total 256MiB"
     )
 )]

@@ -71,16 +71,9 @@ const QUICK_BLOCKS: u64 = 3;
 #[derive(Parser, Debug)]
 #[command(
     about = "Counting semaphores: POSIX unnamed and named between processes, Mutex+Condvar between threads.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --producers 4 --items 100000\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --producers 4 --items 100000",
         " -- --json | jq .checks"
     )
 )]

@@ -99,16 +99,9 @@ enum Wait {
 #[derive(Parser, Debug)]
 #[command(
     about = "A ring buffer in POSIX shared memory between processes vs the same ring and a channel between threads.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --bytes 64 --pin split --wait spin\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --bytes 64 --pin split --wait spin",
         " -- --json | jq .claims"
     )
 )]

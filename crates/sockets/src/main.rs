@@ -110,21 +110,12 @@ const HANG_GUARD: Duration = Duration::from_secs(30);
 #[command(
     about = "Unix stream, datagram and TCP sockets between processes vs threads, and an echo \
              server under load: fork-per-connection, thread-per-connection, prefork, thread-pool.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --json | jq .claims\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --bytes 4096 --pin same\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --clients 32 --per-connection 1\n\n\
-        --pin places the round trips and streams; the server under load is left to the scheduler."
+    after_help = labkit::examples!(
+        "",
+        " -- --json | jq .claims",
+        " -- --bytes 4096 --pin same",
+        " -- --clients 32 --per-connection 1";
+        "--pin places the round trips and streams; the server under load is left to the scheduler."
     )
 )]
 struct Args {

@@ -64,16 +64,9 @@ const TINY: &str = "/bin/true";
 #[derive(Parser, Debug)]
 #[command(
     about = "Creation cost and memory per unit: fork, posix_spawn, fork+exec vs threads and pool tasks.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --max-rss 512\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
+    after_help = labkit::examples!(
+        "",
+        " -- --max-rss 512",
         " -- --json | jq .claims"
     )
 )]

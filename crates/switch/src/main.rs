@@ -65,19 +65,11 @@ const SWITCHES_PER_ROUND_TRIP: std::ops::RangeInclusive<f64> = 0.8..=1.5;
 #[derive(Parser, Debug)]
 #[command(
     about = "Context-switch cost: two processes vs two threads, over a pipe and over a futex.",
-    after_help = concat!(
-        "Examples:\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        "\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --pin same --messages 100000\n  \
-        cargo run --release -p ",
-        env!("CARGO_PKG_NAME"),
-        " -- --json | jq .claims\n\n\
-        --pin each (the default) measures both placements, each judged: same (the switch cost) \
-        and split (cross-CPU wake-up latency)."
+    after_help = labkit::examples!(
+        "",
+        " -- --pin same --messages 100000",
+        " -- --json | jq .claims";
+        "--pin each (the default) measures both placements, each judged: same (the switch cost) and split (cross-CPU wake-up latency)."
     )
 )]
 struct Args {
