@@ -116,6 +116,15 @@ impl Drop for PinGuard {
     }
 }
 
+/// Pins the calling thread, for good, to `cpu` if one was chosen (a peer thread of an
+/// exchange, at its start). Best effort, as `taskset` is: a CPU taken away since
+/// `sched_getaffinity` leaves the thread where it was, and its figures still count.
+pub fn pin_thread_to(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        let _ = pin_current_thread(cpu);
+    }
+}
+
 /// Pins the calling thread (pid 0 = this thread for `sched_setaffinity`) to one CPU, for good.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     let mut set = CpuSet::new();

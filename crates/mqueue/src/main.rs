@@ -38,7 +38,7 @@ use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::{Kind, reserve};
-use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::pin::{PinGuard, Placement, pin_thread_to};
 use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
@@ -290,7 +290,7 @@ fn measure_round_trips(
     let bytes = plan.bytes as usize;
     let cpu = plan.cpus.peer;
     let echo = std::thread::spawn(move || {
-        pin_to(cpu);
+        pin_thread_to(cpu);
         for msg in thread_in {
             if thread_out.send(msg).is_err() {
                 break;
@@ -556,7 +556,7 @@ fn stream_threads(
             .expect("the pool has room");
     }
     let producer = std::thread::spawn(move || {
-        pin_to(cpu);
+        pin_thread_to(cpu);
         let mut crc = crc32fast::Hasher::new();
         for seq in 0..messages {
             let Ok(mut msg) = pool.recv() else { break };
@@ -676,14 +676,6 @@ fn probe_child_memory(plan: &Plan) -> Result<(Verdict, String)> {
         &Probe::decode(&reply),
         "a message queue",
     ))
-}
-
-/// Pins the calling thread (a far side's) to `cpu`, if one was chosen. Best effort, as
-/// `taskset` is: a CPU taken away since `sched_getaffinity` leaves the thread where it was.
-fn pin_to(cpu: Option<usize>) {
-    if let Some(cpu) = cpu {
-        let _ = pin_current_thread(cpu);
-    }
 }
 
 /// Step 6: the claims: one finding per placement and measure, and what the probing child saw.

@@ -40,7 +40,7 @@ use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::cpu_ns_per_op;
 use labkit::names::{Kind, Reservation, reserve};
-use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::pin::{PinGuard, Placement, pin_thread_to};
 use labkit::report::format_ns;
 use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
@@ -321,9 +321,7 @@ fn measure_wake(
         let peer_cpu = w.cpus.peer;
         let (ping, pong_back, stop) = (&t_ping, &t_pong, &t_stop);
         s.spawn(move || {
-            if let Some(cpu) = peer_cpu {
-                let _ = pin_current_thread(cpu);
-            }
+            pin_thread_to(peer_cpu);
             pong(ping, pong_back, stop, &|| true)
         });
         let result = (|| -> Result<()> {

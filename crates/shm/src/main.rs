@@ -50,7 +50,7 @@ use labkit::child::{Peer, explain_break};
 use labkit::exit::usage;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::names::{Kind, reserve};
-use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::pin::{PinGuard, Placement, pin_thread_to};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{
@@ -560,16 +560,12 @@ fn measure(
         let cpu = plan.placement.peer;
         let (echo_in, echo_out) = (&l_out, &l_in);
         s.spawn(move || {
-            if let Some(cpu) = cpu {
-                let _ = pin_current_thread(cpu);
-            }
+            pin_thread_to(cpu);
             // The echo's own views of the rings: each side keeps its indices to itself.
             echo_loop(&echo_in.ring(), &echo_out.ring(), echo_mode(mode), &|| true)
         });
         s.spawn(move || {
-            if let Some(cpu) = cpu {
-                let _ = pin_current_thread(cpu);
-            }
+            pin_thread_to(cpu);
             // Every buffer goes back: echoed, or checked and returned empty-handed (the
             // producer's pool, as a ring's slots come back), or carrying a stream's receipt.
             let mut stream = Receipt::default();
@@ -873,9 +869,7 @@ fn atomic_ping_pong(n: u64, peer: Option<usize>) -> LatencyRecorder {
     std::thread::scope(|s| {
         let word = &word;
         s.spawn(move || {
-            if let Some(cpu) = peer {
-                let _ = pin_current_thread(cpu);
-            }
+            pin_thread_to(peer);
             for i in 0..n {
                 while word.load(Ordering::Acquire) != 2 * i + 1 {
                     std::hint::spin_loop();
@@ -913,9 +907,7 @@ fn cross_core_copy(blocks: u64, peer: Option<usize>) -> Result<Duration> {
     let took = std::thread::scope(|s| {
         let (bufs, filled, drained) = (&bufs, &filled, &drained);
         let reader = s.spawn(move || {
-            if let Some(cpu) = peer {
-                let _ = pin_current_thread(cpu);
-            }
+            pin_thread_to(peer);
             let mut out = vec![0u8; BLOCK];
             for k in 0..blocks {
                 while filled.load(Ordering::Acquire) <= k {
