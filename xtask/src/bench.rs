@@ -6,6 +6,7 @@
 //! verdict across runs (see [`crate::summary`]).
 
 use std::io::IsTerminal as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -493,7 +494,23 @@ fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
             .and_then(|c| c.first().copied())
             .unwrap_or(0)
     });
-    let mut child = labkit::child::perf_bench_pipe(threads, cpu, PERF_LOOPS)
+    // In a PID namespace of its own (perf's forked worker dies with perf), taskset to `cpu`,
+    // killed with the thread that starts it: as `switch` runs it (its `perf.rs`).
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--kill-child=SIGKILL", "--"]);
+    if let Some(cpu) = cpu {
+        command.args(["taskset", "-c", &cpu.to_string()]);
+    }
+    let loops = PERF_LOOPS.to_string();
+    command.args(["perf", "bench", "sched", "pipe", "-l", &loops]);
+    command.args(threads.then_some("-T"));
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the forked child before exec; `die_with_parent` makes only plain system
+    // calls and allocates nothing.
+    unsafe {
+        command.pre_exec(move || labkit::child::die_with_parent(parent));
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -511,7 +528,12 @@ fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
     };
     let text = out.join().unwrap_or_default();
     anyhow::ensure!(status.success(), "exited with {status}");
-    labkit::child::perf_round_trip_ns(&text).context("no usecs/op line in its output")
+    // Its `usecs/op` line: the mean round trip in microseconds.
+    text.lines()
+        .find(|l| l.contains("usecs/op"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|us| us * 1000.0)
+        .context("no usecs/op line in its output")
 }
 
 /// The host of DESIGN's Report, with the compiler and the CPU frequency governor.

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use labkit::Verdict;
 use labkit::report::{Basis, Claim, Kind, Measurement, Report, Status};
+use labkit::{Test, Verdict};
 use serde_json::{Map, Value};
 
 use crate::summary::{Figure, Finding, Spread};
@@ -149,7 +149,7 @@ fn finding(topic: &str, ordinal: usize, runs: &[(usize, bool, &Claim)]) -> Findi
         return f;
     }
     if first.basis == Basis::Measured {
-        match Claim::pooled(&counted) {
+        match pooled(&counted) {
             Some(pooled) => {
                 f.verdict = pooled.verdict;
                 f.ratio = pooled.ratio;
@@ -192,6 +192,44 @@ pub fn failed_checks(label: &str, run: usize, report: &Report) -> Vec<String> {
         .filter(|c| c.status == Status::Fail)
         .map(|c| format!("{label} run {run}: check failed: {}: {}", c.name, c.detail))
         .collect()
+}
+
+/// The same claim judged over `runs` pooled: `None` when one of them is not measured, or
+/// their tests compare different things.
+fn pooled(runs: &[&Claim]) -> Option<Claim> {
+    let tests: Option<Vec<&Test>> = runs.iter().map(|c| c.test.as_ref()).collect();
+    let test = pooled_test(tests?)?;
+    let first = runs.first()?;
+    let mut c = Claim::measured(&first.id, test, first.compares.clone());
+    c.placement.clone_from(&first.placement);
+    Some(c)
+}
+
+/// The same comparison over the blocks of several runs: `None` if they do not compare the
+/// same things the same way (then they cannot be pooled).
+fn pooled_test<'a>(tests: impl IntoIterator<Item = &'a Test>) -> Option<Test> {
+    let mut it = tests.into_iter();
+    let mut pooled = it.next()?.clone();
+    for t in it {
+        let same = t.unit == pooled.unit
+            && t.better == pooled.better
+            && t.margin == pooled.margin
+            && t.favoured.label == pooled.favoured.label
+            && t.other.label == pooled.other.label;
+        if !same {
+            return None;
+        }
+        // Pairs stay pairs: each run's blocks are cut to its own pairs before pooling.
+        let n = t.favoured.blocks.len().min(t.other.blocks.len());
+        pooled.favoured.blocks.truncate(pooled.other.blocks.len());
+        pooled.other.blocks.truncate(pooled.favoured.blocks.len());
+        pooled
+            .favoured
+            .blocks
+            .extend_from_slice(&t.favoured.blocks[..n]);
+        pooled.other.blocks.extend_from_slice(&t.other.blocks[..n]);
+    }
+    Some(pooled)
 }
 
 #[cfg(test)]
@@ -278,5 +316,22 @@ mod tests {
         // Evidence from one run, verdict from others: the shm bug this rule replaced.
         findings[0].verdict = DoesNotHold;
         assert!(!findings[0].contradictions().is_empty());
+    }
+
+    fn latency(favoured: &[f64], other: &[f64]) -> Test {
+        Test::new("round trip", "ns", labkit::Better::Lower, "faster")
+            .favoured("a", favoured)
+            .other("b", other)
+    }
+
+    #[test]
+    fn pooling_joins_the_runs_blocks_pair_by_pair() {
+        let a = latency(&[1.0, 1.0, 1.0], &[2.0, 2.0, 2.0]);
+        let b = latency(&[1.0, 1.0, 1.0, 9.0], &[3.0, 3.0, 3.0]);
+        let p = super::pooled_test([&a, &b]).unwrap();
+        assert_eq!(p.pairs().len(), 6);
+        assert_eq!(p.judge().verdict, labkit::Verdict::Holds);
+        let other = Test::new("x", "MiB/s", labkit::Better::Higher, "faster");
+        assert!(super::pooled_test([&a, &other]).is_none());
     }
 }

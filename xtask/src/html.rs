@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
+use crate::claims::CLAIMS;
 use anyhow::{Result, bail};
 use labkit::Verdict;
-use labkit::claims::CLAIMS;
 
 use crate::plots;
 use crate::summary::{self, Figure, Finding, Summary};

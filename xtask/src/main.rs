@@ -19,9 +19,12 @@
 mod bench;
 mod browser;
 mod ci;
+mod claims;
 mod clean;
 mod compare;
 mod copycheck;
+#[cfg(test)]
+mod documented;
 mod eject;
 mod gather;
 mod html;

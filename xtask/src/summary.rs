@@ -102,7 +102,7 @@ impl Summary {
                 .collect();
             by.join(", ")
         };
-        let seed = labkit::claims::CLAIMS
+        let seed = crate::claims::CLAIMS
             .iter()
             .map(|c| (c.id.to_owned(), c.seed.to_owned(), false));
         let own = self
@@ -319,7 +319,7 @@ impl Finding {
             test: Some(test.clone()),
             evidence: self.evidence.clone(),
         };
-        claim.contradictions()
+        testkit::contradictions(&claim)
     }
 }
 

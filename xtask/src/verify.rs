@@ -11,8 +11,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use labkit::Variant;
 use labkit::report::{Report, Status};
-use labkit::{Variant, claims};
+
+use crate::claims;
 
 use crate::workspace::{self, Snapshot, Topic};
 
@@ -152,8 +154,7 @@ fn verify_one_side(topic: &Topic, side: Variant) -> Result<Vec<String>> {
     match serde_json::from_str::<Report>(&run.stdout) {
         Ok(report) => {
             problems.extend(
-                report
-                    .problems()
+                testkit::problems(&report)
                     .into_iter()
                     .map(|p| format!("{what}: {p}")),
             );
@@ -173,7 +174,7 @@ fn verify_one_side(topic: &Topic, side: Variant) -> Result<Vec<String>> {
 
 /// What a Report must hold, beyond its shape.
 fn check_report(topic: &Topic, report: &Report) -> Vec<String> {
-    let mut problems = report.problems();
+    let mut problems = testkit::problems(&report);
     if report.topic != topic.name {
         problems.push(format!("the Report names topic `{}`", report.topic));
     }

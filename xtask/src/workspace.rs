@@ -251,7 +251,7 @@ pub struct Snapshot(BTreeSet<String>);
 
 impl Snapshot {
     pub fn take() -> Snapshot {
-        let names = labkit::names::present()
+        let names = testkit::present()
             .into_iter()
             .map(|p| p.display().to_string());
         let ledgers = labkit::names::ledger_files()

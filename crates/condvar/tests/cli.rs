@@ -2,7 +2,6 @@
 //! mid-run, SIGINT mid-run, eight copies at once. After each: no process, name or ledger left.
 
 use labkit::Verdict;
-use labkit::testkit;
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 

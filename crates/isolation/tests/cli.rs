@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use labkit::testkit::{self, Done, command, finish, tag};
 use labkit::{Variant, Verdict};
+use testkit::{self, Done, command, finish, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 

@@ -1,8 +1,9 @@
 //! Children: the other side of an exchange, as a re-executed copy of the topic's own binary.
 //!
-//! [`Peer::spawn`] runs `current_exe --role <role> --fd N …` with the given descriptors
-//! inherited, stdin and stdout closed (under `--json`, stdout belongs to the Report), and
-//! stderr shared. In the child, before `exec`:
+//! A topic's other side is usually the topic's own binary, re-executed with `--role <role>`
+//! and `--fd N` for each descriptor it inherits; the topic builds that command and
+//! [`Peer::start`] runs it, with stdin and stdout closed (under `--json`, stdout belongs to the
+//! Report) and stderr shared. In the child, before `exec`:
 //! * `PR_SET_PDEATHSIG(SIGKILL)`, so the child dies with its parent. The signal fires when the
 //!   *thread* that forked exits, so spawn from a thread that outlives the child (the main one);
 //! * then `getppid()` is compared with the parent's pid: if the parent is already gone, the
@@ -37,30 +38,31 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `current_exe --role <role> [--fd N]… [--cpu C] <extra>…`, the `fds` inherited.
-    pub fn spawn(
-        role: &str,
-        fds: &[BorrowedFd<'_>],
-        cpu: Option<usize>,
-        extra: &[String],
-    ) -> Result<Peer> {
-        let exe = std::env::current_exe().context("current_exe")?;
-        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    /// Starts `command`, a child that keeps `inherit` open across exec (at the same numbers)
+    /// and has stdin and stdout closed (under `--json`, stdout belongs to the Report); stderr
+    /// is shared. Before exec the child is set to die with us and to ignore Ctrl-C (see the
+    /// module's notes). The topic builds `command` itself: this binary again
+    /// (`std::env::current_exe()`), `--role <role>`, and `--fd N` for each descriptor it
+    /// passes, which the child takes back with [`RoleArgs::take_fds`].
+    pub fn start(mut command: Command, inherit: &[BorrowedFd<'_>]) -> Result<Peer> {
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let role = args
+            .iter()
+            .position(|a| a == "--role")
+            .and_then(|i| args.get(i + 1))
+            .map_or_else(
+                || command.get_program().to_string_lossy().into_owned(),
+                Clone::clone,
+            );
+        let pass: Vec<RawFd> = inherit.iter().map(AsRawFd::as_raw_fd).collect();
         let parent = std::process::id() as libc::pid_t;
-        let mut command = Command::new(&exe);
-        command.arg("--role").arg(role);
-        for fd in &raw {
-            command.arg("--fd").arg(fd.to_string());
-        }
-        if let Some(cpu) = cpu {
-            command.arg("--cpu").arg(cpu.to_string());
-        }
         command
-            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        let pass = raw.clone();
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
         // calls are allowed: prctl, getppid, signal, fcntl and _exit are plain system calls,
         // and the closure allocates nothing (`pass` was built before the fork).
@@ -83,16 +85,39 @@ impl Peer {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("spawn {} --role {role}", exe.display()))?;
+        let child = command.spawn().with_context(|| {
+            format!(
+                "spawn {} --role {role}",
+                command.get_program().to_string_lossy()
+            )
+        })?;
         let pidfd = pidfd_open(child.id()).ok();
         Ok(Peer {
-            role: role.to_owned(),
+            role,
             child,
             status: None,
             pidfd,
         })
+    }
+
+    /// TEMPORARY (removed once every topic builds its own command): `current_exe --role
+    /// <role> [--fd N]… [--cpu C] <extra>…`, started with [`Peer::start`].
+    pub fn spawn(
+        role: &str,
+        fds: &[BorrowedFd<'_>],
+        cpu: Option<usize>,
+        extra: &[String],
+    ) -> Result<Peer> {
+        let mut command = Command::new(std::env::current_exe().context("current_exe")?);
+        command.args(["--role", role]);
+        for fd in fds {
+            command.args(fd_arg(fd));
+        }
+        if let Some(cpu) = cpu {
+            command.arg("--cpu").arg(cpu.to_string());
+        }
+        command.args(extra);
+        Peer::start(command, fds)
     }
 
     /// A descriptor that becomes readable when the child exits, however it exits: poll it
@@ -277,36 +302,18 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// `perf bench sched pipe -l LOOPS` (`-T`: two threads instead of two processes), on `cpu` when
-/// given (`taskset`), as the init of a PID namespace of its own (`unshare --pid --fork
-/// --kill-child`) that dies with the thread starting it (`PR_SET_PDEATHSIG`). perf forks a
-/// worker that holds both ends of its pipes: were perf killed, the worker would block forever
-/// and outlive us; in the namespace the kernel kills it with perf, and perf with `unshare`.
-/// The reference beside `switch`'s and `pipes`' figures; read its result with
-/// [`perf_round_trip_ns`].
-pub fn perf_bench_pipe(threads: bool, cpu: Option<usize>, loops: u64) -> Command {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--kill-child=SIGKILL", "--"]);
-    if let Some(cpu) = cpu {
-        cmd.args(["taskset", "-c", &cpu.to_string()]);
-    }
-    cmd.args(["perf", "bench", "sched", "pipe", "-l", &loops.to_string()]);
-    if threads {
-        cmd.arg("-T");
-    }
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs in the forked child before exec: `die_with_parent` makes only plain system
-    // calls and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || die_with_parent(parent));
-    }
-    cmd
+/// Waits that should end at once; reaching one means something is wrong, not slow.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// `--fd N` for a descriptor passed to a child (see [`Peer::start`]).
+pub fn fd_arg(fd: &impl AsRawFd) -> [String; 2] {
+    ["--fd".to_owned(), fd.as_raw_fd().to_string()]
 }
 
 /// In a child between fork and exec: be killed (SIGKILL) when the thread that forked us ends,
 /// and end at once if `parent` is already gone (then no signal would come). Only plain system
 /// calls (prctl, getppid, _exit), nothing allocated: safe after fork.
-fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
+pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     let signal = libc::SIGKILL as libc::c_ulong;
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) } != 0 {
@@ -319,15 +326,6 @@ fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
         unsafe { libc::_exit(1) };
     }
     Ok(())
-}
-
-/// The mean round trip, in ns, that `perf bench sched pipe` printed (its `usecs/op` line).
-pub fn perf_round_trip_ns(stdout: &str) -> Option<f64> {
-    stdout
-        .lines()
-        .find(|l| l.contains("usecs/op"))
-        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|us| us * 1000.0)
 }
 
 /// Waits at most `limit` for any `std::process::Child` to end: `None` if it is still running.
@@ -499,7 +497,7 @@ impl RoleArgs {
     }
 
     /// In a child: the setup every role shares: pins to `--cpu` if given. (SIGINT is already
-    /// ignored, since before exec: see [`Peer::spawn`].)
+    /// ignored, since before exec: see [`Peer::start`].)
     pub fn enter_child(&self) -> Result<()> {
         if let Some(cpu) = self.cpu {
             crate::pin::pin_current_thread(cpu)
@@ -550,16 +548,6 @@ impl AsFd for Alive {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn perf_output_gives_the_mean_round_trip() {
-        let out = "# Running 'sched/pipe' benchmark:\n# Executed 20000 pipe operations between \
-                   two processes\n\n     Total time: 0.865 [sec]\n\n      43.287800 usecs/op\n  \
-                   23101 ops/sec\n";
-        let ns = perf_round_trip_ns(out).expect("a usecs/op line");
-        assert!((ns - 43_287.8).abs() < 1e-6, "{ns}");
-        assert_eq!(perf_round_trip_ns("Total time: 0.865 [sec]\n"), None);
-    }
 
     #[test]
     fn a_watch_sees_the_other_side_go() {

@@ -113,6 +113,18 @@ impl CommonArgs {
     }
 
     /// Whether both sides run, so that findings comparing them can be made.
+    /// `full` by default, `quick` under `--quick`.
+    pub fn sized(&self, full: u64, quick: u64) -> u64 {
+        if self.quick { quick } else { full }
+    }
+
+    /// Alternating blocks per contender: enough pairs for a 95% interval in one run, or the
+    /// fewest the verdict accepts under `--quick` (see [`crate::verdict`]).
+    pub fn blocks(&self) -> u64 {
+        use crate::verdict::{MIN_PAIRS, PAIRS_FOR_CONFIDENCE};
+        self.sized(PAIRS_FOR_CONFIDENCE as u64, MIN_PAIRS as u64)
+    }
+
     pub fn both_sides(&self) -> bool {
         self.wants(Variant::Process) && self.wants(Variant::Thread)
     }
@@ -144,7 +156,7 @@ pub struct PinArgs {
 }
 
 // Hidden flags by which a topic re-executes itself as the other side of an exchange. A learner
-// never types these; `child::Peer::spawn` writes them. (Plain comment: see `CommonArgs`.)
+// never types these; a topic writes them when it starts its child (`child::Peer::start`). (Plain comment: see `CommonArgs`.)
 #[derive(Args, Clone, Debug, Default)]
 pub struct RoleArgs {
     /// Run as a child in this role (internal).

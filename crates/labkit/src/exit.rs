@@ -68,6 +68,25 @@ impl std::error::Error for Interrupted {}
 
 /// Maps a run's result to the exit code of docs/ARCHITECTURE.md, telling the user why on
 /// stderr as `<topic>: error: <cause chain>`.
+/// The `main` of every topic: a binary that is also its own child. Re-executed with `--role`
+/// (see [`crate::child::Peer`]), it plays the other side of an exchange (`child`); otherwise
+/// it runs the lesson (`run`). Either way it ends through [`finish`], named after the package
+/// (clap's command name).
+pub fn dispatch<A: clap::CommandFactory>(
+    args: A,
+    role: impl Fn(&A) -> &crate::RoleArgs,
+    run: impl FnOnce(A) -> anyhow::Result<Outcome>,
+    child: impl FnOnce(A) -> anyhow::Result<Outcome>,
+) -> ExitCode {
+    let topic = A::command().get_name().to_owned();
+    if role(&args).role.is_some() {
+        finish(&format!("{topic} (child)"), child(args))
+    } else {
+        finish(&topic, run(args))
+    }
+}
+
+/// Ends a run: prints what went wrong, if anything, and gives the exit code.
 pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
     let mut stderr = io::stderr().lock();
     let code = match result {

@@ -18,8 +18,6 @@
 //! | [`host`] | what machine the figures come from |
 //! | [`probe`] | the observation behind `comm.process-needs-ipc`: a child looks for our nonce in its own memory |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
-//! | [`claims`] | the seed's claims and the topics that give evidence for them |
-//! | [`testkit`] | running a topic's binary in its tests: hang guard, Report, leftovers |
 //!
 //! The mechanism of each lesson lives in its topic crate, never here: `labkit` only measures,
 //! checks and reports.
@@ -32,7 +30,6 @@ compile_error!(
 );
 
 pub mod child;
-pub mod claims;
 pub mod cli;
 pub mod exit;
 pub mod host;
@@ -44,7 +41,6 @@ pub mod procfs;
 pub mod report;
 pub mod shared;
 pub mod signals;
-pub mod testkit;
 pub mod verdict;
 
 pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Variant};

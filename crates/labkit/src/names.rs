@@ -425,31 +425,6 @@ fn is_ours(kind: Kind, name: &str, pid: u32) -> bool {
     rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..")
 }
 
-/// Names with the lab's prefix present now in /dev/shm (`pvt-…`, `sem.pvt-…`), in the temp dir,
-/// and in /dev/mqueue where an mqueue file system is mounted, as paths: what a run could leave.
-pub fn present() -> Vec<PathBuf> {
-    let prefix = format!("{PREFIX}-");
-    let mut found = Vec::new();
-    for dir in [
-        PathBuf::from("/dev/shm"),
-        std::env::temp_dir(),
-        PathBuf::from("/dev/mqueue"),
-    ] {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let bare = name.strip_prefix("sem.").unwrap_or(&name);
-            if bare.starts_with(&prefix) && entry.path() != ledger_dir() {
-                found.push(entry.path());
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

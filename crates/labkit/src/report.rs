@@ -3,7 +3,6 @@
 //! The same structs serialise (topics) and deserialise (xtask, tests); deserialising denies
 //! unknown fields, so a topic that drifts from the schema fails `cargo xtask verify`.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -99,7 +98,7 @@ pub enum Basis {
     Observed,
 }
 
-/// A finding about this machine, for one claim of the seed (see [`crate::claims::CLAIMS`]).
+/// A finding about this machine, for one claim of the seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
@@ -143,82 +142,6 @@ impl Claim {
             evidence: test.evidence(),
             test: Some(test),
         }
-    }
-
-    /// The same claim judged over `runs` pooled: `None` when one of them is not measured, or
-    /// their tests compare different things.
-    pub fn pooled(runs: &[&Claim]) -> Option<Claim> {
-        let tests: Option<Vec<&Test>> = runs.iter().map(|c| c.test.as_ref()).collect();
-        let test = Test::pooled(tests?)?;
-        let first = runs.first()?;
-        let mut c = Claim::measured(&first.id, test, first.compares.clone());
-        c.placement.clone_from(&first.placement);
-        Some(c)
-    }
-
-    /// Where a measured claim's figures and verdict disagree: its verdict, ratio or interval
-    /// not what its test gives, or its evidence not quoting the figures that decided. Empty
-    /// for an observed claim.
-    pub fn contradictions(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let Some(test) = &self.test else {
-            if self.basis == Basis::Measured {
-                out.push(format!("measured claim {} has no test", self.id));
-            }
-            return out;
-        };
-        let j = test.judge();
-        if j.verdict != self.verdict {
-            out.push(format!(
-                "claim {} says {} but its figures give {}",
-                self.id,
-                self.verdict.as_str(),
-                j.verdict.as_str()
-            ));
-        }
-        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs());
-        let [lo, hi] = j.interval;
-        let range = self.ratio_range.unwrap_or([f64::NAN; 2]);
-        if !close(self.ratio, j.ratio)
-            || !close(Some(range[0]), lo)
-            || !close(Some(range[1]), hi)
-            || !close(self.confidence, j.confidence)
-        {
-            out.push(format!(
-                "claim {}: ratio, interval or confidence differ from its figures' (x{:.2}, \
-                 x{lo:.2}..x{hi:.2}, {:.3})",
-                self.id, j.ratio, j.confidence
-            ));
-        }
-        // The figures quoted (the median block pair's) must lie on the side of the verdict.
-        let (f, o) = test.median_pair().unwrap_or((f64::NAN, f64::NAN));
-        let oriented = match test.better {
-            crate::verdict::Better::Lower => o / f,
-            crate::verdict::Better::Higher => f / o,
-        };
-        let side_ok = match self.verdict {
-            Verdict::Holds => oriented > test.margin,
-            Verdict::DoesNotHold => oriented < test.margin,
-            Verdict::Inconclusive => true,
-        };
-        if !side_ok {
-            out.push(format!(
-                "claim {} says {} but its quoted figures ({} {}, {} {}) point the other way",
-                self.id,
-                self.verdict.as_str(),
-                test.favoured.label,
-                crate::verdict::format_figure(f, &test.unit),
-                test.other.label,
-                crate::verdict::format_figure(o, &test.unit),
-            ));
-        }
-        if self.evidence != test.evidence() {
-            out.push(format!(
-                "claim {}: the evidence is not the one its figures give",
-                self.id
-            ));
-        }
-        out
     }
 }
 
@@ -402,56 +325,6 @@ impl Report {
     /// True when no check failed (skips are allowed).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Fail)
-    }
-
-    /// Everything about the Report's shape that serde alone cannot enforce.
-    pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.schema != SCHEMA {
-            problems.push(format!("schema is {}, expected {SCHEMA}", self.schema));
-        }
-        if self.summary.trim().is_empty() {
-            problems.push("the summary is empty".to_owned());
-        }
-        let mut seen = BTreeSet::new();
-        for m in &self.measurements {
-            let identity = format!("{} {}", m.key(), Value::Object(m.config.clone()));
-            if !seen.insert(identity.clone()) {
-                problems.push(format!("measurement {identity} appears twice"));
-            }
-            match m.kind {
-                Kind::Histogram => {
-                    let figures = [m.min, m.p50, m.p90, m.p99, m.max];
-                    if m.samples.is_none()
-                        || m.mean.is_none()
-                        || figures.iter().any(Option::is_none)
-                    {
-                        problems.push(format!("histogram {} lacks a percentile", m.key()));
-                    } else if !figures.windows(2).all(|w| w[0] <= w[1]) {
-                        problems.push(format!("histogram {} has unordered percentiles", m.key()));
-                    }
-                    if m.value.is_some() {
-                        problems.push(format!("histogram {} also has a value", m.key()));
-                    }
-                }
-                Kind::Value => {
-                    if !m.value.is_some_and(f64::is_finite) {
-                        problems.push(format!("value {} has no finite value", m.key()));
-                    }
-                }
-            }
-        }
-        for c in &self.claims {
-            if c.basis == Basis::Measured {
-                problems.extend(c.contradictions());
-                for key in &c.compares {
-                    if self.find(key).is_none() {
-                        problems.push(format!("claim {} compares unknown {key}", c.id));
-                    }
-                }
-            }
-        }
-        problems
     }
 
     /// Writes the Report to stdout: JSON alone with `json`, else the human account.
@@ -697,7 +570,6 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
-        assert!(back.problems().is_empty(), "{:?}", back.problems());
         assert!(back.passed());
     }
 
@@ -706,61 +578,6 @@ mod tests {
         let mut v = serde_json::to_value(sample()).unwrap();
         v["measurements"][0]["p95"] = json!(1);
         assert!(serde_json::from_value::<Report>(v).is_err());
-    }
-
-    #[test]
-    fn problems_find_a_duplicate_and_a_dangling_claim() {
-        let mut r = sample();
-        r.measurements.push(r.measurements[0].clone());
-        let test = Test::new("x", "ns", crate::Better::Lower, "faster")
-            .favoured("a", &[1.0; 6])
-            .other("b", &[2.0; 6]);
-        r.claims.push(Claim::measured(
-            "x",
-            test,
-            vec!["nothing/process/here".into()],
-        ));
-        let problems = r.problems();
-        assert!(
-            problems.iter().any(|p| p.contains("appears twice")),
-            "{problems:?}"
-        );
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("unknown nothing/process/here")),
-            "{problems:?}"
-        );
-    }
-
-    #[test]
-    fn a_claim_whose_figures_contradict_it_is_a_problem() {
-        let test = Test::new("stream", "MiB/s", crate::Better::Higher, "faster")
-            .favoured("threads", &[8704.0; 6])
-            .other("processes", &[12970.0; 6]);
-        let mut r = sample();
-        r.claims
-            .push(Claim::measured("x", test.clone(), Vec::new()));
-        assert!(r.problems().is_empty(), "{:?}", r.problems());
-        // Said to hold, with figures that say the opposite: the shape check catches it.
-        r.claims[0].verdict = Verdict::Holds;
-        let problems = r.problems();
-        assert!(
-            problems.iter().any(|p| p.contains("point the other way")),
-            "{problems:?}"
-        );
-        assert!(
-            problems.iter().any(|p| p.contains("its figures give")),
-            "{problems:?}"
-        );
-        // Evidence not written from the figures: caught too.
-        let mut c = Claim::measured("x", test, Vec::new());
-        c.evidence = "threads were faster".into();
-        assert!(
-            c.contradictions().iter().any(|p| p.contains("evidence")),
-            "{:?}",
-            c.contradictions()
-        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Memory shared between processes without any name: a `memfd_create` file, mapped
 //! `MAP_SHARED` by each side. The creator passes the descriptor to its child (see
-//! [`crate::child::Peer::spawn`]); nothing is left in `/dev/shm` or anywhere else, whatever
+//! [`crate::child::Peer::start`]); nothing is left in `/dev/shm` or anywhere else, whatever
 //! happens to either side.
 //!
 //! The file starts zero-filled. Whatever lives in it (a counter, a process-shared

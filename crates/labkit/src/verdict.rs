@@ -189,33 +189,6 @@ impl Test {
         judge_pairs(self.pairs(), self.margin)
     }
 
-    /// The same comparison over the blocks of several runs: `None` if they do not compare the
-    /// same things the same way (then they cannot be pooled).
-    pub fn pooled<'a>(tests: impl IntoIterator<Item = &'a Test>) -> Option<Test> {
-        let mut it = tests.into_iter();
-        let mut pooled = it.next()?.clone();
-        for t in it {
-            let same = t.unit == pooled.unit
-                && t.better == pooled.better
-                && t.margin == pooled.margin
-                && t.favoured.label == pooled.favoured.label
-                && t.other.label == pooled.other.label;
-            if !same {
-                return None;
-            }
-            // Pairs stay pairs: each run's blocks are cut to its own pairs before pooling.
-            let n = t.favoured.blocks.len().min(t.other.blocks.len());
-            pooled.favoured.blocks.truncate(pooled.other.blocks.len());
-            pooled.other.blocks.truncate(pooled.favoured.blocks.len());
-            pooled
-                .favoured
-                .blocks
-                .extend_from_slice(&t.favoured.blocks[..n]);
-            pooled.other.blocks.extend_from_slice(&t.other.blocks[..n]);
-        }
-        Some(pooled)
-    }
-
     /// The median block figure of each side: (favoured, other). These are the figures the
     /// evidence quotes.
     pub fn medians(&self) -> (f64, f64) {
@@ -599,16 +572,5 @@ mod tests {
         );
         let (pf, po) = t.median_pair().unwrap();
         assert!(po / pf < MARGIN, "{pf} vs {po}");
-    }
-
-    #[test]
-    fn pooling_joins_the_runs_blocks_pair_by_pair() {
-        let a = latency(&[1.0, 1.0, 1.0], &[2.0, 2.0, 2.0]);
-        let b = latency(&[1.0, 1.0, 1.0, 9.0], &[3.0, 3.0, 3.0]);
-        let p = Test::pooled([&a, &b]).unwrap();
-        assert_eq!(p.pairs().len(), 6);
-        assert_eq!(p.judge().verdict, Verdict::Holds);
-        let other = Test::new("x", "MiB/s", Better::Higher, "faster");
-        assert!(Test::pooled([&a, &other]).is_none());
     }
 }

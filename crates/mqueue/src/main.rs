@@ -806,10 +806,10 @@ fn run_child(mut args: Args) -> Result<Outcome> {
 
 #[cfg(test)]
 mod flag_tests {
-    /// Random command lines (see `labkit::testkit::fuzz_flags`): accepted or refused with a
+    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
     /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
     #[test]
     fn random_flags_are_accepted_or_refused_never_a_panic() {
-        labkit::testkit::fuzz_flags::<super::Args>(labkit::testkit::fuzz_cases());
+        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
     }
 }

@@ -2,8 +2,6 @@
 //! a peer killed mid-run, SIGINT mid-run, eight copies at once (within the mq quota). After
 //! each: no process, no queue, no ledger left.
 
-use labkit::testkit;
-
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 fn limit(name: &str) -> u64 {

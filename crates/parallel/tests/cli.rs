@@ -1,8 +1,6 @@
 //! End-to-end tests of the `parallel` binary: the quick run, bad flags, eight copies at once.
 //! After each: no process, no name, no ledger left.
 
-use labkit::testkit;
-
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]

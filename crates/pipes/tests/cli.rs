@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use labkit::testkit::{self, Done, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::{self, Done, command, finish, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
@@ -57,13 +57,6 @@ fn the_quick_run_passes_every_check() {
     );
     for id in ["comm.threads-faster", "comm.process-needs-ipc"] {
         assert!(report.claims.iter().any(|c| c.id == id), "no claim {id}");
-    }
-    for claim in &report.claims {
-        assert!(
-            labkit::claims::claim(&claim.id).is_some(),
-            "unknown claim {}",
-            claim.id
-        );
     }
     // The same profile built this test and the binary; a debug build says so.
     let debug = report.host.profile == "debug";

@@ -3,7 +3,6 @@
 //! in /dev/shm, no ledger left.
 
 use labkit::Verdict;
-use labkit::testkit;
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 

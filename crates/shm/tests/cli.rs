@@ -2,8 +2,6 @@
 //! the peer killed mid-run, SIGINT mid-run, eight copies at once. After each: nothing in
 //! /dev/shm, no ledger entry, no process left.
 
-use labkit::testkit;
-
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]

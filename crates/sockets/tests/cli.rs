@@ -3,8 +3,6 @@
 //! mid-run, eight copies at once. After each: no process, no socket file or directory, no
 //! ledger entry left.
 
-use labkit::testkit;
-
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
 #[test]

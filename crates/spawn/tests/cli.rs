@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use labkit::testkit::{self, command, finish, tag};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use testkit::{self, command, finish, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 

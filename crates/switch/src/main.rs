@@ -24,6 +24,7 @@
 //! measures both placements), `-- --pin same` for the switch cost alone, `-- --json`.
 
 mod handoff;
+mod perf;
 
 use std::io::{PipeReader, PipeWriter};
 use std::os::fd::{AsFd, OwnedFd};
@@ -566,8 +567,8 @@ fn run_perf_bench(
         .into_iter()
         .filter(|(v, _)| common.wants(*v))
     {
-        // In a PID namespace of its own, dying with us: see `perf_bench_pipe`.
-        let out = match labkit::child::perf_bench_pipe(threads, Some(cpu), messages.max(1000))
+        // In a PID namespace of its own, dying with us: see `perf::bench_sched_pipe`.
+        let out = match perf::bench_sched_pipe(threads, Some(cpu), messages.max(1000))
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .output()
@@ -589,8 +590,7 @@ fn run_perf_bench(
                 return Ok(());
             }
         };
-        let Some(ns) = labkit::child::perf_round_trip_ns(&String::from_utf8_lossy(&out.stdout))
-        else {
+        let Some(ns) = perf::round_trip_ns(&String::from_utf8_lossy(&out.stdout)) else {
             report.skip(name, "perf bench printed no usecs/op line");
             return Ok(());
         };
@@ -705,10 +705,10 @@ fn run_child(mut args: Args) -> Result<Outcome> {
 
 #[cfg(test)]
 mod flag_tests {
-    /// Random command lines (see `labkit::testkit::fuzz_flags`): accepted or refused with a
+    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
     /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
     #[test]
     fn random_flags_are_accepted_or_refused_never_a_panic() {
-        labkit::testkit::fuzz_flags::<super::Args>(labkit::testkit::fuzz_cases());
+        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
     }
 }

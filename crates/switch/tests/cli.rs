@@ -2,7 +2,7 @@
 //! mid-run, SIGINT mid-run, eight copies at once. After each: no process, name or ledger left.
 
 use labkit::report::Status;
-use labkit::testkit::{self, tag};
+use testkit::{self, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
@@ -12,7 +12,11 @@ fn the_quick_run_passes_every_check() {
     let done = testkit::run(BIN, &t, &["--quick", "--json", "--pin", "same"]);
     assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
     let report = done.report();
-    assert!(report.problems().is_empty(), "{:?}", report.problems());
+    assert!(
+        testkit::problems(&report).is_empty(),
+        "{:?}",
+        testkit::problems(&report)
+    );
     for check in &report.checks {
         assert_ne!(
             check.status,

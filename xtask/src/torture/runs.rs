@@ -255,8 +255,9 @@ pub(super) fn failed_checks(stdout: &str) -> String {
 }
 
 pub(super) fn report_passed(stdout: &str) -> bool {
-    serde_json::from_str::<Report>(stdout)
-        .is_ok_and(|r| r.problems().is_empty() && r.checks.iter().all(|c| c.status != Status::Fail))
+    serde_json::from_str::<Report>(stdout).is_ok_and(|r| {
+        testkit::problems(&r).is_empty() && r.checks.iter().all(|c| c.status != Status::Fail)
+    })
 }
 
 pub(super) fn last_line(text: &str) -> String {

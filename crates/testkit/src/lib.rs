@@ -4,12 +4,17 @@
 //! Every process a test starts carries [`TAG_VAR`] in its environment, and children inherit it,
 //! so a leftover process is found by its tag however it was started.
 
+use std::fs;
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::report::Report;
+mod problems;
+pub use problems::{contradictions, problems};
+
+use labkit::report::Report;
 
 /// The environment variable that marks a test's processes.
 pub const TAG_VAR: &str = "LABKIT_TEST_TAG";
@@ -63,11 +68,11 @@ impl Done {
     pub fn passing_report(&self) -> Report {
         assert_eq!(self.code(), Some(0), "stderr: {}", self.stderr());
         let report = self.report();
-        assert!(report.problems().is_empty(), "{:?}", report.problems());
+        assert!(problems(&report).is_empty(), "{:?}", problems(&report));
         for check in &report.checks {
             assert_eq!(
                 check.status,
-                crate::report::Status::Pass,
+                labkit::report::Status::Pass,
                 "{}: {}",
                 check.name,
                 check.detail
@@ -102,7 +107,7 @@ pub fn finish(mut child: Child, limit: Duration) -> Done {
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let Some(status) = crate::child::wait_timeout(&mut child, limit).expect("waitpid") else {
+    let Some(status) = labkit::child::wait_timeout(&mut child, limit).expect("waitpid") else {
         let _ = child.kill();
         let _ = child.wait();
         panic!("pid {pid} did not finish within {limit:?}");
@@ -153,8 +158,8 @@ pub fn leftovers(tag: &str, pid: u32) -> Vec<String> {
         .iter()
         .map(|p| format!("process {p}"))
         .collect();
-    let prefix = format!("{}-{pid}-", crate::PREFIX);
-    for path in crate::names::present() {
+    let prefix = format!("{}-{pid}-", labkit::PREFIX);
+    for path in present() {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -163,7 +168,7 @@ pub fn leftovers(tag: &str, pid: u32) -> Vec<String> {
             found.push(path.display().to_string());
         }
     }
-    let ledger = crate::names::ledger_dir().join(format!("{pid}.ledger"));
+    let ledger = labkit::names::ledger_dir().join(format!("{pid}.ledger"));
     if ledger.exists() {
         found.push(format!("ledger {}", ledger.display()));
     }
@@ -177,6 +182,90 @@ pub fn assert_clean(tag: &str, pid: u32) {
         Vec::<String>::new(),
         "left behind by pid {pid}"
     );
+}
+
+/// Every limit `bin --help` states for a flag (`from 8 to 1MiB`, `at most 64`) is enforced by
+/// the binary: one past it exits 2 naming the limit, as [`assert_usage_errors`] checks. A flag's
+/// help is the contract a user reads; this keeps the binary to it, for every flag at once.
+pub fn assert_stated_limits_refused(bin: &str) {
+    let help = run(bin, &tag("help"), &["--help"]);
+    assert_eq!(help.code(), Some(0), "{bin} --help: {}", help.stderr());
+    let text = String::from_utf8_lossy(&help.out.stdout).into_owned();
+    let cases = stated_limits(&text);
+    assert!(!cases.is_empty(), "{bin} --help states no limit:\n{text}");
+    let cases: Vec<(Vec<&str>, &str)> = cases
+        .iter()
+        .map(|(flag, value, needle)| (vec![flag.as_str(), value.as_str()], needle.as_str()))
+        .collect();
+    let cases: Vec<(&[&str], &str)> = cases.iter().map(|(a, n)| (a.as_slice(), *n)).collect();
+    assert_usage_errors(bin, &cases);
+}
+
+/// (flag, a value one past a stated limit, what the refusal must say) for each limit in a
+/// clap `--help` text: `from A to B` gives A-1 (if A > 0) and B+1, `at most B` gives B+1.
+fn stated_limits(help: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut flag = None;
+    let mut words = String::new();
+    let mut close = |flag: &Option<String>, words: &str| {
+        let Some(flag) = flag else { return };
+        let number = |w: &str| labkit::cli::parse_size(w.trim_end_matches([']', ';', ')', ',']));
+        let ws: Vec<&str> = words.split_whitespace().collect();
+        for i in 0..ws.len() {
+            match (ws[i], ws.get(i + 1), ws.get(i + 2), ws.get(i + 3)) {
+                ("from", Some(a), Some(&"to"), Some(b)) => {
+                    if let (Some(a), Some(b)) = (number(a), number(b)) {
+                        if a > 0 {
+                            out.push((flag.clone(), (a - 1).to_string(), format!("at least {a}")));
+                        }
+                        out.push((flag.clone(), (b + 1).to_string(), format!("at most {b}")));
+                    }
+                }
+                ("at", Some(&"most"), Some(b), _) if i == 0 || ws[i - 1] != "to" => {
+                    if let Some(b) = number(b) {
+                        out.push((flag.clone(), (b + 1).to_string(), format!("at most {b}")));
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    for line in help.lines() {
+        let t = line.trim_start();
+        if t.starts_with('-') {
+            close(&flag, &words);
+            words.clear();
+            flag = t
+                .split([' ', ','])
+                .find(|w| w.starts_with("--"))
+                .map(|w| w.split('=').next().unwrap_or(w).to_owned());
+        } else if !line.starts_with(' ') {
+            close(&flag, &words);
+            words.clear();
+            flag = None;
+            continue;
+        }
+        words.push(' ');
+        words.push_str(t);
+    }
+    close(&flag, &words);
+    out
+}
+
+/// The flag-parser fuzz test of a topic's `Args` (see [`fuzz_flags`]), as a unit-test
+/// module: `#[cfg(test)] testkit::fuzz_test!(Args);` beside the topic's `main`.
+#[macro_export]
+macro_rules! fuzz_test {
+    ($args:ident) => {
+        mod flag_tests {
+            /// Random command lines: accepted, or refused with a message naming the limit, never
+            /// a panic. `LAB_FUZZ_CASES=10000` for the full figure.
+            #[test]
+            fn random_flags_are_accepted_or_refused_never_a_panic() {
+                $crate::fuzz_flags::<super::$args>($crate::fuzz_cases());
+            }
+        }
+    };
 }
 
 /// Runs `bin` once per case of bad flags; each must exit 2 with a short message on stderr that
@@ -235,7 +324,7 @@ pub fn start_until_child(
     let mut child = command.spawn().expect("start the binary");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let found = crate::procfs::children_of(child.id())
+        let found = labkit::procfs::children_of(child.id())
             .into_iter()
             .find(|&c| {
                 let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
@@ -327,7 +416,31 @@ pub fn fuzz_cases() -> u32 {
 
 /// Values a number flag is tried with: the limits of the lab's flags and just past them, zero,
 /// negative, huge, non-numeric, empty, sizes with suffixes.
-#[cfg(feature = "fuzz")]
+/// Names with the lab's prefix present now in /dev/shm (`pvt-…`, `sem.pvt-…`), in the temp dir,
+/// and in /dev/mqueue where an mqueue file system is mounted, as paths: what a run could leave.
+pub fn present() -> Vec<PathBuf> {
+    let prefix = format!("{}-", labkit::PREFIX);
+    let mut found = Vec::new();
+    for dir in [
+        PathBuf::from("/dev/shm"),
+        std::env::temp_dir(),
+        PathBuf::from("/dev/mqueue"),
+    ] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bare = name.strip_prefix("sem.").unwrap_or(&name);
+            if bare.starts_with(&prefix) && entry.path() != labkit::names::ledger_dir() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 const NUMBERS: &[&str] = &[
     "0",
     "1",
@@ -360,7 +473,6 @@ const NUMBERS: &[&str] = &[
 ];
 
 /// The limits a flag's help states ("from 8 to 1MiB"), and one past each.
-#[cfg(feature = "fuzz")]
 fn limits_in_help(arg: &clap::Arg) -> Vec<String> {
     let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
     let Some(rest) = help.split("from ").nth(1) else {
@@ -372,7 +484,7 @@ fn limits_in_help(arg: &clap::Arg) -> Vec<String> {
     };
     let mut out = Vec::new();
     for (text, step) in [(lo, -1i128), (hi, 1)] {
-        if let Some(n) = crate::cli::parse_size(text) {
+        if let Some(n) = labkit::cli::parse_size(text) {
             out.push(n.to_string());
             out.push((n as i128 + step).to_string());
         }
@@ -386,7 +498,6 @@ fn limits_in_help(arg: &clap::Arg) -> Vec<String> {
 /// with `try_parse_from`. Every one must be accepted, or refused with a message; a refused
 /// value must name the limit; none may panic (proptest catches the panic and shrinks the case
 /// to the smallest command line that still fails). Returns (accepted, refused).
-#[cfg(feature = "fuzz")]
 pub fn fuzz_flags<P: clap::Parser>(cases: u32) -> (u64, u64) {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -482,7 +593,7 @@ pub fn fuzz_flags<P: clap::Parser>(cases: u32) -> (u64, u64) {
     (accepted.get(), refused.get())
 }
 
-#[cfg(all(test, feature = "fuzz"))]
+#[cfg(test)]
 mod fuzz_tests {
     /// A parser whose value parser panics on one input.
     #[derive(clap::Parser, Debug)]
@@ -519,8 +630,8 @@ mod fuzz_tests {
     #[derive(clap::Parser, Debug)]
     struct Sound {
         #[command(flatten)]
-        common: crate::CommonArgs,
-        #[arg(long, value_parser = crate::cli::bounded(1, 100))]
+        common: labkit::CommonArgs,
+        #[arg(long, value_parser = labkit::cli::bounded(1, 100))]
         n: Option<u64>,
     }
 
@@ -528,5 +639,24 @@ mod fuzz_tests {
     fn a_sound_parser_passes() {
         let (accepted, refused) = super::fuzz_flags::<Sound>(500);
         assert!(accepted > 0 && refused > 0, "{accepted} {refused}");
+    }
+
+    #[test]
+    fn limits_are_read_from_help() {
+        let help = "Usage: pipes [OPTIONS]\n\nOptions:\n  -n, --messages <N>\n          Round trips \
+                    [default: 20000; --quick: 600; at most 10000000]\n      --bytes <N>\n          \
+                    Bytes per message [default: 64; from 8 to\n          1MiB]\n      --json\n          \
+                    Print only the Report\n";
+        let got = super::stated_limits(help);
+        let want = [
+            ("--messages", "10000001", "at most 10000000"),
+            ("--bytes", "7", "at least 8"),
+            ("--bytes", "1048577", "at most 1048576"),
+        ];
+        let got: Vec<(&str, &str, &str)> = got
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(got, want);
     }
 }

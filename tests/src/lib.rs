@@ -1,1 +1,0 @@
-//! Cross-topic checks live in `tests/`; this library is empty.
