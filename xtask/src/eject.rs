@@ -2,13 +2,14 @@
 //! for a program of your own.
 //!
 //! The topic's crate is copied as is (`src/`, with its lesson modules, and `tests/`); its
-//! manifest gets every version written out (no workspace inheritance); `labkit` comes along in
-//! `labkit/`, cut down to the modules the topic uses (and those they use); the workspace's
-//! `Cargo.lock` pins the same versions, so the project builds offline where the lab built.
+//! manifest gets every version written out (no workspace inheritance); the lab's two libraries
+//! come along whole, `labkit/` (run time) and `testkit/` (its tests only), as path
+//! dependencies; the workspace's `Cargo.lock` pins the same versions, so the project builds
+//! offline where the lab built. Nothing is scanned or cut: whole crates are copied.
 //! `eject --check` ejects every topic under `target/eject/` and builds them all offline with
 //! one shared target directory (one dependency build, not eleven), then runs each `--quick`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,7 @@ const USAGE: &str = "usage: cargo xtask eject <TOPIC> <DIR>
        cargo xtask eject --check
 
 Writes TOPIC as a standalone Cargo project in DIR (which must not exist, or be empty):
-its sources and tests as they are, versions written out, labkit cut down to what it uses.
+its sources and tests as they are, versions written out, labkit and testkit beside it.
 --check ejects every topic under target/eject/ and builds each offline.";
 
 pub fn run(args: &[String]) -> Result<bool> {
@@ -57,13 +58,12 @@ pub fn run(args: &[String]) -> Result<bool> {
                     dir.display()
                 ));
             }
-            let modules = eject(t, &dir)?;
+            eject(t, &dir)?;
             workspace::say(&format!(
-                "Ejected {} to {} (labkit modules: {}).\nBuild it: cd {} && cargo build --release && \
-                 cargo run --release -- --help",
+                "Ejected {} to {} (with labkit/ and testkit/).\nBuild it: cd {} && cargo build \
+                 --release && cargo run --release -- --help",
                 t.name,
                 dir.display(),
-                modules.join(", "),
                 dir.display()
             ));
             Ok(true)
@@ -77,41 +77,32 @@ fn usage(why: &str) -> ! {
     std::process::exit(2);
 }
 
-/// Writes the project; returns the labkit modules it kept.
-pub fn eject(topic: &Topic, dir: &Path) -> Result<Vec<String>> {
+/// The lab's libraries an ejected topic takes along, whole: (crate, its folder in the project).
+const LIBRARIES: [&str; 2] = ["labkit", "testkit"];
+
+/// Writes the project: the topic at its root, the lab's libraries in folders of their own.
+pub fn eject(topic: &Topic, dir: &Path) -> Result<()> {
     let root = workspace::root();
     let src = root.join("crates").join(&topic.name);
-    let lab = root.join("crates").join("labkit");
-    let root_manifest = read(&root.join("Cargo.toml"))?;
-    let ws = Workspace::parse(&root_manifest)?;
+    let ws = Workspace::parse(&read(&root.join("Cargo.toml"))?)?;
 
     std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     copy_tree(&src.join("src"), &dir.join("src"))?;
     if src.join("tests").is_dir() {
         copy_tree(&src.join("tests"), &dir.join("tests"))?;
     }
-
-    // Which labkit modules: named by the topic, then everything they name in turn.
-    let lib = read(&lab.join("src").join("lib.rs"))?;
-    let used = used_modules(&dir.join("src"), &dir.join("tests"), &lab.join("src"), &lib)?;
-    let lab_out = dir.join("labkit").join("src");
-    std::fs::create_dir_all(&lab_out).with_context(|| format!("mkdir {}", lab_out.display()))?;
-    for m in &used {
-        let name = format!("{m}.rs");
-        copy_file(&lab.join("src").join(&name), &lab_out.join(&name))?;
-    }
-    write(
-        &lab_out.join("lib.rs"),
-        &pruned_lib(&lib, &used, &topic.name),
-    )?;
-    write(
-        &dir.join("labkit").join("Cargo.toml"),
-        &ws.standalone(&read(&lab.join("Cargo.toml"))?, false)?,
-    )?;
     write(
         &dir.join("Cargo.toml"),
-        &ws.standalone(&read(&src.join("Cargo.toml"))?, true)?,
+        &ws.standalone(&read(&src.join("Cargo.toml"))?, "")?,
     )?;
+    for lib in LIBRARIES {
+        let from = root.join("crates").join(lib);
+        copy_tree(&from.join("src"), &dir.join(lib).join("src"))?;
+        write(
+            &dir.join(lib).join("Cargo.toml"),
+            &ws.standalone(&read(&from.join("Cargo.toml"))?, "../")?,
+        )?;
+    }
     copy_file(&root.join("Cargo.lock"), &dir.join("Cargo.lock"))?;
     copy_file(&root.join("LICENSE"), &dir.join("LICENSE"))?;
     write(&dir.join(".gitignore"), "/target\n")?;
@@ -123,9 +114,9 @@ pub fn eject(topic: &Topic, dir: &Path) -> Result<Vec<String>> {
     let readme = read(&src.join("README.md")).unwrap_or_default();
     write(
         &dir.join("README.md"),
-        &ejected_readme(&topic.name, &readme, &used, &lessons),
+        &ejected_readme(&topic.name, &readme, &lessons),
     )?;
-    Ok(used.into_iter().collect())
+    Ok(())
 }
 
 /// What the root manifest gives its members: package fields, dependency specs, lints, profiles.
@@ -186,10 +177,12 @@ impl Workspace {
         })
     }
 
-    /// A member's manifest with everything inherited written out; labkit becomes a path
-    /// dependency. The project's root manifest also gets `[workspace]` (so a parent workspace
-    /// never claims it) and the lab's profiles.
-    fn standalone(&self, member: &str, root: bool) -> Result<String> {
+    /// A member's manifest with everything inherited written out; the lab's libraries become
+    /// path dependencies, `up` being the way from the member to the project's root (`""` for
+    /// the topic itself, `"../"` for a library). The project's root manifest also gets
+    /// `[workspace]` (so a parent workspace never claims it) and the lab's profiles.
+    fn standalone(&self, member: &str, up: &str) -> Result<String> {
+        let root = up.is_empty();
         let mut out = String::new();
         let mut section = String::new();
         for line in member.lines() {
@@ -222,7 +215,7 @@ impl Workspace {
                         .with_context(|| format!("no workspace.package.{field}"))?;
                     let _ = writeln!(out, "{field} = {v}");
                 } else {
-                    let _ = writeln!(out, "{field} = {}", self.dep(field, "")?);
+                    let _ = writeln!(out, "{field} = {}", self.dep(field, "", up)?);
                 }
             } else if let Some(inner) = value
                 .strip_prefix('{')
@@ -234,7 +227,7 @@ impl Workspace {
                     .map(str::trim)
                     .filter(|p| *p != "workspace = true" && !p.is_empty())
                     .collect();
-                let _ = writeln!(out, "{key} = {}", self.dep(key, &extras.join(", "))?);
+                let _ = writeln!(out, "{key} = {}", self.dep(key, &extras.join(", "), up)?);
             } else {
                 let _ = writeln!(out, "{line}");
             }
@@ -250,12 +243,12 @@ impl Workspace {
     }
 
     /// The spec of a workspace dependency, with a member's extra keys (`features`, `optional`).
-    fn dep(&self, name: &str, extras: &str) -> Result<String> {
-        if name == "labkit" {
+    fn dep(&self, name: &str, extras: &str, up: &str) -> Result<String> {
+        if LIBRARIES.contains(&name) {
             return Ok(if extras.is_empty() {
-                "{ path = \"labkit\" }".to_owned()
+                format!("{{ path = \"{up}{name}\" }}")
             } else {
-                format!("{{ path = \"labkit\", {extras} }}")
+                format!("{{ path = \"{up}{name}\", {extras} }}")
             });
         }
         let spec = self
@@ -276,124 +269,7 @@ impl Workspace {
     }
 }
 
-/// labkit modules the topic's sources name, closed over what those modules name; `lib` is
-/// labkit's lib.rs (its modules and re-exports).
-fn used_modules(src: &Path, tests: &Path, lab: &Path, lib: &str) -> Result<BTreeSet<String>> {
-    let modules: BTreeSet<String> = lib
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod "))
-        .map(|m| m.trim_end_matches(';').to_owned())
-        .collect();
-    // `pub use cli::{CommonArgs, Pin};` in lib.rs: a topic naming CommonArgs uses cli.
-    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
-    for l in lib.lines() {
-        if let Some(rest) = l.trim().strip_prefix("pub use ") {
-            if let Some((module, names)) = rest.split_once("::") {
-                for n in identifiers(names) {
-                    reexports.insert(n, module.to_owned());
-                }
-            }
-        }
-    }
-    let mut used = BTreeSet::new();
-    let mut sources = Vec::new();
-    for dir in [src, tests] {
-        if dir.is_dir() {
-            collect_rs(dir, &mut sources)?;
-        }
-    }
-    for file in &sources {
-        let text = read(file)?;
-        for part in text.split("labkit::").skip(1) {
-            // The path or `{…}` group after `labkit::`, up to the end of the statement.
-            let end = part.find([';', '(', '\n']).unwrap_or(part.len());
-            let end = if part.starts_with('{') {
-                part.find('}').map_or(end, |i| i + 1)
-            } else {
-                end
-            };
-            for id in identifiers(&part[..end]) {
-                if modules.contains(&id) {
-                    used.insert(id);
-                } else if let Some(m) = reexports.get(&id) {
-                    used.insert(m.clone());
-                }
-            }
-        }
-    }
-    // What the kept modules use in turn.
-    let mut todo: Vec<String> = used.iter().cloned().collect();
-    while let Some(m) = todo.pop() {
-        let text = read(&lab.join(format!("{m}.rs")))?;
-        for part in text.split("crate::").skip(1) {
-            let end = if part.starts_with('{') {
-                part.find('}').map_or(part.len(), |i| i + 1)
-            } else {
-                part.find([';', '(', '\n', ':', ' ', ',', '>', '<'])
-                    .unwrap_or(part.len())
-            };
-            for id in identifiers(&part[..end]) {
-                let module = if modules.contains(&id) {
-                    Some(id)
-                } else {
-                    reexports.get(&id).cloned()
-                };
-                if let Some(m) = module {
-                    if used.insert(m.clone()) {
-                        todo.push(m);
-                    }
-                }
-            }
-        }
-    }
-    Ok(used)
-}
-
-fn identifiers(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// lib.rs with only the kept modules: their `pub mod`, `pub use` and rows of the header table.
-fn pruned_lib(lib: &str, used: &BTreeSet<String>, topic: &str) -> String {
-    let mut out = String::new();
-    let mut first = true;
-    for line in lib.lines() {
-        let t = line.trim();
-        if first && t.starts_with("//!") {
-            let _ = writeln!(
-                out,
-                "//! `labkit`, as ejected with `{topic}`: the modules of the lab's shared library \
-                 that\n//! this topic uses, unchanged (the lab's other modules were left out).\n//!"
-            );
-            first = false;
-        }
-        let module = t
-            .strip_prefix("pub mod ")
-            .map(|m| m.trim_end_matches(';'))
-            .or_else(|| {
-                t.strip_prefix("pub use ")
-                    .and_then(|r| r.split("::").next())
-            })
-            .or_else(|| t.strip_prefix("//! | [`").and_then(|r| r.split('`').next()));
-        if let Some(m) = module {
-            if !used.contains(m) {
-                continue;
-            }
-        }
-        let _ = writeln!(out, "{line}");
-    }
-    out
-}
-
-fn ejected_readme(
-    topic: &str,
-    readme: &str,
-    used: &BTreeSet<String>,
-    lessons: &[String],
-) -> String {
+fn ejected_readme(topic: &str, readme: &str, lessons: &[String]) -> String {
     let mut lessons: Vec<String> = lessons.iter().map(|l| format!("`src/{l}`")).collect();
     lessons.sort();
     format!(
@@ -403,15 +279,16 @@ fn ejected_readme(
          - {}: the mechanism itself, plain Rust with nix/libc and no labkit types: lift these \
          alone into another program.\n\
          - `tests/`: end-to-end tests of the binary (peers killed, runs interrupted, copies at once).\n\
-         - `labkit/`: the lab's shared library, only the modules this topic uses ({}): flags, the \
-         Report, measurement, names, children. Replace it with your own output when you no longer \
-         want the Report.\n\n\
+         - `labkit/`: the lab's run-time library, whole: flags, the Report, measurement, \
+         verdicts, names, children and their guards. Replace it with your own output when you no \
+         longer want the Report.\n\
+         - `testkit/`: the lab's test kit (a dev-dependency): hang guards, leftovers, flag \
+         fuzzing.\n\n\
          Versions are written out in `Cargo.toml`, and `Cargo.lock` pins what the lab was built \
          with, so `cargo build --offline` works wherever the lab built.\n\n\
          ```sh\ncargo run --release -- --help\ncargo run --release\ncargo test\n```\n\n\
          Links below that lead out of this folder point into the lab's repository.\n\n---\n\n{readme}",
-        lessons.join(", "),
-        used.iter().cloned().collect::<Vec<_>>().join(", ")
+        lessons.join(", ")
     )
 }
 
@@ -443,18 +320,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_rs(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// The eject test: every topic ejected and built offline, one shared target directory; then
 /// each ejected binary runs `--quick` and must pass.
 pub fn check_all() -> Result<bool> {
@@ -467,13 +332,8 @@ pub fn check_all() -> Result<bool> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("rm -r {}", dir.display()))?;
         }
-        let modules = eject(t, &dir)?;
-        eprintln!(
-            "xtask eject: {} -> {} (labkit: {})",
-            t.name,
-            dir.display(),
-            modules.join(", ")
-        );
+        eject(t, &dir)?;
+        eprintln!("xtask eject: {} -> {}", t.name, dir.display());
         let status = workspace::cargo()
             .args(["build", "--offline", "--quiet"])
             .env("CARGO_TARGET_DIR", &shared_target)
@@ -522,6 +382,7 @@ edition = "2024"
 
 [workspace.dependencies]
 labkit = { path = "crates/labkit" }
+testkit = { path = "crates/testkit" }
 nix = { version = "0.30", default-features = false, features = ["process"] }
 clap = { version = "4", features = ["derive"] }
 proptest = { version = "1", default-features = false, features = ["std"] }
@@ -548,17 +409,22 @@ libc.workspace = true
 proptest = { workspace = true, optional = true }
 
 [dev-dependencies]
-labkit = { workspace = true, features = ["fuzz"] }
+testkit = { workspace = true, features = ["x"] }
 
 [lints]
 workspace = true
 "#;
-        let out = ws.standalone(member, true).unwrap();
+        let out = ws.standalone(member, "").unwrap();
         assert!(!out.contains("workspace = true"), "{out}");
         assert!(!out.contains(".workspace"), "{out}");
         assert!(out.contains("version = \"0.1.0\""), "{out}");
         assert!(out.contains("labkit = { path = \"labkit\" }"), "{out}");
-        assert!(out.contains("labkit = { path = \"labkit\", features = [\"fuzz\"] }"));
+        assert!(out.contains("testkit = { path = \"testkit\", features = [\"x\"] }"));
+        let lib = ws
+            .standalone("[dependencies]\nlabkit.workspace = true\n", "../")
+            .unwrap();
+        assert!(lib.contains("labkit = { path = \"../labkit\" }"), "{lib}");
+        assert!(!lib.contains("[workspace]"), "{lib}");
         assert!(out.contains(
             "proptest = { version = \"1\", default-features = false, features = [\"std\"], optional = true }"
         ));
@@ -570,22 +436,8 @@ workspace = true
         assert!(out.contains("[profile.dev]\nopt-level = 1"), "{out}");
         // A dependency the workspace does not list is an error, not a silent drop.
         assert!(
-            ws.standalone("[dependencies]\nrayon.workspace = true\n", false)
+            ws.standalone("[dependencies]\nrayon.workspace = true\n", "../")
                 .is_err()
         );
-    }
-
-    #[test]
-    fn pruned_lib_keeps_only_the_modules_used() {
-        let lib = "//! `labkit`: the lab.\n//! | [`cli`] | flags |\n//! | [`shared`] | memfd |\n\
-                   pub mod cli;\npub mod shared;\npub use cli::{CommonArgs, Pin};\n";
-        let used: BTreeSet<String> = ["cli".to_owned()].into();
-        let out = pruned_lib(lib, &used, "pipes");
-        assert!(out.contains("pub mod cli;") && out.contains("pub use cli::"));
-        assert!(
-            !out.contains("pub mod shared") && !out.contains("[`shared`]"),
-            "{out}"
-        );
-        assert!(out.contains("as ejected with `pipes`"));
     }
 }

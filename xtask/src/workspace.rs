@@ -254,7 +254,7 @@ impl Snapshot {
         let names = testkit::present()
             .into_iter()
             .map(|p| p.display().to_string());
-        let ledgers = labkit::names::ledger_files()
+        let ledgers = crate::clean::ledger_files()
             .into_iter()
             .map(|p| format!("ledger {}", p.display()));
         Snapshot(names.chain(ledgers).collect())

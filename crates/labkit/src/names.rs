@@ -1,5 +1,5 @@
-//! Names for kernel objects, and the ledger that lets `cargo xtask clean` remove what a dead
-//! creator left behind, and nothing else.
+//! Names for kernel objects, and the ledger that lets `cargo xtask clean` (xtask/src/clean.rs)
+//! remove what a dead creator left behind, and nothing else.
 //!
 //! * A name is `/pvt-<creator pid>-<random>`: the prefix says whose it is, the pid whose ledger
 //!   lists it, the random part keeps eight copies of a demo apart. The object is created with
@@ -232,7 +232,7 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
     match fs::read_to_string(&path) {
         // A ledger under our pid from an earlier process that died: its objects are leftovers.
         Ok(text) if recorded_start(&text) != Some(my_start) => {
-            clean_file(&path, me, &text);
+            clean_ledger(&path, me, &text);
         }
         _ => {}
     }
@@ -255,7 +255,7 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
 
 /// The ledger directory, created if asked, and only if it is this user's own private directory:
 /// a directory another user planted in a shared temp dir could list anything.
-fn private_ledger_dir(create: bool) -> Result<PathBuf> {
+pub fn private_ledger_dir(create: bool) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let dir = ledger_dir();
     if create {
@@ -277,7 +277,8 @@ fn private_ledger_dir(create: bool) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn recorded_start(text: &str) -> Option<u64> {
+/// The creator's start time a ledger records (its `start` line).
+pub fn recorded_start(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("start "))
         .and_then(|s| s.parse().ok())
@@ -319,20 +320,7 @@ fn ignore_not_found(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// The ledger files present now (one per creator that has objects, dead or alive).
-pub fn ledger_files() -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(ledger_dir()) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "ledger"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// What [`clean_dead`] did with one ledger entry.
+/// What [`clean_ledger`] did with one ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cleaned {
     pub creator: u32,
@@ -340,40 +328,8 @@ pub struct Cleaned {
     pub result: Result<(), String>,
 }
 
-/// Removes every object listed by a creator that is no longer alive, then its ledger.
-/// Ledgers of living creators are left alone, as is everything not in a ledger.
-pub fn clean_dead() -> Result<Vec<Cleaned>> {
-    let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if !ledger_dir().exists() {
-        return Ok(Vec::new());
-    }
-    private_ledger_dir(false)?;
-    let mut done = Vec::new();
-    for path in ledger_files() {
-        let Some(pid) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        let alive = match (crate::procfs::start_time(pid), recorded_start(&text)) {
-            (Some(now), Some(then)) => now == then,
-            (Some(_), None) => true, // Cannot tell: assume it is the creator, and leave it be.
-            (None, _) => false,
-        };
-        if !alive {
-            done.extend(clean_file(&path, pid, &text));
-        }
-    }
-    Ok(done)
-}
-
 /// Removes what one dead creator's ledger lists (names of the lab's shapes only), then the file.
-fn clean_file(path: &Path, pid: u32, text: &str) -> Vec<Cleaned> {
+pub fn clean_ledger(path: &Path, pid: u32, text: &str) -> Vec<Cleaned> {
     let mut done = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with("start ")) {
         let Some((kind, name)) = line

@@ -25,7 +25,7 @@ pub(super) fn prove_clean(t: &mut Tally) -> Result<bool> {
             .exists()
     };
     let dead_was_there = in_shm(&dead_name);
-    labkit::names::clean_dead().context("clean")?;
+    crate::clean::clean_dead().context("clean")?;
     let ok = dead_was_there && !in_shm(&dead_name) && in_shm(live.name());
     if !ok {
         t.failures.push(format!(

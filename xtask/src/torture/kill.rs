@@ -64,7 +64,7 @@ pub(super) fn kill_round(
         // What the dead creator had not unlinked yet is for `clean`, and must be all gone after.
         let left = new_since(mq, &before);
         if !left.is_empty() {
-            labkit::names::clean_dead().context("clean")?;
+            crate::clean::clean_dead().context("clean")?;
             let still = new_since(mq, &before);
             t.cleaned += (left.len() - still.len()) as u64;
             if !still.is_empty() {
