@@ -108,15 +108,8 @@ impl Peer {
         cpu: Option<usize>,
         extra: &[String],
     ) -> Result<Peer> {
-        let mut command = Command::new(std::env::current_exe().context("current_exe")?);
-        command.args(["--role", role]);
-        for fd in fds {
-            command.args(fd_arg(fd));
-        }
-        if let Some(cpu) = cpu {
-            command.arg("--cpu").arg(cpu.to_string());
-        }
-        command.args(extra);
+        let mut command = this_binary(role)?;
+        command.args(fd_args(fds)).args(cpu_arg(cpu)).args(extra);
         Peer::start(command, fds)
     }
 
@@ -308,6 +301,26 @@ pub const HANG_GUARD: Duration = Duration::from_secs(30);
 /// `--fd N` for a descriptor passed to a child (see [`Peer::start`]).
 pub fn fd_arg(fd: &impl AsRawFd) -> [String; 2] {
     ["--fd".to_owned(), fd.as_raw_fd().to_string()]
+}
+
+/// `--fd N` for each descriptor passed to a child, in order: the child takes them back in
+/// that order with [`RoleArgs::take_fds`].
+pub fn fd_args(fds: &[BorrowedFd<'_>]) -> Vec<String> {
+    fds.iter().flat_map(fd_arg).collect()
+}
+
+/// `--cpu C` when the child is to pin itself to CPU `C` (see [`RoleArgs::enter_child`]).
+pub fn cpu_arg(cpu: Option<usize>) -> Vec<String> {
+    cpu.map(|c| vec!["--cpu".to_owned(), c.to_string()])
+        .unwrap_or_default()
+}
+
+/// This very binary, to be started as a child in `role`: `<current_exe> --role <role>`. The
+/// child's `main` sees `--role` and plays that part ([`crate::dispatch`]).
+pub fn this_binary(role: &str) -> Result<Command> {
+    let mut command = Command::new(std::env::current_exe().context("current_exe")?);
+    command.args(["--role", role]);
+    Ok(command)
 }
 
 /// In a child between fork and exec: be killed (SIGKILL) when the thread that forked us ends,

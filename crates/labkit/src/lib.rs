@@ -44,7 +44,7 @@ pub mod signals;
 pub mod verdict;
 
 pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Variant};
-pub use exit::{Interrupted, Outcome, UsageError, finish};
+pub use exit::{Interrupted, Outcome, UsageError, dispatch, finish};
 pub use measure::{CpuClock, LatencyRecorder};
 pub use report::{Check, Claim, Measurement, Report};
 pub use verdict::{Better, Test, Verdict};

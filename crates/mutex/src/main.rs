@@ -8,48 +8,51 @@
 //!
 //! Why not `std::sync::Mutex` in shared memory? Its futex is process-private: a waiter in another
 //! process would never be woken. Across processes the lock is a `pthread_mutex_t` made
-//! `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST`, initialised in place in a `memfd`
-//! mapping and never moved.
+//! `PTHREAD_PROCESS_SHARED` and `PTHREAD_MUTEX_ROBUST` ([`robust`]), initialised in place in a
+//! `memfd` mapping and never moved.
 //!
 //! **Steps**
 //! 1. [`measure_uncontended`]: lock + unlock with nobody else around, `std::sync::Mutex` vs the
 //!    robust process-shared mutex, in batches, alternating.
-//! 2. [`measure_contended`]: 1, 2 and 4 parties (threads, or re-executed processes) each add
-//!    `--increments` to one counter under the lock, alternating blocks; the count must be exact.
-//! 3. [`show_owner_death`]: a child takes the robust mutex, starts an update, says so, and is
-//!    SIGKILLed; our next lock gets `EOWNERDEAD`, we finish the update, call
+//! 2. [`measure_contended`]: 1, 2 and 4 parties (threads, or re-executed processes: see
+//!    [`measure::processes`]) each add `--increments` to one counter under the lock,
+//!    alternating blocks; the count must be exact.
+//! 3. [`death::show_owner_death`]: a child takes the robust mutex, starts an update, says so,
+//!    and is SIGKILLed; our next lock gets `EOWNERDEAD`, we finish the update, call
 //!    `pthread_mutex_consistent`, and go on. Then the other path: unlocking without
 //!    `consistent` leaves the mutex `ENOTRECOVERABLE`.
-//! 4. [`show_poisoning`]: a thread panics holding a `std::sync::Mutex`: the lock is poisoned,
-//!    the next `lock` returns `PoisonError`, and `into_inner` recovers the data.
+//! 4. [`death::show_poisoning`]: a thread panics holding a `std::sync::Mutex`: the lock is
+//!    poisoned, the next `lock` returns `PoisonError`, and `into_inner` recovers the data.
 //! 5. [`judge_claims`].
+//!
+//! The children (a counting party, a holder that waits to be killed) are this binary again,
+//! started by [`child::start`]; what they do is [`child::run`].
 //!
 //! **Run it**: `cargo run --release -p mutex` (about two seconds), `-- --json`,
 //! `-- --parties 8 --increments 100000`.
 
+mod child;
+mod death;
+mod measure;
 mod robust;
 
-use std::io::{PipeReader, PipeWriter, Read, Write};
-use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
-use labkit::child::Peer;
-use labkit::exit::usage;
 use labkit::measure::cpu_ns_per_op;
 use labkit::report::format_ns;
 use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
+    CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
 };
-use nix::sys::signal::{Signal, kill};
 use serde_json::json;
 
-use robust::{Guarded, Locked};
+use death::Death;
+use measure::Contended;
+use robust::Guarded;
 
 /// Increments per party by default, and with `--quick`; the most `--increments` accepts.
 const INCREMENTS: u64 = 100_000;
@@ -61,14 +64,6 @@ const MAX_PARTIES: u64 = 64;
 /// Lock + unlock pairs per timed batch, and batches per block, in the uncontended step.
 const BATCH: u64 = 1_000;
 const BATCHES: u64 = 40;
-/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
-/// verdicts then say their lower confidence).
-const BLOCKS: u64 = 6;
-const QUICK_BLOCKS: u64 = 3;
-/// Waits that should end at once; reaching one means something is wrong, not slow.
-const HANG_GUARD: Duration = Duration::from_secs(30);
-/// The "ready" message a child sends before it waits for the start.
-const READY: u64 = u64::MAX;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -111,11 +106,7 @@ struct Shared {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.role.role.is_some() {
-        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
-    }
-    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
+    labkit::exit::dispatch(Args::parse(), |a| &a.role, run, child::run)
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -126,18 +117,18 @@ fn run(args: Args) -> Result<Outcome> {
         common.wants(Variant::Process),
         common.wants(Variant::Thread),
     ];
-    let increments = args.increments.unwrap_or(if common.quick {
-        QUICK_INCREMENTS
-    } else {
-        INCREMENTS
-    });
-    let max_parties = args.parties.unwrap_or(PARTIES);
-    let blocks = if common.quick { QUICK_BLOCKS } else { BLOCKS };
-
+    let p = Parties {
+        increments: args
+            .increments
+            .unwrap_or(common.sized(INCREMENTS, QUICK_INCREMENTS)),
+        max: args.parties.unwrap_or(PARTIES),
+        sides,
+        blocks: common.blocks(),
+    };
     let mut report = Report::new(env!("CARGO_PKG_NAME"));
-    report.param("increments", increments);
-    report.param("parties", max_parties);
-    report.param("blocks", blocks);
+    report.param("increments", p.increments);
+    report.param("parties", p.max);
+    report.param("blocks", p.blocks);
 
     let memory = SharedMemory::create(std::mem::size_of::<Shared>()).context("shared memory")?;
     let shared: *mut Shared = memory.cast();
@@ -154,28 +145,17 @@ fn run(args: Args) -> Result<Outcome> {
         &*shared
     };
 
-    measure_uncontended(&mut report, &shared.counter, sides, blocks, shutdown)?;
-    let exact = measure_contended(
-        &mut report,
-        &memory,
-        &shared.counter,
-        Parties {
-            increments,
-            max: max_parties,
-            sides,
-        },
-        blocks,
-        shutdown,
-    )?;
+    let alone = measure_uncontended(&mut report, &shared.counter, sides, p.blocks, shutdown)?;
+    let exact = measure_contended(&mut report, &memory, &shared.counter, p, shutdown)?;
     // Owner death is the process side's lesson, poisoning the thread side's.
     let death = if sides[0] {
-        Some(show_owner_death(&mut report, &memory, shared)?)
+        Some(death::show_owner_death(&mut report, &memory, shared)?)
     } else {
         None
     };
-    let poison = sides[1].then(|| show_poisoning(&mut report));
+    let poison = sides[1].then(|| death::show_poisoning(&mut report));
     if let (Some(death), Some(poison)) = (death, poison) {
-        judge_claims(&mut report, &exact, &death, &poison);
+        judge_claims(&mut report, &alone, &exact, &death, &poison);
     } else {
         report.summary = format!("one side only: {}", exact.text);
     }
@@ -188,6 +168,13 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
+/// Step 1's measurements, kept for the summary (`None` for a side that did not run).
+#[derive(Default)]
+struct Uncontended {
+    std_mutex: Option<Measurement>,
+    robust: Option<Measurement>,
+}
+
 /// Step 1: lock + unlock alone, in timed batches, alternating the two locks.
 fn measure_uncontended(
     report: &mut Report,
@@ -195,35 +182,11 @@ fn measure_uncontended(
     sides: [bool; 2],
     blocks: u64,
     shutdown: &Shutdown,
-) -> Result<()> {
-    let std_mutex = Mutex::new(0u64);
-    let (mut std_ns, mut robust_ns) = (LatencyRecorder::new(), LatencyRecorder::new());
-    for _ in 0..blocks {
-        shutdown.check()?;
-        for _ in 0..BATCHES {
-            if sides[1] {
-                let start = Instant::now();
-                for _ in 0..BATCH {
-                    *std_mutex.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                }
-                std_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
-            }
-            if sides[0] {
-                let start = Instant::now();
-                for _ in 0..BATCH {
-                    robust.lock(HANG_GUARD)?;
-                    robust.unlock()?;
-                }
-                robust_ns.record_ns(start.elapsed().as_nanos() as u64 / BATCH);
-            }
-        }
-    }
+) -> Result<Uncontended> {
+    let (std_ns, robust_ns) = measure::lock_unlock(robust, sides, blocks, shutdown)?;
     let config = json!({ "parties": 1, "batch": BATCH });
-    for (run, variant, mechanism, lat) in [
-        (sides[1], Variant::Thread, "std-mutex", &std_ns),
-        (sides[0], Variant::Process, "pthread-robust", &robust_ns),
-    ] {
-        if run {
+    let mut measured = |run: bool, variant: Variant, mechanism: &str, lat: &LatencyRecorder| {
+        run.then(|| {
             let m = Measurement::histogram(
                 "lock_unlock",
                 variant,
@@ -232,36 +195,32 @@ fn measure_uncontended(
                 lat,
                 None,
             );
-            report.measure(m);
-        }
-    }
-    Ok(())
+            report.measure(m.clone());
+            m
+        })
+    };
+    let std_mutex = measured(sides[1], Variant::Thread, "std-mutex", &std_ns);
+    let robust = measured(sides[0], Variant::Process, "pthread-robust", &robust_ns);
+    Ok(Uncontended { std_mutex, robust })
 }
 
-/// One contended run's result.
-struct Contended {
-    elapsed: Duration,
-    cpu: Duration,
-    exact: bool,
-}
-
-/// Step 2: parties adding to one counter, processes and threads in alternating blocks.
-/// Step 2's sizes: increments per party, up to how many parties, and which sides run.
+/// Step 2's sizes: increments per party, up to how many parties, which sides run, and blocks.
 struct Parties {
     increments: u64,
     max: u64,
     sides: [bool; 2],
+    blocks: u64,
 }
 
+/// Step 2: parties adding to one counter, processes and threads in alternating blocks.
 fn measure_contended(
     report: &mut Report,
     memory: &SharedMemory,
     counter: &Guarded,
     p: Parties,
-    blocks: u64,
     shutdown: &'static Shutdown,
 ) -> Result<Seen> {
-    let increments = p.increments;
+    let (increments, blocks) = (p.increments, p.blocks);
     let mut all_exact = true;
     let mut lines = Vec::new();
     let mut parties = 1;
@@ -270,12 +229,12 @@ fn measure_contended(
         for _ in 0..blocks {
             shutdown.check()?;
             if p.sides[0] {
-                runs[0].push(contend_processes(
+                runs[0].push(measure::processes(
                     memory, counter, parties, increments, shutdown,
                 )?);
             }
             if p.sides[1] {
-                runs[1].push(contend_threads(parties, increments, shutdown)?);
+                runs[1].push(measure::threads(parties, increments, shutdown)?);
             }
         }
         let ops = parties * increments * blocks;
@@ -307,10 +266,8 @@ fn measure_contended(
                 (_, 1) => "thread",
                 _ => "threads",
             };
-            lines.push(format!(
-                "{parties} {who}: {}",
-                if exact { "exact" } else { "NOT exact" }
-            ));
+            let exact = if exact { "exact" } else { "NOT exact" };
+            lines.push(format!("{parties} {who}: {exact}"));
         }
         parties *= 2;
     }
@@ -335,303 +292,20 @@ struct Seen {
     text: String,
 }
 
-/// `parties` re-executed processes add `increments` each to the shared counter.
-fn contend_processes(
-    memory: &SharedMemory,
-    counter: &Guarded,
-    parties: u64,
-    increments: u64,
-    shutdown: &Shutdown,
-) -> Result<Contended> {
-    let before = counter.counter(HANG_GUARD)?;
-    let (go_rx, go_tx) = std::io::pipe().context("pipe")?;
-    let (mut done_rx, done_tx) = std::io::pipe().context("pipe")?;
-    let mut peers = Vec::new();
-    for _ in 0..parties {
-        let fds = [memory.fd(), go_rx.as_fd(), done_tx.as_fd()];
-        let extra = ["--increments".to_owned(), increments.to_string()];
-        peers.push(Peer::spawn("increment", &fds, None, &extra)?);
-    }
-    // The children have their copies; ours would keep `done` open past their deaths.
-    drop((go_rx, done_tx));
-    read_messages(&mut done_rx, parties, &mut peers, "get ready", shutdown)?;
-    let pids: Vec<_> = peers.iter().map(Peer::pid).collect();
-    let cpu_before = CpuClock::now(&pids)?;
-    let start = Instant::now();
-    drop(go_tx); // EOF on `go`: every child starts at once.
-    let recovered = read_messages(&mut done_rx, parties, &mut peers, "finish", shutdown)?;
-    let elapsed = start.elapsed();
-    for peer in peers {
-        peer.finish()?;
-    }
-    // Reaped now, the children's CPU time is in RUSAGE_CHILDREN: read it with no live pids
-    // (a child that has exited has no CPU clock left to read).
-    let cpu = CpuClock::since(cpu_before, &[])?;
-    if recovered.iter().any(|&r| r > 0) {
-        bail!("a child found a dead owner during a healthy run");
-    }
-    let after = counter.counter(HANG_GUARD)?;
-    Ok(Contended {
-        elapsed,
-        cpu,
-        exact: after - before == parties * increments,
-    })
-}
-
-/// Reads one 8-byte message per peer. A peer that dies first, or a shutdown signal, wakes the
-/// wait at once (each peer's exit descriptor and the signal self-pipe are polled beside `rx`).
-fn read_messages(
-    rx: &mut PipeReader,
-    n: u64,
-    peers: &mut [Peer],
-    what: &str,
-    shutdown: &Shutdown,
-) -> Result<Vec<u64>> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut out = Vec::new();
-    while (out.len() as u64) < n {
-        let (readable, exited) = {
-            let mut fds = vec![
-                PollFd::new(rx.as_fd(), PollFlags::POLLIN),
-                PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-            ];
-            fds.extend(
-                peers
-                    .iter()
-                    // A child already reaped has said all it will: its pidfd would stay readable.
-                    .filter(|p| !p.ended())
-                    .filter_map(Peer::exit_fd)
-                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-            );
-            match poll(&mut fds, PollTimeout::from(u16::MAX)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e).context("poll"),
-            }
-            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), fds[2..].iter().any(ready))
-        };
-        shutdown.check()?;
-        if readable {
-            let mut b = [0u8; 8];
-            if rx.read_exact(&mut b).is_ok() {
-                out.push(u64::from_le_bytes(b));
-                continue;
-            }
-        }
-        if readable || exited {
-            // A child exited, or every one closed the pipe (EOF): then each is exiting, though
-            // its pipe closes a moment before it can be reaped, so wait for that moment.
-            let limit = if readable { HANG_GUARD } else { Duration::ZERO };
-            for peer in peers.iter_mut() {
-                if let Some(status) = peer.wait_for(limit)? {
-                    if !status.success() {
-                        return Err(peer.death(format!("before it could {what}")));
-                    }
-                }
-            }
-            if readable {
-                bail!("every child closed the pipe before it could {what}");
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// `parties` threads add `increments` each to a `std::sync::Mutex<u64>`.
-fn contend_threads(
-    parties: u64,
-    increments: u64,
-    shutdown: &'static Shutdown,
-) -> Result<Contended> {
-    let counter = Arc::new(Mutex::new(0u64));
-    let start_line = Arc::new(Barrier::new(parties as usize + 1));
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let handles: Vec<_> = (0..parties)
-        .map(|_| {
-            let (counter, start_line, done) = (
-                Arc::clone(&counter),
-                Arc::clone(&start_line),
-                done_tx.clone(),
-            );
-            std::thread::spawn(move || {
-                start_line.wait();
-                for i in 0..increments {
-                    // A Ctrl-C stops the count within 4096 increments.
-                    if i % 4096 == 0 && shutdown.requested().is_some() {
-                        break;
-                    }
-                    *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                }
-                let _ = done.send(());
-            })
-        })
-        .collect();
-    let cpu_before = CpuClock::now(&[])?;
-    start_line.wait();
-    let start = Instant::now();
-    for _ in 0..parties {
-        done_rx.recv().context("a counting thread died")?;
-    }
-    let elapsed = start.elapsed();
-    let cpu = CpuClock::since(cpu_before, &[])?;
-    for h in handles {
-        h.join()
-            .map_err(|_| anyhow::anyhow!("a counting thread panicked"))?;
-    }
-    shutdown.check()?;
-    let total = *counter.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(Contended {
-        elapsed,
-        cpu,
-        exact: total == parties * increments,
-    })
-}
-
-/// What step 3 observed.
-struct Death {
-    owner_died_seen: bool,
-    repaired: bool,
-    recovered: bool,
-    unrecoverable_seen: bool,
-    /// What was seen, in words.
-    seen: String,
-}
-
-/// A child takes `which` of the shared mutexes, starts an update, says so, and waits to die.
-fn child_holding(memory: &SharedMemory, which: &str) -> Result<Peer> {
-    let (mut ready_rx, ready_tx) = std::io::pipe().context("pipe")?;
-    let extra = ["--which".to_owned(), which.to_owned()];
-    let mut peer = Peer::spawn("hold", &[memory.fd(), ready_tx.as_fd()], None, &extra)?;
-    drop(ready_tx);
-    let mut b = [0u8; 1];
-    if ready_rx.read_exact(&mut b).is_err() {
-        return Err(peer.death("before it took the lock"));
-    }
-    Ok(peer)
-}
-
-/// Step 3: a holder dies; its lock is recovered, or, without `consistent`, lost for good.
-fn show_owner_death(report: &mut Report, memory: &SharedMemory, shared: &Shared) -> Result<Death> {
-    // The child holds `doomed`, mid-update, when we kill it.
-    let mut peer = child_holding(memory, "doomed")?;
-    kill(peer.pid(), Signal::SIGKILL).context("kill the holder")?;
-    let status = peer.wait()?;
-    let first = shared.doomed.lock(HANG_GUARD)?;
-    let owner_died_seen = first == Locked::OwnerDied;
-    let repaired = owner_died_seen && shared.doomed.repair();
-    if owner_died_seen {
-        shared.doomed.make_consistent()?;
-    }
-    shared.doomed.unlock()?;
-    let recovered =
-        shared.doomed.lock(HANG_GUARD)? == Locked::Clean && shared.doomed.unlock().is_ok();
-    let value = shared.doomed.counter(HANG_GUARD)?;
-    let repaired_seen = format!(
-        "the holder {} mid-update; our lock returned {}; we finished its update (counter now \
-         {value}), called pthread_mutex_consistent, and the next lock was {}",
-        labkit::child::describe(status),
-        if owner_died_seen {
-            "EOWNERDEAD"
-        } else {
-            "no EOWNERDEAD"
-        },
-        if recovered { "clean" } else { "NOT clean" }
-    );
-    report.check(
-        "a robust mutex whose owner died is handed on with EOWNERDEAD, and repaired",
-        owner_died_seen && repaired && recovered && value == 1,
-        &repaired_seen,
-    );
-
-    // The same death, but we unlock without making it consistent.
-    let mut peer = child_holding(memory, "unrecoverable")?;
-    kill(peer.pid(), Signal::SIGKILL).context("kill the holder")?;
-    peer.wait()?;
-    let first = shared.unrecoverable.lock(HANG_GUARD)?;
-    shared.unrecoverable.unlock()?;
-    let second = shared.unrecoverable.lock(HANG_GUARD);
-    let unrecoverable_seen = first == Locked::OwnerDied
-        && matches!(&second, Err(e) if e.to_string().contains(&std::io::Error::from_raw_os_error(libc::ENOTRECOVERABLE).to_string()));
-    let unrecoverable_text = format!(
-        "unlocked at once after EOWNERDEAD, the next lock returned {}",
-        match &second {
-            Ok(l) => format!("{l:?}"),
-            Err(e) => e.to_string(),
-        }
-    );
-    report.check(
-        "unlocking without pthread_mutex_consistent leaves the mutex ENOTRECOVERABLE",
-        unrecoverable_seen,
-        &unrecoverable_text,
-    );
-    Ok(Death {
-        owner_died_seen,
-        repaired,
-        recovered,
-        unrecoverable_seen,
-        seen: format!("{repaired_seen}; {unrecoverable_text}"),
-    })
-}
-
-/// Step 4: the thread analogue: a panic poisons the `Mutex`.
-fn show_poisoning(report: &mut Report) -> Seen {
-    let data = Mutex::new(vec![1, 2, 3]);
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {})); // This panic is on purpose: keep stderr clean.
-    let panicked = std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut guard = data.lock().unwrap_or_else(|p| p.into_inner());
-            guard.push(4); // Half an update…
-            panic!("on purpose, holding the lock");
-        })
-        .join()
-        .is_err()
-    });
-    std::panic::set_hook(previous);
-    let (poisoned, recovered) = match data.lock() {
-        Ok(_) => (false, Vec::new()),
-        Err(poison) => (true, poison.into_inner().clone()),
-    };
-    let seen = Seen {
-        ok: panicked && poisoned && recovered == [1, 2, 3, 4],
-        text: format!(
-            "a thread {} holding a Mutex; the next lock returned {}{}",
-            if panicked {
-                "panicked"
-            } else {
-                "did NOT panic"
-            },
-            if poisoned { "Err(PoisonError)" } else { "Ok" },
-            if poisoned {
-                format!(
-                    "; PoisonError::into_inner still gave the data, {recovered:?}, half-updated, \
-                     for us to check"
-                )
-            } else {
-                String::new()
-            }
-        ),
-    };
-    report.check(
-        "a thread that panics holding a Mutex poisons it",
-        seen.ok,
-        &seen.text,
-    );
-    seen
-}
-
 /// Step 5: the claims, each decided by what steps 2 to 4 saw, its evidence what they saw.
-fn judge_claims(report: &mut Report, exact: &Seen, death: &Death, poison: &Seen) {
-    let key = |k: &str| {
-        report
-            .find(k)
+fn judge_claims(
+    report: &mut Report,
+    alone: &Uncontended,
+    exact: &Seen,
+    death: &Death,
+    poison: &Seen,
+) {
+    let p50 = |m: &Option<Measurement>| {
+        m.as_ref()
             .and_then(|m| m.p50)
             .map_or_else(|| "-".to_owned(), |v| format_ns(v as f64))
     };
-    let (std_ns, robust_ns) = (
-        key("lock_unlock/thread/std-mutex"),
-        key("lock_unlock/process/pthread-robust"),
-    );
+    let (std_ns, robust_ns) = (p50(&alone.std_mutex), p50(&alone.robust));
     let verdict = |ok: bool| {
         if ok {
             Verdict::Holds
@@ -670,45 +344,6 @@ fn judge_claims(report: &mut Report, exact: &Seen, death: &Death, poison: &Seen)
     );
 }
 
-/// The children: a counting party, or a holder that waits to be killed.
-fn run_child(mut args: Args) -> Result<Outcome> {
-    args.role.enter_child()?;
-    let mut fds = args.role.take_fds()?.into_iter();
-    let memory = SharedMemory::open(fds.next().context("no shared memory fd passed")?)?;
-    // SAFETY: the parent initialised a `Shared` at the start of this mapping before starting us,
-    // and keeps it mapped and unmoved; the mutexes make every access to the data safe.
-    let shared: &Shared = unsafe { &*memory.cast::<Shared>() };
-    match args.role.role.as_deref().unwrap_or_default() {
-        "increment" => {
-            let mut go = PipeReader::from(fds.next().context("no go fd passed")?);
-            let mut done = PipeWriter::from(fds.next().context("no done fd passed")?);
-            done.write_all(&READY.to_le_bytes()).context("say ready")?;
-            // Blocks until the parent closes its end: everyone starts together.
-            let _ = go.read(&mut [0u8; 1]);
-            let recovered = shared
-                .counter
-                .increment(args.increments.unwrap_or(INCREMENTS), HANG_GUARD)?;
-            done.write_all(&recovered.to_le_bytes())
-                .context("say done")?;
-        }
-        "hold" => {
-            let mut ready = PipeWriter::from(fds.next().context("no ready fd passed")?);
-            let which = match args.which.as_deref() {
-                Some("doomed") => &shared.doomed,
-                Some("unrecoverable") => &shared.unrecoverable,
-                other => return Err(usage(format!("no mutex {other:?}"))),
-            };
-            which.start_update_and_hold(HANG_GUARD)?;
-            ready.write_all(b"!").context("say the lock is held")?;
-            // Hold it until SIGKILL, or until the parent dies (PR_SET_PDEATHSIG).
-            std::thread::sleep(HANG_GUARD);
-            bail!("the holder was never killed");
-        }
-        other => return Err(usage(format!("unknown role `{other}`"))),
-    }
-    Ok(Outcome::Passed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,7 +365,14 @@ mod tests {
                 seen: "seen: death".to_owned(),
             };
             let mut report = Report::new(env!("CARGO_PKG_NAME"));
-            judge_claims(&mut report, &seen("counts"), &death, &seen("poison"));
+            let alone = Uncontended::default();
+            judge_claims(
+                &mut report,
+                &alone,
+                &seen("counts"),
+                &death,
+                &seen("poison"),
+            );
             for c in &report.claims {
                 let expected = if ok {
                     Verdict::Holds
@@ -745,11 +387,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod flag_tests {
-    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
-    /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
-    #[test]
-    fn random_flags_are_accepted_or_refused_never_a_panic() {
-        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
-    }
-}
+testkit::fuzz_test!(Args);

@@ -20,44 +20,36 @@
 //!    placement: on one CPU (the claim proper, judged only if step 3 saw a switch per hand-off)
 //!    and on two CPUs (a cross-CPU wake-up), as separate findings.
 //!
+//! Each contender (our end, its far side, its blocks) is a [`contender::Contender`]; the far
+//! side as a process is this binary again, started by [`child::start`], doing [`child::run`].
+//!
 //! **Run it**: `cargo run --release -p switch` (about two seconds; `--pin each`, the default,
 //! measures both placements), `-- --pin same` for the switch cost alone, `-- --json`.
 
+mod child;
+mod contender;
 mod handoff;
 mod perf;
 
-use std::io::{PipeReader, PipeWriter};
-use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
-use labkit::child::Peer;
-use labkit::exit::usage;
-use labkit::measure::{block_sizes, cpu_ns_per_op};
-use labkit::pin::{PinGuard, Placement, pin_current_thread};
+use labkit::measure::block_sizes;
+use labkit::pin::Placement;
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Pin, PinArgs, Report,
-    RoleArgs, Test, Variant,
+    Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant,
 };
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::Pid;
 use serde_json::json;
 
-use handoff::SharedWord;
+use contender::{Contender, Finished, Mechanism};
 
 /// Round trips per contender by default, and with `--quick`; the most `--messages` accepts.
 const MESSAGES: u64 = 5_000;
 const QUICK_MESSAGES: u64 = 300;
 const MAX_MESSAGES: u64 = 10_000_000;
-/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
-/// verdicts then say their lower confidence).
-const BLOCKS: u64 = 6;
-const QUICK_BLOCKS: u64 = 3;
 /// Untimed round trips per contender first.
 const WARMUP: u32 = 200;
 /// On one CPU each side must switch (voluntarily or not) about once per round trip.
@@ -89,22 +81,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.role.role.is_some() {
-        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
-    }
-    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
+    labkit::exit::dispatch(Args::parse(), |a| &a.role, run, child::run)
 }
 
 fn run(args: Args) -> Result<Outcome> {
     let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    let messages = args.messages.unwrap_or(if common.quick {
-        QUICK_MESSAGES
-    } else {
-        MESSAGES
-    });
-    let blocks = (if common.quick { QUICK_BLOCKS } else { BLOCKS }).min(messages);
+    let messages = args
+        .messages
+        .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES));
+    let blocks = common.blocks().min(messages);
     let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", messages);
     report.param("blocks", blocks);
@@ -130,116 +116,6 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
-/// What carries the hand-off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mechanism {
-    Pipe,
-    Futex,
-}
-
-impl Mechanism {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mechanism::Pipe => "pipe",
-            Mechanism::Futex => "futex",
-        }
-    }
-}
-
-/// The far side: a child process (with the pipe it reports on, whose EOF is its death) or a
-/// thread. Both report the round trips they served and their voluntary/involuntary switches.
-enum Far {
-    Process { peer: Peer, report: PipeReader },
-    Thread(JoinHandle<std::io::Result<[u64; 3]>>),
-}
-
-impl Far {
-    fn pids(&self) -> Vec<Pid> {
-        match self {
-            Far::Process { peer, .. } => vec![peer.pid()],
-            Far::Thread(_) => Vec::new(),
-        }
-    }
-
-    /// Whether the far side is still there (checked only when a futex wait is long).
-    fn alive(&self) -> bool {
-        match self {
-            Far::Process { report, .. } => {
-                let mut fds = [PollFd::new(report.as_fd(), PollFlags::empty())];
-                // POLLHUP is always reported: every write end is closed, so the child is gone.
-                !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
-            }
-            Far::Thread(h) => !h.is_finished(),
-        }
-    }
-
-    fn broke(&mut self, err: std::io::Error) -> anyhow::Error {
-        match self {
-            Far::Process { peer, .. } => {
-                labkit::child::explain_break(std::slice::from_mut(peer), err)
-            }
-            Far::Thread(_) => labkit::child::explain_break(&mut [], err)
-                .context("the hand-off with the thread broke"),
-        }
-    }
-
-    /// The far side's own tally, once it has stopped: `[round trips, voluntary, involuntary]`.
-    fn finish(self) -> Result<[u64; 3]> {
-        match self {
-            Far::Process {
-                mut peer,
-                mut report,
-            } => {
-                let mut bytes = [0u8; 24];
-                // EOF here means the child died before it could report: say how it died.
-                std::io::Read::read_exact(&mut report, &mut bytes)
-                    .map_err(|e| labkit::child::explain_break(std::slice::from_mut(&mut peer), e))
-                    .context("read the child's tally")?;
-                peer.finish()?;
-                Ok(decode(bytes))
-            }
-            Far::Thread(h) => match h.join() {
-                Ok(r) => r.context("the far thread failed"),
-                Err(_) => bail!("the far thread panicked"),
-            },
-        }
-    }
-}
-
-fn encode(t: [u64; 3]) -> [u8; 24] {
-    let mut out = [0u8; 24];
-    for (i, v) in t.iter().enumerate() {
-        out[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-fn decode(b: [u8; 24]) -> [u64; 3] {
-    std::array::from_fn(|i| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
-}
-
-/// Our end of the hand-off. (`far` first: fields drop in order, so a child is killed before
-/// our ends close, and ends quietly.)
-struct Contender {
-    variant: Variant,
-    mechanism: Mechanism,
-    pin: Pin,
-    placement: Placement,
-    far: Far,
-    ends: Ends,
-    next: u32,
-    latency: LatencyRecorder,
-    block: LatencyRecorder,
-    block_p50s: Vec<f64>,
-    cpu: Duration,
-    switches: [u64; 2],
-}
-
-enum Ends {
-    Pipe { tx: PipeWriter, rx: PipeReader },
-    Futex { word: SharedWord },
-}
-
 /// Step 1: every placement × mechanism × variant, each with its far side waiting.
 fn start_contenders(
     common: &CommonArgs,
@@ -250,220 +126,12 @@ fn start_contenders(
         for mechanism in [Mechanism::Pipe, Mechanism::Futex] {
             for variant in [Variant::Process, Variant::Thread] {
                 if common.wants(variant) {
-                    all.push(start(variant, mechanism, pin, placement)?);
+                    all.push(Contender::start(variant, mechanism, pin, placement)?);
                 }
             }
         }
     }
     Ok(all)
-}
-
-fn start(
-    variant: Variant,
-    mechanism: Mechanism,
-    pin: Pin,
-    placement: Placement,
-) -> Result<Contender> {
-    let cpu = placement.peer;
-    let (ends, far) = match mechanism {
-        Mechanism::Pipe => {
-            let (their_rx, tx) = std::io::pipe().context("pipe")?;
-            let (rx, their_tx) = std::io::pipe().context("pipe")?;
-            let far = if variant == Variant::Process {
-                let (report, report_tx) = std::io::pipe().context("pipe")?;
-                let fds = [their_rx.as_fd(), their_tx.as_fd(), report_tx.as_fd()];
-                let peer = Peer::spawn("pipe-pong", &fds, cpu, &[])?;
-                drop((their_rx, their_tx, report_tx)); // The child has them; ours would hide EOF.
-                Far::Process { peer, report }
-            } else {
-                Far::Thread(spawn_thread(cpu, move || {
-                    let before = handoff::switches()?;
-                    let served = handoff::pipe_pong(their_rx, their_tx)?;
-                    tally(served, before)
-                })?)
-            };
-            (Ends::Pipe { tx, rx }, far)
-        }
-        Mechanism::Futex => {
-            let memfd: OwnedFd = handoff::memfd().context("memfd_create")?;
-            let word = SharedWord::map(&memfd).context("mmap the shared page")?;
-            let far = if variant == Variant::Process {
-                let (report, report_tx) = std::io::pipe().context("pipe")?;
-                let peer =
-                    Peer::spawn("futex-pong", &[memfd.as_fd(), report_tx.as_fd()], cpu, &[])?;
-                drop(report_tx);
-                Far::Process { peer, report }
-            } else {
-                let theirs = SharedWord::map(&memfd).context("mmap the shared page")?;
-                Far::Thread(spawn_thread(cpu, move || {
-                    let before = handoff::switches()?;
-                    // Our pinging side is in this process: it is alive while this thread runs.
-                    let served = handoff::futex_pong(theirs.word(), &|| true)?;
-                    tally(served, before)
-                })?)
-            };
-            (Ends::Futex { word }, far)
-        }
-    };
-    Ok(Contender {
-        variant,
-        mechanism,
-        pin,
-        placement,
-        far,
-        ends,
-        next: 0,
-        latency: LatencyRecorder::new(),
-        block: LatencyRecorder::new(),
-        block_p50s: Vec::new(),
-        cpu: Duration::ZERO,
-        switches: [0, 0],
-    })
-}
-
-/// `[served, voluntary, involuntary]` since `before`.
-fn tally(served: u32, before: (u64, u64)) -> std::io::Result<[u64; 3]> {
-    let after = handoff::switches()?;
-    Ok([u64::from(served), after.0 - before.0, after.1 - before.1])
-}
-
-fn spawn_thread(
-    cpu: Option<usize>,
-    work: impl FnOnce() -> std::io::Result<[u64; 3]> + Send + 'static,
-) -> Result<JoinHandle<std::io::Result<[u64; 3]>>> {
-    std::thread::Builder::new()
-        .name("pong".to_owned())
-        .spawn(move || {
-            if let Some(cpu) = cpu {
-                pin_current_thread(cpu)?;
-            }
-            work()
-        })
-        .context("spawn the pong thread")
-}
-
-impl Contender {
-    fn label(&self) -> String {
-        format!(
-            "{}/{} --pin {}",
-            self.variant.as_str(),
-            self.mechanism.as_str(),
-            self.pin.as_str()
-        )
-    }
-
-    fn round_trip(&mut self) -> Result<()> {
-        let i = self.next;
-        let far = &self.far;
-        let done = match &mut self.ends {
-            Ends::Pipe { tx, rx } => handoff::pipe_round_trip(tx, rx, i),
-            Ends::Futex { word } => handoff::futex_round_trip(word.word(), i, &|| far.alive()),
-        };
-        done.map_err(|e| self.far.broke(e))?;
-        self.next += 1;
-        Ok(())
-    }
-
-    /// `n` timed round trips on this contender's CPU; the block median goes to the verdict.
-    fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
-        let _pin = PinGuard::pin(self.placement.main).context("sched_setaffinity (main thread)")?;
-        let pids = self.far.pids();
-        let cpu_before = CpuClock::now(&pids)?;
-        let switches_before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.block.reset();
-        for _ in 0..n {
-            shutdown.check()?;
-            let start = Instant::now();
-            self.round_trip()?;
-            self.block.record(start.elapsed());
-        }
-        let switches_after = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.switches[0] += switches_after.0 - switches_before.0;
-        self.switches[1] += switches_after.1 - switches_before.1;
-        self.cpu += CpuClock::since(cpu_before, &pids)?;
-        self.latency.add(&self.block);
-        self.block_p50s.push(self.block.p50() as f64);
-        Ok(())
-    }
-
-    /// Stops the far side, records the measurements, and returns what the checks need.
-    fn finish(mut self, report: &mut Report) -> Result<Finished> {
-        let label = self.label();
-        match &mut self.ends {
-            Ends::Pipe { .. } => {}
-            Ends::Futex { word } => handoff::futex_stop(word.word()).context("FUTEX_WAKE")?,
-        }
-        let Contender {
-            variant,
-            mechanism,
-            pin,
-            far,
-            ends,
-            next,
-            latency,
-            block_p50s,
-            cpu,
-            switches,
-            ..
-        } = self;
-        drop(ends); // A pipe's far side stops at EOF.
-        let far_tally = far.finish()?;
-        let timed = latency.len();
-        let config = json!({ "pin": pin.as_str() });
-        let m = Measurement::histogram(
-            "round_trip",
-            variant,
-            mechanism.as_str(),
-            config.clone(),
-            &latency,
-            cpu_ns_per_op(cpu, timed),
-        );
-        let per_switch = latency.p50() as f64 / 2.0;
-        // Half a round trip: on one CPU, one context switch; on two, one cross-CPU wake-up.
-        let name = if pin == Pin::Same {
-            "context_switch"
-        } else {
-            "wake_up"
-        };
-        report.measure(m.clone());
-        report.measure(Measurement::value(
-            name,
-            variant,
-            mechanism.as_str(),
-            config,
-            "ns",
-            per_switch,
-            None,
-        ));
-        Ok(Finished {
-            label,
-            variant,
-            mechanism,
-            pin,
-            measurement: m,
-            block_p50s,
-            timed,
-            sent: u64::from(next),
-            ours: switches,
-            theirs: far_tally,
-        })
-    }
-}
-
-/// A contender's figures after it stopped.
-struct Finished {
-    label: String,
-    variant: Variant,
-    mechanism: Mechanism,
-    pin: Pin,
-    measurement: Measurement,
-    block_p50s: Vec<f64>,
-    timed: u64,
-    sent: u64,
-    /// Our thread's voluntary and involuntary switches over the timed blocks.
-    ours: [u64; 2],
-    /// The far side's round trips served and its voluntary and involuntary switches (lifetime).
-    theirs: [u64; 3],
 }
 
 /// Step 2: warm-up, then alternating blocks.
@@ -474,11 +142,7 @@ fn run_blocks(
     shutdown: &Shutdown,
 ) -> Result<()> {
     for c in all.iter_mut() {
-        let _pin = PinGuard::pin(c.placement.main).context("sched_setaffinity (main thread)")?;
-        for _ in 0..WARMUP {
-            shutdown.check()?;
-            c.round_trip()?;
-        }
+        c.warm_up(WARMUP, shutdown)?;
     }
     for n in block_sizes(messages, blocks) {
         for c in all.iter_mut() {
@@ -491,10 +155,10 @@ fn run_blocks(
 /// Step 3: every hand-off arrived, and on one CPU each was a context switch on each side.
 /// Returns whether the latter held: the claim about switches on one CPU rests on it.
 fn check_switches(report: &mut Report, all: &[Finished]) -> bool {
-    let served_all = all.iter().all(|f| f.theirs[0] == f.sent);
+    let served_all = all.iter().all(|f| f.theirs.served == f.sent);
     let counts: Vec<String> = all
         .iter()
-        .map(|f| format!("{}: {} of {}", f.label, f.theirs[0], f.sent))
+        .map(|f| format!("{}: {} of {}", f.label, f.theirs.served, f.sent))
         .collect();
     report.check(
         "every hand-off arrived once, in order",
@@ -514,7 +178,7 @@ fn check_switches(report: &mut Report, all: &[Finished]) -> bool {
             ((vol + invol) as f64 / t, vol as f64 / t, invol as f64 / t)
         };
         let ours = per_trip(f.ours, f.timed);
-        let theirs = per_trip([f.theirs[1], f.theirs[2]], f.theirs[0]);
+        let theirs = per_trip([f.theirs.voluntary, f.theirs.involuntary], f.theirs.served);
         ok &= SWITCHES_PER_ROUND_TRIP.contains(&ours.0)
             && SWITCHES_PER_ROUND_TRIP.contains(&theirs.0);
         lines.push(format!(
@@ -670,45 +334,5 @@ fn judge_claims(report: &mut Report, all: &[Finished], switched: bool) {
     };
 }
 
-/// The far side of each hand-off, when this binary runs as a child (`--role`).
-fn run_child(mut args: Args) -> Result<Outcome> {
-    args.role.enter_child()?;
-    let mut fds = args.role.take_fds()?.into_iter();
-    let mut next_fd = |what: &str| fds.next().with_context(|| format!("no {what} fd passed"));
-    let before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-    let (served, report) = match args.role.role.as_deref().unwrap_or_default() {
-        "pipe-pong" => {
-            let rx = PipeReader::from(next_fd("read")?);
-            let tx = PipeWriter::from(next_fd("write")?);
-            let report = PipeWriter::from(next_fd("report")?);
-            (
-                handoff::pipe_pong(rx, tx).context("pipe hand-offs")?,
-                report,
-            )
-        }
-        "futex-pong" => {
-            let memfd = next_fd("memfd")?;
-            let report = PipeWriter::from(next_fd("report")?);
-            let word = SharedWord::map(&memfd).context("mmap the shared page")?;
-            // The parent's death kills us (PR_SET_PDEATHSIG); no need to watch for it here.
-            (
-                handoff::futex_pong(word.word(), &|| true).context("futex hand-offs")?,
-                report,
-            )
-        }
-        other => return Err(usage(format!("unknown role `{other}`"))),
-    };
-    let t = tally(served, before).context("getrusage(RUSAGE_THREAD)")?;
-    std::io::Write::write_all(&mut &report, &encode(t)).context("write the tally")?;
-    Ok(Outcome::Passed)
-}
-
 #[cfg(test)]
-mod flag_tests {
-    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
-    /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
-    #[test]
-    fn random_flags_are_accepted_or_refused_never_a_panic() {
-        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
-    }
-}
+testkit::fuzz_test!(Args);

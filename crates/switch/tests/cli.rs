@@ -47,12 +47,15 @@ fn the_quick_run_passes_every_check() {
 }
 
 #[test]
+fn every_limit_stated_in_help_is_refused() {
+    testkit::assert_stated_limits_refused(BIN);
+}
+
+#[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
         &[
-            (&["--messages", "0"], "at least 1"),
-            (&["--messages", "10000001"], "at most 10000000"),
             (&["--pin", "diagonal"], "each, none, same, split"),
             (
                 &["--variant", "serial"],
