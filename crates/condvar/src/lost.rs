@@ -42,7 +42,7 @@ pub fn unlocked_check_loses_the_wakeup(patience: Duration) -> bool {
 
 /// The correct waiter: checks and waits under the lock, in a loop, `rounds` times. Returns how
 /// many rounds lost their wake-up (0).
-pub fn locked_check_never_loses_it(rounds: u32, patience: Duration) -> u32 {
+pub fn locked_check_never_loses_it(rounds: u64, patience: Duration) -> u64 {
     let mut lost = 0;
     for _ in 0..rounds {
         let (flag, cv) = (Mutex::new(false), Condvar::new());

@@ -30,6 +30,17 @@ pub enum Next {
     Nothing,
 }
 
+impl std::fmt::Display for Next {
+    /// For people: "5 bytes read", "EOF", "no EOF".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Next::Data(n) => write!(f, "{n} bytes read"),
+            Next::Eof => f.write_str("EOF"),
+            Next::Nothing => f.write_str("no EOF"),
+        }
+    }
+}
+
 /// Waits at most `guard` for `reader` to be readable, then reads once. A hang guard, so that a
 /// forgotten write end shows up as [`Next::Nothing`] instead of a program that never ends.
 pub fn read_within(

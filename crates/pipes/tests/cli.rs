@@ -5,11 +5,11 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use testkit::{self, Done, command, finish, tag};
+use testkit::{self, Done, assert_clean, command, finish, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
@@ -19,14 +19,6 @@ fn run(tag: &str, args: &[&str]) -> Done {
 
 fn start(tag: &str, args: &[&str]) -> Child {
     command(BIN, tag, args).spawn().expect("start pipes")
-}
-
-fn assert_nothing_left(tag: &str, pid: u32) {
-    assert_eq!(
-        testkit::leftovers(tag, pid),
-        Vec::<String>::new(),
-        "left behind"
-    );
 }
 
 #[test]
@@ -67,7 +59,7 @@ fn the_quick_run_passes_every_check() {
         "{}",
         done.stderr()
     );
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
@@ -96,53 +88,39 @@ fn one_side_and_a_placement_can_be_chosen() {
     assert_eq!(report.params["pin"], "same");
     assert_eq!(report.params["bytes"], 4096);
     assert!(report.passed());
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["--messages", "0"], "at least 1"),
-        (&["--messages", "abc"], "from 1 to 10000000"),
-        (&["--messages", "10000001"], "at most 10000000"),
-        (&["--bytes", "0"], "at least 8"),
-        (&["--bytes", "7"], "at least 8"),
-        (&["--bytes", "2MiB"], "at most 1048576"),
-        (&["--total", "0"], "at least 1"),
-        (&["--total", "17GiB"], "at most 17179869184"),
-        (&["--pin", "sideways"], "each, none, same, split"),
-        (
-            &["--variant", "serial"],
-            "[possible values: process, thread]",
-        ),
-        (&["--frobnicate"], "--frobnicate"),
-    ];
-    for (args, needle) in cases {
-        let t = tag("bad");
-        let done = run(&t, args);
-        let err = done.stderr();
-        assert_eq!(done.code(), Some(2), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: expected {needle:?} in {err}"
-        );
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(
-            err.lines().count() <= 6,
-            "{args:?}: the message should be short: {err}"
-        );
-        assert!(done.out.stdout.is_empty(), "{args:?}");
-        assert_nothing_left(&t, done.pid);
-    }
+fn every_limit_stated_in_the_help_is_refused() {
+    testkit::assert_stated_limits_refused(BIN);
 }
 
-/// Starts a long run and waits until it has a child (the echo peer): the run is under way.
-/// With `own_group`, the run leads a process group of its own, so a signal can reach the run
-/// and its peer together, as a terminal's or a service manager's does.
-#[expect(
-    clippy::zombie_processes,
-    reason = "the caller waits for the child it is given"
-)]
+/// The refusals `--help` does not state one past a limit: other bad values, unknown words.
+#[test]
+fn bad_flags_exit_2_naming_the_limit() {
+    testkit::assert_usage_errors(
+        BIN,
+        &[
+            (&["--messages", "0"], "at least 1"),
+            (&["--messages", "abc"], "from 1 to 10000000"),
+            (&["--bytes", "0"], "at least 8"),
+            (&["--bytes", "2MiB"], "at most 1048576"),
+            (&["--total", "17GiB"], "at most 17179869184"),
+            (&["--pin", "sideways"], "each, none, same, split"),
+            (
+                &["--variant", "serial"],
+                "[possible values: process, thread]",
+            ),
+            (&["--frobnicate"], "--frobnicate"),
+        ],
+    );
+}
+
+/// Starts a long run and waits until it has a child (the echo peer), then lets a few thousand
+/// round trips happen: the run is under way. With `own_group`, the run leads a process group
+/// of its own, so a signal can reach the run and its peer together, as a terminal's or a
+/// service manager's does.
 fn start_long_run(t: &str, own_group: bool) -> (Child, u32) {
     let mut command = command(
         BIN,
@@ -152,21 +130,7 @@ fn start_long_run(t: &str, own_group: bool) -> (Child, u32) {
     if own_group {
         command.process_group(0);
     }
-    let mut child = command.spawn().expect("start pipes");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(&peer) = labkit::procfs::children_of(child.id()).first() {
-            // Let a few thousand round trips happen first.
-            std::thread::sleep(Duration::from_millis(300));
-            return (child, peer);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pipes never started its peer");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    testkit::start_until_child(command, |_, _| true, Duration::from_millis(300))
 }
 
 #[test]
@@ -180,7 +144,7 @@ fn a_peer_killed_mid_run_is_reported_with_exit_1() {
     assert!(err.contains("died") && err.contains("SIGKILL"), "{err}");
     assert!(err.contains(&format!("pid {peer}")), "{err}");
     assert!(done.out.stdout.is_empty(), "no report after a broken run");
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
@@ -194,7 +158,7 @@ fn sigint_mid_run_stops_cleanly_with_130() {
     assert!(err.contains("interrupted by SIGINT"), "{err}");
     // The peer is killed before our pipe ends close, so it reports nothing of its own.
     assert!(!err.contains("(child)"), "{err}");
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
@@ -206,24 +170,12 @@ fn sigterm_to_the_whole_group_stops_cleanly_with_143() {
     let err = done.stderr();
     assert_eq!(done.code(), Some(143), "{err}");
     assert!(err.contains("interrupted by SIGTERM"), "{err}");
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
 fn two_copies_at_once_both_pass() {
-    let t = tag("pair");
-    let (a, b) = (
-        start(&t, &["--quick", "--json"]),
-        start(&t, &["--quick", "--json"]),
-    );
-    for done in [
-        finish(a, Duration::from_secs(120)),
-        finish(b, Duration::from_secs(120)),
-    ] {
-        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-        assert!(done.report().passed());
-        assert_nothing_left(&t, done.pid);
-    }
+    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 2);
 }
 
 #[test]
@@ -237,7 +189,7 @@ fn a_closed_stdout_ends_quietly() {
     let err = done.stderr();
     assert_eq!(done.code(), Some(0), "{err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }
 
 #[test]
@@ -262,5 +214,5 @@ fn a_squatted_name_is_refused_and_left_alone() {
     assert_eq!(done.code(), Some(1), "{err}");
     assert!(err.contains("File exists") && err.contains(&token), "{err}");
     assert!(still_there, "the squatter's directory was removed");
-    assert_nothing_left(&t, done.pid);
+    assert_clean(&t, done.pid);
 }

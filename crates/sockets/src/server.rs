@@ -54,6 +54,24 @@ impl Model {
             Model::ThreadPool { .. } => "thread-pool",
         }
     }
+
+    /// The four models, in the order they run, pools of `workers`.
+    pub fn all(workers: usize) -> [Model; 4] {
+        [
+            Model::ForkPerConnection,
+            Model::ThreadPerConnection,
+            Model::Prefork { workers },
+            Model::ThreadPool { workers },
+        ]
+    }
+
+    /// The size of a pool made before the load; `None` for a unit made per connection.
+    pub fn workers(self) -> Option<usize> {
+        match self {
+            Model::Prefork { workers } | Model::ThreadPool { workers } => Some(workers),
+            Model::ForkPerConnection | Model::ThreadPerConnection => None,
+        }
+    }
 }
 
 /// What one connection amounted to, as the server saw it.
