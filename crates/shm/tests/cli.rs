@@ -79,11 +79,15 @@ fn spinning_on_two_cpus_measures_the_baselines_beside_the_ring() {
 }
 
 #[test]
+fn every_limit_stated_in_help_is_refused() {
+    testkit::assert_stated_limits_refused(BIN);
+}
+
+#[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
         &[
-            (&["--bytes", "63"], "at least 64"),
             (&["--bytes", "2MiB"], "at most 1048576"),
             (
                 &["--wait", "spin", "--pin", "none"],

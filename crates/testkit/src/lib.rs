@@ -210,7 +210,10 @@ fn stated_limits(help: &str) -> Vec<(String, String, String)> {
     let mut close = |flag: &Option<String>, words: &str| {
         let Some(flag) = flag else { return };
         let number = |w: &str| labkit::cli::parse_size(w.trim_end_matches([']', ';', ')', ',']));
-        let ws: Vec<&str> = words.split_whitespace().collect();
+        let ws: Vec<&str> = words
+            .split_whitespace()
+            .map(|w| w.trim_start_matches('['))
+            .collect();
         for i in 0..ws.len() {
             match (ws[i], ws.get(i + 1), ws.get(i + 2), ws.get(i + 3)) {
                 ("from", Some(a), Some(&"to"), Some(b)) => {

@@ -1,0 +1,68 @@
+//! The shared region between the two processes: a POSIX shared-memory object (`shm_open`
+//! O_EXCL 0600, its name unlinked at once, its descriptor inherited by the child), mapped
+//! `MAP_SHARED` by both, holding two rings: one to the child, one back.
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use labkit::names::{Kind, reserve};
+use memmap2::{MmapOptions, MmapRaw};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use shm::ring::{Header, Ring};
+
+use crate::SLOTS;
+
+/// A POSIX shared-memory object of `len` bytes, created O_EXCL 0600 and unlinked at once: its
+/// descriptor is all anyone needs (a child inherits it).
+pub fn shm_object(len: u64) -> Result<OwnedFd> {
+    // The name comes from labkit's ledger, written before the object exists, so that a creator
+    // that dies between `shm_open` and `shm_unlink` leaves something `cargo xtask clean` finds.
+    let mut r = reserve(Kind::Shm)?;
+    let fd = nix::sys::mman::shm_open(
+        r.name(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .with_context(|| format!("shm_open({}, O_CREAT|O_EXCL, 0600)", r.name()))?;
+    r.mark_created();
+    r.unlink().context("shm_unlink")?;
+    // A new object is empty; ftruncate gives it its size, zero-filled.
+    nix::unistd::ftruncate(&fd, len as i64).context("ftruncate the shared-memory object")?;
+    Ok(fd)
+}
+
+/// The layout of a shared region: two headers (to the child, back), then the two rings' slots.
+pub fn len(bytes: u64) -> usize {
+    2 * std::mem::size_of::<Header>() + 2 * (SLOTS * bytes) as usize
+}
+
+/// Maps the region of `bytes`-byte messages held by the object `fd` (`MAP_SHARED`).
+pub fn map(fd: &OwnedFd, bytes: u64) -> Result<MmapRaw> {
+    MmapOptions::new()
+        .len(len(bytes))
+        .map_raw(fd)
+        .context("mmap the shared-memory object")
+}
+
+/// The two rings in a mapped region: (to the child, back).
+///
+/// # Safety
+/// `map` must be `len(bytes)` bytes, shared with at most one other process that uses the
+/// rings the other way round. (The rings borrow `map`, so they cannot outlive it.)
+pub unsafe fn rings(map: &MmapRaw, bytes: u64) -> (Ring<'_>, Ring<'_>) {
+    let base = map.as_mut_ptr();
+    let h = std::mem::size_of::<Header>();
+    let slots = (SLOTS * bytes) as usize;
+    // SAFETY: by the caller's contract; the headers are page-aligned (offset 0) or aligned to
+    // their 64-byte lines (offset `h`, a multiple of 64), zero-initialised by ftruncate (a valid
+    // all-zero `Header`), and the slot areas follow them without overlap.
+    unsafe {
+        let to_child = &*base.cast::<Header>();
+        let back = &*base.add(h).cast::<Header>();
+        (
+            Ring::new(to_child, base.add(2 * h), SLOTS, bytes as usize),
+            Ring::new(back, base.add(2 * h + slots), SLOTS, bytes as usize),
+        )
+    }
+}
