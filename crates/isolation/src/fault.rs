@@ -3,9 +3,11 @@
 //! [`segfault_now`] faults for real, by writing to a page mapped with no access at all, after
 //! putting back the default action for SIGSEGV: Rust's runtime installs its own handler (to
 //! report stack overflows), which would otherwise run first. [`no_core_dumps`] keeps a process
-//! that is about to crash on purpose from leaving a core file anywhere.
+//! that is about to crash on purpose from leaving a core file anywhere. A panic, by contrast,
+//! unwinds one thread alone ([`panic_beside_worker`]).
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// No core file from this process: `RLIMIT_CORE` 0, and not dumpable, since a `core_pattern`
 /// that pipes to a helper ignores the limit.
@@ -55,4 +57,20 @@ pub fn segfault_now() -> ! {
     }
     // Only if the mapping failed, or the fault was somehow caught: still end the process.
     std::process::abort()
+}
+
+/// A thread panics while its sibling does `units` units of work. Returns whether joining gave
+/// `Err` for the panicking thread and `Ok` for its sibling, and the units the sibling finished.
+/// The panic is on purpose: the panic hook is silenced meanwhile, to keep stderr clean.
+pub fn panic_beside_worker(units: u64) -> ((bool, bool), u64) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let worker = AtomicU64::new(0);
+    let joined = std::thread::scope(|s| {
+        let panicking = s.spawn(|| panic!("on purpose"));
+        let working = s.spawn(|| (0..units).for_each(|i| worker.store(i + 1, Ordering::Relaxed)));
+        (panicking.join().is_err(), working.join().is_ok())
+    });
+    std::panic::set_hook(previous);
+    (joined, worker.load(Ordering::Relaxed))
 }

@@ -19,36 +19,38 @@
 //!    `close` leaves ours open; but a child's `read` moves our offset (one shared description).
 //! 4. [`show_faults`]: a child that faults for real dies of SIGSEGV and we carry on; a thread
 //!    that faults kills its whole process and the work of its other thread (shown inside a
-//!    sacrificial child); a thread that *panics* only ends itself.
-//! 5. [`judge_claims`]: each claim from what was observed.
+//!    sacrificial child, [`child::watch_thread_fault`]); a thread that *panics* only ends itself.
+//! 5. [`judge_claims`]: each claim from what was observed ([`observe`]: the yes/no and the
+//!    words of each demonstration).
 //!
-//! Every crashing process first sets `RLIMIT_CORE` to 0 and `PR_SET_DUMPABLE` to 0: no core file.
-//! Forks happen while this process has a single thread.
+//! The mechanisms are in `fork.rs` (copy-on-write), `fds.rs` (descriptor tables) and
+//! `fault.rs` (a real segmentation fault). Every crashing process first sets `RLIMIT_CORE` to
+//! 0 and `PR_SET_DUMPABLE` to 0: no core file. Forks happen while this process has a single
+//! thread.
 //!
 //! **Run it**: `cargo run --release -p isolation` (well under a second), `-- --json` for the
 //! Report, `-- --pages 65536` to time copy-on-write over 256 MiB.
 
+mod child;
 mod fault;
 mod fds;
 mod fork;
+mod measure;
+mod observe;
 
-use std::io::Read;
-use std::os::fd::AsFd;
+use std::io::PipeWriter;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use labkit::child::{Peer, describe};
 use labkit::exit::usage;
 use labkit::names::PrivateDir;
-use labkit::{
-    CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
-};
-use nix::sys::signal::Signal;
+use labkit::{CommonArgs, Measurement, Outcome, Report, RoleArgs, Variant, Verdict};
 use nix::sys::wait::WaitStatus;
 use serde_json::json;
+
+use observe::{Faults, Files, Memory};
 
 /// Pages whose first write is timed, by default and with `--quick`; at most 1 GiB of 4 KiB pages.
 const PAGES: u64 = 4096;
@@ -59,11 +61,8 @@ const CHILD_VALUE: u64 = 0xC0FFEE;
 const THREAD_VALUE: u64 = 0xBEEF;
 /// Bytes the child reads from the shared description.
 const MOVED_BY: usize = 4;
-/// Units of work the doomed process's worker thread plans, and after how many its sibling faults.
-const PLANNED_UNITS: u64 = 1_000_000;
-const FAULT_AFTER: u64 = 20;
-/// Waits that should end at once; reaching one means something is wrong, not slow.
-const HANG_GUARD: Duration = Duration::from_secs(30);
+/// Units of work the panicking thread's sibling does.
+const PANIC_UNITS: u64 = 1000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -87,36 +86,26 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.role.role.is_some() {
-        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
-    }
-    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
+    labkit::dispatch(Args::parse(), |a| &a.role, run, run_child)
 }
 
 fn run(args: Args) -> Result<Outcome> {
     labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
     let common = &args.common;
-    let pages = args
-        .pages
-        .unwrap_or(if common.quick { QUICK_PAGES } else { PAGES }) as usize;
+    let pages = args.pages.unwrap_or(common.sized(PAGES, QUICK_PAGES)) as usize;
 
     let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("pages", pages);
     if common.both_sides() {
         let memory = show_memory(&mut report)?;
-        measure_first_writes(&mut report, pages, [true, true])?;
+        measure_first_writes(&mut report, pages, common)?;
         let files = show_fd_tables(&mut report)?;
         let faults = show_faults(&mut report)?;
         judge_claims(&mut report, &memory, &files, &faults);
     } else {
         // Steps 1, 3 and 4 set a child against a thread: with one side, only step 2's
         // measurement runs, for that side.
-        let sides = [
-            common.wants(Variant::Process),
-            common.wants(Variant::Thread),
-        ];
-        measure_first_writes(&mut report, pages, sides)?;
+        measure_first_writes(&mut report, pages, common)?;
         report.skip(
             "the demonstrations (memory, descriptor tables, faults)",
             "each sets a child against a thread: they need both sides",
@@ -130,15 +119,6 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
-/// What step 1 found, and what was seen, in words.
-struct Memory {
-    child_isolated: bool,
-    child_seen: String,
-    thread_shared: bool,
-    thread_seen: String,
-    read_through_kernel: String,
-}
-
 /// Step 1: one address, two values after `fork`; one value for all threads.
 fn show_memory(report: &mut Report) -> Result<Memory> {
     let mut heap = Box::new(1u64);
@@ -147,56 +127,6 @@ fn show_memory(report: &mut Report) -> Result<Memory> {
     if !matches!(cow.status, WaitStatus::Exited(_, 0)) {
         bail!("the writing child ended badly: {:?}", cow.status);
     }
-    let child_isolated = cow.child.global == CHILD_VALUE
-        && cow.child.heap == CHILD_VALUE
-        && cow.parent.global == 1
-        && cow.parent.heap == 1
-        && cow.child.heap_addr == cow.parent.heap_addr;
-    let child_seen = format!(
-        "the child wrote {CHILD_VALUE:#x} to a global and to the heap value at {:#x} and saw \
-         ({:#x}, {:#x}); here, at {:#x}, we then read ({:#x}, {:#x})",
-        cow.child.heap_addr,
-        cow.child.global,
-        cow.child.heap,
-        cow.parent.heap_addr,
-        cow.parent.global,
-        cow.parent.heap
-    );
-    report.check(
-        "a forked child's writes stay in the child",
-        child_isolated,
-        child_seen.clone(),
-    );
-    // Which of the two outcomes the seed's "not directly" allows happened: the kernel read the
-    // child's memory for us (ptrace permission), or it refused. Anything else is a failure.
-    let (read_status, read_through_kernel) = match cow.read_through_kernel {
-        Ok(v) if v == CHILD_VALUE => (
-            Some(true),
-            format!(
-                "permitted, read through the kernel: process_vm_readv read the child's {v:#x} \
-                 at that address (with ptrace permission, not directly)"
-            ),
-        ),
-        Ok(v) => (
-            Some(false),
-            format!("process_vm_readv read {v:#x}, not the child's value"),
-        ),
-        Err(e @ (nix::errno::Errno::EPERM | nix::errno::Errno::EACCES)) => (
-            Some(true),
-            format!("refused: process_vm_readv failed with {e} (no ptrace permission here)"),
-        ),
-        Err(nix::errno::Errno::ENOSYS) => (None, "process_vm_readv: ENOSYS".to_owned()),
-        Err(e) => (
-            Some(false),
-            format!("process_vm_readv failed with {e}, neither a read nor a refusal"),
-        ),
-    };
-    let name = "another process's memory can be read only through the kernel, with permission";
-    match read_status {
-        Some(ok) => report.check(name, ok, read_through_kernel.clone()),
-        None => report.skip(name, "process_vm_readv is not available here (ENOSYS)"),
-    }
-
     // The same writes from a thread: one address space, one value.
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -204,102 +134,49 @@ fn show_memory(report: &mut Report) -> Result<Memory> {
             *heap = THREAD_VALUE;
         });
     });
-    let thread_shared =
-        fork::GLOBAL.load(Ordering::SeqCst) == THREAD_VALUE && *heap == THREAD_VALUE;
-    let thread_seen = format!(
-        "a thread wrote {THREAD_VALUE:#x} to the same global and heap value; the main thread \
-         then read ({:#x}, {:#x})",
-        fork::GLOBAL.load(Ordering::SeqCst),
-        *heap
+    let memory = Memory::observe(&cow, (fork::GLOBAL.load(Ordering::SeqCst), *heap));
+    report.check(
+        "a forked child's writes stay in the child",
+        memory.child_isolated,
+        memory.child_seen.clone(),
     );
+    let name = "another process's memory can be read only through the kernel, with permission";
+    match memory.kernel_read_allowed {
+        Some(ok) => report.check(name, ok, memory.read_through_kernel.clone()),
+        None => report.skip(name, "process_vm_readv is not available here (ENOSYS)"),
+    }
     report.check(
         "a thread's writes are everyone's",
-        thread_shared,
-        thread_seen.clone(),
+        memory.thread_shared,
+        memory.thread_seen.clone(),
     );
-    Ok(Memory {
-        child_isolated,
-        child_seen,
-        thread_shared,
-        thread_seen,
-        read_through_kernel,
-    })
+    Ok(memory)
 }
 
 /// Step 2: the first write to a page, in a forked child (a copy-on-write fault) and in a
 /// thread (a store to a page already ours).
-fn measure_first_writes(report: &mut Report, pages: usize, sides: [bool; 2]) -> Result<()> {
+fn measure_first_writes(report: &mut Report, pages: usize, common: &CommonArgs) -> Result<()> {
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .context("sysconf(PAGE_SIZE)")?
         .map_or(4096, |p| p as usize);
-    let mut times = vec![0u64; pages];
     let config = json!({ "pages": pages, "page_bytes": page });
-
-    if sides[0] {
-        time_child_first_writes(report, pages, page, &mut times, &config)?;
+    for (variant, mechanism) in [
+        (Variant::Process, "cow-fault"),
+        (Variant::Thread, "shared-page"),
+    ] {
+        if common.wants(variant) {
+            let latency = measure::first_writes(variant, pages, page)?;
+            report.measure(Measurement::histogram(
+                "first_write",
+                variant,
+                mechanism,
+                config.clone(),
+                &latency,
+                None,
+            ));
+        }
     }
-    if !sides[1] {
-        return Ok(());
-    }
-    // A fresh buffer, written first by this thread; another thread's write is a plain store.
-    let mut buf = vec![1u8; pages * page];
-    std::thread::scope(|s| {
-        s.spawn(|| fork::time_first_writes(&mut buf, page, &mut times))
-            .join()
-    })
-    .map_err(|_| anyhow::anyhow!("the timing thread panicked"))?;
-    let thread = record(&times);
-    report.measure(Measurement::histogram(
-        "first_write",
-        Variant::Thread,
-        "shared-page",
-        config,
-        &thread,
-        None,
-    ));
     Ok(())
-}
-
-/// Step 2, the process side: a forked child's first write to each page, timed in the child.
-fn time_child_first_writes(
-    report: &mut Report,
-    pages: usize,
-    page: usize,
-    times: &mut [u64],
-    config: &serde_json::Value,
-) -> Result<()> {
-    // Every page is written (present, private) before the fork, so the child's first write to
-    // each is a copy-on-write fault: the kernel copies the page for it.
-    let mut buf = vec![1u8; pages * page];
-    let status =
-        fork::time_first_writes_in_child(&mut buf, page, times).context("fork the timing child")?;
-    if !matches!(status, WaitStatus::Exited(_, 0)) {
-        bail!("the timing child ended badly: {status:?}");
-    }
-    let process = record(times);
-    report.measure(Measurement::histogram(
-        "first_write",
-        Variant::Process,
-        "cow-fault",
-        config.clone(),
-        &process,
-        None,
-    ));
-    Ok(()) // The buffer goes here, before the thread's: `--pages` can ask for a gigabyte.
-}
-
-fn record(times: &[u64]) -> LatencyRecorder {
-    let mut r = LatencyRecorder::new();
-    times.iter().for_each(|&t| r.record_ns(t));
-    r
-}
-
-/// What step 3 found, and what was seen, in words.
-struct Files {
-    thread_closed_for_all: bool,
-    child_close_contained: bool,
-    offset_shared: bool,
-    seen: [String; 3],
 }
 
 /// Step 3: descriptor tables.
@@ -308,38 +185,8 @@ fn show_fd_tables(report: &mut Report) -> Result<Files> {
     let path = dir.path().join("alphabet");
     let content = b"abcdefghijklmnopqrstuvwxyz";
     std::fs::write(&path, content).with_context(|| format!("write {}", path.display()))?;
-    let t = fds::demonstrate(&path, MOVED_BY).context("descriptor demos")?;
-    let seen = [
-        format!(
-            "another thread closed a descriptor; here fcntl(F_GETFD) then {}",
-            if t.closed_by_thread {
-                "failed with EBADF: one table"
-            } else {
-                "still answered: NOT one table"
-            }
-        ),
-        format!(
-            "a forked child closed its copy; ours then {}{}",
-            if t.open_after_child_closed {
-                "still answered fcntl(F_GETFD): two tables"
-            } else {
-                "failed too: NOT two tables"
-            },
-            unless_died(t.children[0])
-        ),
-        format!(
-            "the child read {MOVED_BY} bytes; our next read returned {:?} (from the start: {:?}){}",
-            String::from_utf8_lossy(&t.read_after_child),
-            String::from_utf8_lossy(&content[..MOVED_BY]),
-            unless_died(t.children[1])
-        ),
-    ];
-    let files = Files {
-        thread_closed_for_all: t.closed_by_thread,
-        child_close_contained: t.open_after_child_closed,
-        offset_shared: t.read_after_child == content[MOVED_BY..2 * MOVED_BY],
-        seen,
-    };
+    let tables = fds::demonstrate(&path, MOVED_BY).context("descriptor demos")?;
+    let files = Files::observe(&tables, content);
     for (name, ok, seen) in [
         (
             "a thread's close closes the descriptor for every thread",
@@ -362,26 +209,6 @@ fn show_fd_tables(report: &mut Report) -> Result<Files> {
     Ok(files)
 }
 
-/// For a check's detail: nothing if the child exited 0, else how it ended.
-fn unless_died(status: WaitStatus) -> String {
-    match status {
-        WaitStatus::Exited(_, 0) => String::new(),
-        WaitStatus::Signaled(_, sig, _) => {
-            format!(" (NOT SHOWN: the child was killed by {})", sig.as_str())
-        }
-        other => format!(" (NOT SHOWN: the child ended otherwise: {other:?})"),
-    }
-}
-
-/// What step 4 found, and what was seen, in words.
-struct Faults {
-    child_fault_contained: bool,
-    child_seen: String,
-    thread_fault_killed_all: bool,
-    thread_seen: String,
-    panic_seen: String,
-}
-
 /// Step 4: faults and panics.
 fn show_faults(report: &mut Report) -> Result<Faults> {
     // A child faults: it dies, we go on.
@@ -393,81 +220,30 @@ fn show_faults(report: &mut Report) -> Result<Faults> {
     })
     .context("fork the faulting child")?;
     let status = fork::wait(child).context("waitpid")?;
-    let child_fault_contained = matches!(status, WaitStatus::Signaled(_, Signal::SIGSEGV, false));
-    let child_seen = format!(
-        "a child wrote to a PROT_NONE page and {}; this process went on{}",
-        match status {
-            WaitStatus::Signaled(_, sig, _) => format!("was killed by {}", sig.as_str()),
-            other => format!("ended otherwise: {other:?}"),
-        },
-        if matches!(status, WaitStatus::Signaled(_, _, true)) {
-            " (a core was dumped)"
-        } else {
-            ", no core dumped"
-        }
-    );
+    let (child_fault_contained, child_seen) = observe::child_fault(status);
     report.check(
         "a child that faults dies alone",
         child_fault_contained,
-        child_seen.clone(),
+        &child_seen,
     );
 
     // A thread faults, inside a sacrificial process: the whole process goes, with the work of
     // its other thread.
-    let (mut progress, progress_tx) = std::io::pipe().context("pipe")?;
-    let mut peer = Peer::spawn("thread-fault", &[progress_tx.as_fd()], None, &[])?;
-    drop(progress_tx); // Only the child may write, so its death is our EOF.
-    let bytes = read_until_eof(&mut progress, HANG_GUARD)
-        .context("read the worker's progress")?
-        .context("hang guard: the faulting process did not end")?;
-    let done = bytes
-        .chunks_exact(8)
-        .last()
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let status = peer
-        .wait_for(HANG_GUARD)?
-        .context("hang guard: the faulting process did not end")?;
-    let killed = status_signal(status) == Some(libc::SIGSEGV);
-    let thread_fault_killed_all = killed && done < PLANNED_UNITS;
-    let thread_seen = format!(
-        "in a sacrificial process, one thread faulted after its sibling had done {done} units; \
-         the process {}, and the sibling lost {} of its {PLANNED_UNITS} planned units",
-        describe(status),
-        PLANNED_UNITS - done
-    );
+    let (done, status) = child::watch_thread_fault()?;
+    let (thread_fault_killed_all, thread_seen) = observe::thread_fault(status, done);
     report.check(
         "a thread that faults takes its whole process down",
         thread_fault_killed_all,
-        thread_seen.clone(),
+        &thread_seen,
     );
 
     // A thread panics: it ends, and the process does not.
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {})); // This panic is on purpose: keep stderr clean.
-    let worker = AtomicU64::new(0);
-    let joined = std::thread::scope(|s| {
-        let panicking = s.spawn(|| panic!("on purpose"));
-        let working = s.spawn(|| (0..1000u64).for_each(|i| worker.store(i + 1, Ordering::Relaxed)));
-        (panicking.join().is_err(), working.join().is_ok())
-    });
-    std::panic::set_hook(previous);
-    let units = worker.load(Ordering::Relaxed);
-    let panic_contained = joined == (true, true) && units == 1000;
-    let panic_seen = format!(
-        "a thread panicked: join returned {} for it; its sibling {} and finished {units} of 1000 \
-         units, and the process went on (a panic unwinds one thread; a fault is a signal to the \
-         whole process)",
-        if joined.0 { "Err" } else { "Ok" },
-        if joined.1 {
-            "joined Ok"
-        } else {
-            "ended with Err"
-        },
-    );
+    let (joined, units) = fault::panic_beside_worker(PANIC_UNITS);
+    let (panic_contained, panic_seen) = observe::thread_panic(joined, units, PANIC_UNITS);
     report.check(
         "a thread that panics ends alone",
         panic_contained,
-        panic_seen.clone(),
+        &panic_seen,
     );
     Ok(Faults {
         child_fault_contained,
@@ -478,87 +254,55 @@ fn show_faults(report: &mut Report) -> Result<Faults> {
     })
 }
 
-/// Reads `pipe` to EOF, but gives up after `limit` (`None`): a process that should have died
-/// and did not must not hang the demo.
-fn read_until_eof(
-    pipe: &mut std::io::PipeReader,
-    limit: Duration,
-) -> std::io::Result<Option<Vec<u8>>> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let deadline = std::time::Instant::now() + limit;
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(ms))? == 0 {
-            continue;
-        }
-        match pipe.read(&mut chunk)? {
-            0 => return Ok(Some(bytes)),
-            n => bytes.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-fn status_signal(status: std::process::ExitStatus) -> Option<i32> {
-    std::os::unix::process::ExitStatusExt::signal(&status)
-}
-
 /// Step 5: the claims, each decided by what steps 1 to 4 saw, its evidence what they saw.
 fn judge_claims(report: &mut Report, memory: &Memory, files: &Files, faults: &Faults) {
-    let observed = |ok: bool| {
-        if ok {
+    let contained = faults.child_fault_contained && faults.thread_fault_killed_all;
+    let claims = [
+        (
+            "mem.process-isolated",
+            memory.child_isolated,
+            format!("{}; {}", memory.child_seen, memory.read_through_kernel),
+        ),
+        (
+            "mem.threads-share",
+            memory.thread_shared,
+            memory.thread_seen.clone(),
+        ),
+        // The seed simplifies: a forked child shares the open file *description* (the
+        // offset); said, but not required, since the claim is about the tables.
+        (
+            "resources.shared",
+            files.thread_closed_for_all && files.child_close_contained,
+            files.seen.join("; "),
+        ),
+        (
+            "isolation.fault-contained",
+            contained,
+            format!(
+                "{}; {}; {}",
+                faults.child_seen, faults.thread_seen, faults.panic_seen
+            ),
+        ),
+        (
+            "usecase.isolation",
+            contained,
+            format!("{}; {}", faults.child_seen, faults.thread_seen),
+        ),
+    ];
+    let held = claims.iter().filter(|(_, ok, _)| *ok).count();
+    let total = claims.len();
+    for (id, ok, evidence) in claims {
+        let verdict = if ok {
             Verdict::Holds
         } else {
             Verdict::DoesNotHold
-        }
-    };
-    report.claim_observed(
-        "mem.process-isolated",
-        observed(memory.child_isolated),
-        format!("{}; {}", memory.child_seen, memory.read_through_kernel),
-    );
-    report.claim_observed(
-        "mem.threads-share",
-        observed(memory.thread_shared),
-        memory.thread_seen.clone(),
-    );
-    // The seed simplifies: a forked child shares the open file *description* (the offset);
-    // said, but not required, since the claim is about the tables.
-    report.claim_observed(
-        "resources.shared",
-        observed(files.thread_closed_for_all && files.child_close_contained),
-        files.seen.join("; "),
-    );
-    let contained = faults.child_fault_contained && faults.thread_fault_killed_all;
-    report.claim_observed(
-        "isolation.fault-contained",
-        observed(contained),
-        format!(
-            "{}; {}; {}",
-            faults.child_seen, faults.thread_seen, faults.panic_seen
-        ),
-    );
-    report.claim_observed(
-        "usecase.isolation",
-        observed(contained),
-        format!("{}; {}", faults.child_seen, faults.thread_seen),
-    );
-    let held = report
-        .claims
-        .iter()
-        .filter(|c| c.verdict == Verdict::Holds)
-        .count();
+        };
+        report.claim_observed(id, verdict, evidence);
+    }
     report.summary = format!(
         "fork gave a child its own copy of memory and descriptors (but a shared file offset); \
-         threads shared both; a fault killed one process, or every thread of one; {held} of {} \
-         claims hold{}",
-        report.claims.len(),
+         threads shared both; a fault killed one process, or every thread of one; {held} of \
+         {total} claims hold{}",
         if report.passed() {
             "."
         } else {
@@ -567,58 +311,26 @@ fn judge_claims(report: &mut Report, memory: &Memory, files: &Files, faults: &Fa
     );
 }
 
-/// The sacrificial process of step 4: a worker thread reports progress while its sibling faults.
+/// The sacrificial process of step 4 (`--role thread-fault`): it takes back the write end of
+/// the progress pipe it was given, and dies of its own thread's fault.
 fn run_child(mut args: Args) -> Result<Outcome> {
     args.role.enter_child()?;
     match args.role.role.as_deref().unwrap_or_default() {
         "thread-fault" => {
-            let fd = args
-                .role
-                .take_fds()?
-                .into_iter()
-                .next()
-                .context("no progress fd passed")?;
-            let progress = std::io::PipeWriter::from(fd);
-            fault::no_core_dumps().context("no core dumps")?;
-            let done = AtomicU64::new(0);
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    use std::io::Write;
-                    for unit in 1..=PLANNED_UNITS {
-                        std::thread::sleep(Duration::from_micros(100));
-                        done.store(unit, Ordering::SeqCst);
-                        if (&progress).write_all(&unit.to_le_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-                s.spawn(|| {
-                    while done.load(Ordering::SeqCst) < FAULT_AFTER {
-                        std::thread::sleep(Duration::from_micros(100));
-                    }
-                    fault::segfault_now()
-                });
-            });
-            bail!("the faulting thread did not end the process")
+            let mut fds = args.role.take_fds()?.into_iter();
+            let fd = fds.next().context("no progress fd passed")?;
+            child::sacrifice(PipeWriter::from(fd))
         }
         other => Err(usage(format!("unknown role `{other}`"))),
     }
 }
 
 #[cfg(test)]
-mod flag_tests {
-    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
-    /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
-    #[test]
-    fn random_flags_are_accepted_or_refused_never_a_panic() {
-        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
-    }
-}
+testkit::fuzz_test!(Args);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::unistd::Pid;
 
     fn seen(what: &str) -> String {
         format!("seen: {what}")
@@ -630,9 +342,10 @@ mod tests {
             Memory {
                 child_isolated: as_linux,
                 child_seen: seen("child"),
+                kernel_read_allowed: Some(as_linux),
+                read_through_kernel: seen("kernel"),
                 thread_shared: as_linux,
                 thread_seen: seen("thread"),
-                read_through_kernel: seen("kernel"),
             },
             Files {
                 thread_closed_for_all: as_linux,
@@ -677,16 +390,5 @@ mod tests {
         let verdict = |id: &str| report.claims.iter().find(|c| c.id == id).unwrap().verdict;
         assert_eq!(verdict("mem.threads-share"), Verdict::DoesNotHold);
         assert_eq!(verdict("mem.process-isolated"), Verdict::Holds);
-    }
-
-    /// Found by `cargo xtask torture`: a demo child killed mid-run failed its check with text
-    /// that did not say it had died.
-    #[test]
-    fn a_killed_demo_child_is_named_in_the_check() {
-        let pid = Pid::from_raw(1234);
-        assert_eq!(unless_died(WaitStatus::Exited(pid, 0)), "");
-        let killed = unless_died(WaitStatus::Signaled(pid, Signal::SIGKILL, false));
-        assert!(killed.contains("killed by SIGKILL"), "{killed}");
-        assert!(unless_died(WaitStatus::Exited(pid, 1)).contains("NOT SHOWN"));
     }
 }

@@ -5,44 +5,43 @@
 //! * `usecase.shared-data`: threads suit work that shares data and needs fast communication.
 //!
 //! **Steps**
-//! 1. [`run_contenders`]: one CPU-bound job (count and sum the primes below `--limit`) run
+//! 1. [`measure_job`]: one CPU-bound job (count and sum the primes below `--limit`) run
 //!    serially, on a rayon pool, on scoped threads, and on forked worker processes, for 1 to
 //!    `--workers` workers, all in alternating blocks after a warm-up round. Every run must give
 //!    the same result.
-//! 2. The same comparison for a job 100 times smaller, where handing out the work and gathering
-//!    the results is most of the cost, like with like: workers created for each job (scoped
-//!    threads, forked processes) and workers created once before the jobs (a thread pool fed
-//!    over channels, a pool of worker processes fed over pipes: [`ProcessPool`]).
+//! 2. [`measure_small_job`]: the same comparison for a job 100 times smaller, where handing
+//!    out the work and gathering the results is most of the cost, like with like: workers
+//!    created for each job (scoped threads, forked processes) and workers created once before
+//!    the jobs (a thread pool fed over channels, a pool of worker processes fed over pipes:
+//!    [`child::ProcessPool`]).
 //! 3. [`judge_claims`]: speed-up against the serial run, per block pair; threads against
 //!    processes on the small job, pool against pool and per job against per job.
 //!
 //! The worker processes are forked by a helper process that never starts a thread (this
-//! program has a rayon pool, and forking a process with threads copies only the forking one).
+//! program has a rayon pool, and forking a process with threads copies only the forking one):
+//! [`child::Forker`]. The ways to run the job are in `workers.rs`, the job in `primes.rs`,
+//! and the timing loop ([`measure::run_contenders`]) in `measure.rs`.
 //!
 //! **Run it**: `cargo run --release -p parallel` (about two seconds), `-- --json` for the
 //! Report, `-- --workers 8 --limit 5000000` for more workers and a bigger job.
 
+mod child;
+mod measure;
 mod primes;
 mod workers;
 
 use std::io::{PipeReader, PipeWriter};
-use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
-use labkit::child::Peer;
 use labkit::exit::usage;
-use labkit::measure::{cpu_ns_per_op, median};
+use labkit::measure::median;
 use labkit::signals::Shutdown;
-use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Test,
-    Variant,
-};
-use serde_json::json;
+use labkit::{Better, CommonArgs, Outcome, Report, RoleArgs, Test, Variant};
 
-use primes::Tally;
+use child::{Forker, ProcessPool};
+use measure::{Contender, record, run_contenders};
 
 /// The job by default (primes below this), and with `--quick`; the largest `--limit`.
 const LIMIT: u64 = 1_200_000;
@@ -52,10 +51,6 @@ const MAX_LIMIT: u64 = 1 << 40;
 const SMALL: u64 = 100;
 /// The most workers `--workers` accepts.
 const MAX_WORKERS: u64 = 32;
-/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
-/// verdicts then say their lower confidence).
-const BLOCKS: usize = 6;
-const QUICK_BLOCKS: usize = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,32 +78,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if args.role.role.is_some() {
-        return labkit::finish(concat!(env!("CARGO_PKG_NAME"), " (child)"), run_child(args));
-    }
-    labkit::finish(env!("CARGO_PKG_NAME"), run(args))
-}
-
-/// One way to run the job, with its figures.
-struct Contender {
-    variant: Variant,
-    mechanism: &'static str,
-    workers: u64,
-    pool: Option<rayon::ThreadPool>,
-    /// For `thread-pool`: worker threads started once.
-    threads: Option<workers::ThreadPool>,
-    /// Job time per block, in ns.
-    times: Vec<f64>,
-    cpu: Duration,
-    result: Option<Tally>,
-}
-
-/// The fork helper: a child process that forks the worker processes.
-struct Forker {
-    peer: Peer,
-    requests: PipeWriter,
-    replies: PipeReader,
+    labkit::dispatch(Args::parse(), |a| &a.role, run, run_child)
 }
 
 fn run(args: Args) -> Result<Outcome> {
@@ -118,22 +88,67 @@ fn run(args: Args) -> Result<Outcome> {
         .context("sched_getaffinity")?
         .len()
         .max(1) as u64;
-    let limit = args
-        .limit
-        .unwrap_or(if common.quick { QUICK_LIMIT } else { LIMIT });
-    let max_workers = args.workers.unwrap_or(cpus);
-    let blocks = if common.quick { QUICK_BLOCKS } else { BLOCKS };
+    let limit = args.limit.unwrap_or(common.sized(LIMIT, QUICK_LIMIT));
+    let max = args.workers.unwrap_or(cpus);
+    let blocks = common.blocks();
 
     let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("limit", limit);
-    report.param("workers", max_workers);
+    report.param("workers", max);
     report.param("cpus_allowed", cpus);
     report.param("blocks", blocks);
 
-    let mut forker = start_forker()?;
-    let mut contenders = contenders(common, max_workers)?;
-    run_contenders(&mut contenders, &mut forker, None, limit, blocks, shutdown)?;
-    record(&mut report, &contenders, "job", limit);
+    // The helper that forks the worker processes serves both steps.
+    let mut forker = Forker::start()?;
+    let sizes = [limit, blocks, max];
+    let job = measure_job(&mut report, common, &mut forker, sizes, shutdown)?;
+    let sizes = [(limit / SMALL).max(1000), blocks, max];
+    let small = measure_small_job(&mut report, common, &mut forker, sizes, shutdown)?;
+    forker.finish()?;
+
+    check_results(&mut report, &job, &small);
+    common.note_one_side(&mut report);
+    judge_claims(&mut report, &job, &small, cpus);
+    report
+        .emit(common.json)
+        .context("write the report to stdout")?;
+    Ok(Outcome::of(&report))
+}
+
+/// Step 1: the serial baseline, then every parallel way for 1 to `max` workers.
+fn measure_job(
+    report: &mut Report,
+    common: &CommonArgs,
+    forker: &mut Forker,
+    [limit, blocks, max]: [u64; 3],
+    shutdown: &Shutdown,
+) -> Result<Vec<Contender>> {
+    let mut all = vec![Contender::new(Variant::Serial, "loop", 1)?];
+    for w in 1..=max {
+        for (variant, mechanism) in [
+            (Variant::Thread, "rayon"),
+            (Variant::Thread, "scoped-threads"),
+            (Variant::Process, "fork"),
+        ] {
+            if common.wants(variant) {
+                all.push(Contender::new(variant, mechanism, w)?);
+            }
+        }
+    }
+    run_contenders(&mut all, forker, None, limit, blocks, shutdown)?;
+    record(report, &mut all, "job", limit);
+    Ok(all)
+}
+
+/// Step 2: the small job on `workers` workers, like with like: created for each job, and
+/// created once before the jobs.
+fn measure_small_job(
+    report: &mut Report,
+    common: &CommonArgs,
+    forker: &mut Forker,
+    [limit, blocks, workers]: [u64; 3],
+    shutdown: &Shutdown,
+) -> Result<Vec<Contender>> {
     let mut small = Vec::new();
     for (variant, mechanism) in [
         (Variant::Thread, "scoped-threads"),
@@ -142,251 +157,20 @@ fn run(args: Args) -> Result<Outcome> {
         (Variant::Process, "process-pool"),
     ] {
         if common.wants(variant) {
-            small.push(contender(variant, mechanism, max_workers)?);
+            small.push(Contender::new(variant, mechanism, workers)?);
         }
     }
     let mut pool = if common.wants(Variant::Process) {
-        Some(ProcessPool::start(max_workers)?)
+        Some(ProcessPool::start(workers)?)
     } else {
         None
     };
-    run_contenders(
-        &mut small,
-        &mut forker,
-        pool.as_mut(),
-        (limit / SMALL).max(1000),
-        blocks,
-        shutdown,
-    )?;
+    run_contenders(&mut small, forker, pool.as_mut(), limit, blocks, shutdown)?;
     if let Some(pool) = pool {
         pool.finish()?;
     }
-    record(&mut report, &small, "small_job", (limit / SMALL).max(1000));
-    drop(forker.requests); // EOF between requests: the helper leaves.
-    forker.peer.finish()?;
-
-    check_results(&mut report, &contenders, &small);
-    common.note_one_side(&mut report);
-    judge_claims(&mut report, &contenders, &small, cpus);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
-}
-
-/// Worker processes started once, before any job: each is fed its share of every job over a
-/// pipe of its own and answers over another ([`workers::serve_pool`]).
-struct ProcessPool {
-    peers: Vec<Peer>,
-    links: Vec<(PipeWriter, PipeReader)>,
-}
-
-impl ProcessPool {
-    fn start(workers: u64) -> Result<ProcessPool> {
-        let mut peers = Vec::new();
-        let mut links = Vec::new();
-        for _ in 0..workers {
-            let (shares_rx, shares) = std::io::pipe().context("pipe")?;
-            let (results, results_tx) = std::io::pipe().context("pipe")?;
-            peers.push(Peer::spawn(
-                "pool-worker",
-                &[shares_rx.as_fd(), results_tx.as_fd()],
-                None,
-                &[],
-            )?);
-            // The worker has its copies; ours would hide its death.
-            drop((shares_rx, results_tx));
-            links.push((shares, results));
-        }
-        Ok(ProcessPool { peers, links })
-    }
-
-    fn pids(&self) -> Vec<nix::unistd::Pid> {
-        self.peers.iter().map(Peer::pid).collect()
-    }
-
-    /// One job, each worker its share; a broken pipe says which worker died and how.
-    fn run(&mut self, limit: u64) -> Result<Tally> {
-        workers::pool_job(&mut self.links, limit)
-            .map_err(|e| labkit::child::explain_break(&mut self.peers, e))
-    }
-
-    /// EOF between jobs ends each worker; each must exit 0.
-    fn finish(self) -> Result<()> {
-        drop(self.links);
-        self.peers.into_iter().try_for_each(Peer::finish)
-    }
-}
-
-fn start_forker() -> Result<Forker> {
-    let (req_rx, requests) = std::io::pipe().context("pipe")?;
-    let (replies, rep_tx) = std::io::pipe().context("pipe")?;
-    let peer = Peer::spawn("forker", &[req_rx.as_fd(), rep_tx.as_fd()], None, &[])?;
-    drop((req_rx, rep_tx)); // The helper has its copies; ours would hide its death.
-    Ok(Forker {
-        peer,
-        requests,
-        replies,
-    })
-}
-
-fn contender(variant: Variant, mechanism: &'static str, workers: u64) -> Result<Contender> {
-    let pool = if mechanism == "rayon" {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers as usize)
-            .build()
-            .context("build a rayon pool")?;
-        Some(pool)
-    } else {
-        None
-    };
-    let threads = if mechanism == "thread-pool" {
-        Some(workers::ThreadPool::start(workers).context("start the pool's threads")?)
-    } else {
-        None
-    };
-    Ok(Contender {
-        variant,
-        mechanism,
-        workers,
-        pool,
-        threads,
-        times: Vec::new(),
-        cpu: Duration::ZERO,
-        result: None,
-    })
-}
-
-/// The serial baseline, then every parallel way for 1 to `max` workers.
-fn contenders(common: &CommonArgs, max: u64) -> Result<Vec<Contender>> {
-    let mut all = vec![contender(Variant::Serial, "loop", 1)?];
-    for w in 1..=max {
-        for (variant, mechanism) in [
-            (Variant::Thread, "rayon"),
-            (Variant::Thread, "scoped-threads"),
-            (Variant::Process, "fork"),
-        ] {
-            if common.wants(variant) {
-                all.push(contender(variant, mechanism, w)?);
-            }
-        }
-    }
-    Ok(all)
-}
-
-/// Step 1 (and 2): every contender once per block, blocks alternating, after one untimed
-/// round that starts pools and fills caches.
-fn run_contenders(
-    all: &mut [Contender],
-    forker: &mut Forker,
-    mut pool: Option<&mut ProcessPool>,
-    limit: u64,
-    blocks: usize,
-    shutdown: &Shutdown,
-) -> Result<()> {
-    for block in 0..=blocks {
-        let warm_up = block == 0;
-        for c in all.iter_mut() {
-            shutdown.check()?;
-            let pids = match (c.mechanism, pool.as_deref()) {
-                ("fork", _) => vec![forker.peer.pid()],
-                ("process-pool", Some(pool)) => pool.pids(),
-                _ => Vec::new(),
-            };
-            let cpu_before = CpuClock::now(&pids)?;
-            let start = Instant::now();
-            let (tally, workers_cpu) = match c.mechanism {
-                "loop" => (workers::serial(limit), 0),
-                "rayon" => (
-                    workers::rayon(
-                        c.pool.as_ref().expect("a rayon contender has a pool"),
-                        limit,
-                    ),
-                    0,
-                ),
-                "scoped-threads" => (workers::scoped_threads(limit, c.workers), 0),
-                "thread-pool" => (
-                    c.threads
-                        .as_ref()
-                        .expect("a thread-pool contender has its threads")
-                        .run(limit)
-                        .context("the thread pool")?,
-                    0,
-                ),
-                "process-pool" => (
-                    pool.as_deref_mut()
-                        .expect("a process-pool contender has its pool")
-                        .run(limit)?,
-                    0,
-                ),
-                _ => {
-                    let f = workers::forked(
-                        &mut forker.requests,
-                        &mut forker.replies,
-                        limit,
-                        c.workers,
-                    )
-                    .map_err(|e| forker.peer.death(e))?;
-                    (f.tally, f.cpu_ns)
-                }
-            };
-            if !warm_up {
-                c.times.push(start.elapsed().as_nanos() as f64);
-                c.cpu += CpuClock::since(cpu_before, &pids)? + Duration::from_nanos(workers_cpu);
-            }
-            if c.result.is_some_and(|r| r != tally) {
-                bail!(
-                    "{} with {} workers gave two different results",
-                    c.mechanism,
-                    c.workers
-                );
-            }
-            c.result = Some(tally);
-        }
-    }
-    Ok(())
-}
-
-/// Job-time histograms, and speed-up and efficiency against the serial run where there is one.
-fn record(report: &mut Report, all: &[Contender], name: &str, limit: u64) {
-    let serial = all
-        .iter()
-        .find(|c| c.variant == Variant::Serial)
-        .map(|c| median(&c.times));
-    for c in all {
-        let mut h = LatencyRecorder::new();
-        c.times.iter().for_each(|&t| h.record_ns(t as u64));
-        let config = json!({ "workers": c.workers, "limit": limit });
-        report.measure(Measurement::histogram(
-            name,
-            c.variant,
-            c.mechanism,
-            config.clone(),
-            &h,
-            cpu_ns_per_op(c.cpu, c.times.len() as u64),
-        ));
-        if let (Some(serial), false) = (serial, c.variant == Variant::Serial) {
-            let speedup = serial / median(&c.times);
-            report.measure(Measurement::value(
-                "speedup",
-                c.variant,
-                c.mechanism,
-                config.clone(),
-                "x",
-                speedup,
-                None,
-            ));
-            report.measure(Measurement::value(
-                "efficiency",
-                c.variant,
-                c.mechanism,
-                config,
-                "%",
-                100.0 * speedup / c.workers as f64,
-                None,
-            ));
-        }
-    }
+    record(report, &mut small, "small_job", limit);
+    Ok(small)
 }
 
 fn check_results(report: &mut Report, all: &[Contender], small: &[Contender]) {
@@ -432,52 +216,17 @@ fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpu
         return;
     };
     let widest = all.iter().map(|c| c.workers).max().unwrap_or(1);
-    let at_widest = |mechanism: &str| {
-        all.iter()
-            .find(|c| c.mechanism == mechanism && c.workers == widest)
-    };
     let mut parts = Vec::new();
     for mechanism in ["fork", "rayon"] {
-        let Some(c) = at_widest(mechanism) else {
+        let Some(c) = all
+            .iter()
+            .find(|c| c.mechanism == mechanism && c.workers == widest)
+        else {
             continue;
         };
-        let cores = widest.min(cpus);
         let speedup = median(&serial.times) / median(&c.times);
         parts.push(format!("{mechanism} x{speedup:.2}"));
-        let (Some(base), Some(this)) = (
-            measurement_for(report, "job", serial),
-            measurement_for(report, "job", c),
-        ) else {
-            continue;
-        };
-        if cores < 2 {
-            report.claim_observed(
-                "concurrency.both-parallel",
-                labkit::Verdict::Inconclusive,
-                format!("{widest} worker(s) on {cpus} allowed CPU(s): no parallelism to see"),
-            );
-            continue;
-        }
-        // "Runs in parallel" is more than "is faster": the speed-up must beat half the ideal
-        // gain, which no interleaving on one core can reach.
-        let test = Test::new(
-            format!(
-                "the job on {widest} {} and {cpus} CPU(s), against one worker (margin: half \
-                 the ideal gain)",
-                if c.variant == Variant::Process {
-                    "worker processes"
-                } else {
-                    "rayon threads"
-                }
-            ),
-            "ns",
-            Better::Lower,
-            "faster",
-        )
-        .favoured(format!("{widest} workers"), &c.times)
-        .other("serial", &serial.times)
-        .margin(parallel_threshold(cores));
-        report.claim_measured("concurrency.both-parallel", test, [&base, &this]);
+        judge_parallel(report, serial, c, cpus);
     }
     // Like with like on the small job: workers created for each job, and pools created before.
     let find = |m: &str| small.iter().find(|c| c.mechanism == m);
@@ -489,24 +238,9 @@ fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpu
             "workers created once, before the jobs",
         ),
     ] {
-        let (Some(t), Some(p)) = (find(threads), find(processes)) else {
-            continue;
-        };
-        let (Some(pm), Some(tm)) = (
-            measurement_for(report, "small_job", p),
-            measurement_for(report, "small_job", t),
-        ) else {
-            continue;
-        };
-        let test = Test::new(
-            format!("a job 100x smaller on {widest} workers, {what}"),
-            "ns",
-            Better::Lower,
-            "faster",
-        )
-        .favoured(side_name(t.mechanism), &t.times)
-        .other(side_name(p.mechanism), &p.times);
-        report.claim_measured("usecase.shared-data", test, [&pm, &tm]);
+        if let (Some(t), Some(p)) = (find(threads), find(processes)) {
+            judge_shared_data(report, t, p, what);
+        }
     }
     report.summary = format!(
         "counting primes with up to {widest} worker(s) on {cpus} allowed CPU(s): speed-up over serial {}{}",
@@ -519,22 +253,61 @@ fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpu
     );
 }
 
-/// The `name` histogram of this contender (`job` or `small_job`).
-fn measurement_for(report: &Report, name: &str, c: &Contender) -> Option<Measurement> {
-    let workers = Some(c.workers);
-    report
-        .measurements
-        .iter()
-        .find(|m| {
-            m.name == name
-                && m.variant == c.variant
-                && m.mechanism == c.mechanism
-                && m.config.get("workers").and_then(serde_json::Value::as_u64) == workers
-        })
-        .cloned()
+/// `concurrency.both-parallel` for one way at its widest (`c`) against the serial run.
+fn judge_parallel(report: &mut Report, serial: &Contender, c: &Contender, cpus: u64) {
+    let (Some(base), Some(this)) = (&serial.measured, &c.measured) else {
+        return;
+    };
+    let widest = c.workers;
+    if widest.min(cpus) < 2 {
+        report.claim_observed(
+            "concurrency.both-parallel",
+            labkit::Verdict::Inconclusive,
+            format!("{widest} worker(s) on {cpus} allowed CPU(s): no parallelism to see"),
+        );
+        return;
+    }
+    // "Runs in parallel" is more than "is faster": the speed-up must beat half the ideal
+    // gain, which no interleaving on one core can reach.
+    let test = Test::new(
+        format!(
+            "the job on {widest} {} and {cpus} CPU(s), against one worker (margin: half the \
+             ideal gain)",
+            if c.variant == Variant::Process {
+                "worker processes"
+            } else {
+                "rayon threads"
+            }
+        ),
+        "ns",
+        Better::Lower,
+        "faster",
+    )
+    .favoured(format!("{widest} workers"), &c.times)
+    .other("serial", &serial.times)
+    .margin(parallel_threshold(widest.min(cpus)));
+    report.claim_measured("concurrency.both-parallel", test, [base, this]);
 }
 
-/// The fork helper, when this binary runs as a child (`--role forker`).
+/// `usecase.shared-data` on the small job: threads `t` against processes `p`, both `what`.
+fn judge_shared_data(report: &mut Report, t: &Contender, p: &Contender, what: &str) {
+    let (Some(pm), Some(tm)) = (&p.measured, &t.measured) else {
+        return;
+    };
+    let test = Test::new(
+        format!("a job 100x smaller on {} workers, {what}", t.workers),
+        "ns",
+        Better::Lower,
+        "faster",
+    )
+    .favoured(side_name(t.mechanism), &t.times)
+    .other(side_name(p.mechanism), &p.times);
+    report.claim_measured("usecase.shared-data", test, [pm, tm]);
+}
+
+/// The helper processes, when this binary runs as a child: `--role forker` forks the worker
+/// processes ([`workers::serve_forks`]); `--role pool-worker` is one worker of the process pool
+/// ([`workers::serve_pool`]). Each takes back the two pipe ends it was given.
 fn run_child(mut args: Args) -> Result<Outcome> {
     args.role.enter_child()?;
     let role = args.role.role.clone().unwrap_or_default();
@@ -555,11 +328,4 @@ fn run_child(mut args: Args) -> Result<Outcome> {
 }
 
 #[cfg(test)]
-mod flag_tests {
-    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
-    /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
-    #[test]
-    fn random_flags_are_accepted_or_refused_never_a_panic() {
-        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
-    }
-}
+testkit::fuzz_test!(Args);

@@ -67,8 +67,22 @@ fn tally_bytes(t: Tally) -> [u8; 16] {
 
 fn tally_of(b: &[u8]) -> Tally {
     Tally {
-        count: u64::from_le_bytes(b[..8].try_into().expect("8 bytes")),
-        sum: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")),
+        count: word(b, 0),
+        sum: word(b, 8),
+    }
+}
+
+/// The little-endian `u64` at byte `i` of a message.
+fn word(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+}
+
+/// The next message of `N` bytes, or `None` at EOF between messages: the sender is done.
+fn next_message<const N: usize>(from: &mut impl Read) -> io::Result<Option<[u8; N]>> {
+    let mut b = [0u8; N];
+    match from.read_exact(&mut b) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        other => other.map(|()| Some(b)),
     }
 }
 
@@ -133,15 +147,10 @@ impl Drop for ThreadPool {
 /// A pool process's loop: for each share read from `shares`, compute it and write the result
 /// to `results`. Ends at EOF between shares.
 pub fn serve_pool(mut shares: impl Read, mut results: impl Write) -> io::Result<()> {
-    loop {
-        let mut b = [0u8; 24];
-        match shares.read_exact(&mut b) {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            other => other?,
-        }
-        let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        results.write_all(&tally_bytes(share(word(0), word(8), word(16))))?;
+    while let Some(b) = next_message::<24>(&mut shares)? {
+        results.write_all(&tally_bytes(share(word(&b, 0), word(&b, 8), word(&b, 16))))?;
     }
+    Ok(())
 }
 
 /// The job on a pool of processes, given as each one's (shares, results) pipe ends: every
@@ -180,13 +189,9 @@ pub fn forked(
     requests.write_all(&request)?;
     let mut reply = [0u8; 24];
     replies.read_exact(&mut reply)?;
-    let word = |i: usize| u64::from_le_bytes(reply[i..i + 8].try_into().expect("8 bytes"));
     Ok(Forked {
-        tally: Tally {
-            count: word(0),
-            sum: word(8),
-        },
-        cpu_ns: word(16),
+        tally: tally_of(&reply),
+        cpu_ns: word(&reply, 16),
     })
 }
 
@@ -194,14 +199,8 @@ pub fn forked(
 /// pipe, reap them, and reply. Ends at EOF between requests. Must run in a process that has
 /// never started a thread.
 pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Result<()> {
-    loop {
-        let mut request = [0u8; 16];
-        match requests.read_exact(&mut request) {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            other => other?,
-        }
-        let limit = u64::from_le_bytes(request[..8].try_into().expect("8 bytes"));
-        let workers = u64::from_le_bytes(request[8..].try_into().expect("8 bytes"));
+    while let Some(request) = next_message::<16>(&mut requests)? {
+        let (limit, workers) = (word(&request, 0), word(&request, 8));
         let cpu_before = children_cpu_ns()?;
         let (mut results, results_tx) = std::io::pipe()?;
         let helper = std::process::id() as libc::pid_t;
@@ -261,6 +260,7 @@ pub fn serve_forks(mut requests: impl Read, mut replies: impl Write) -> io::Resu
         reply[16..].copy_from_slice(&cpu_ns.to_le_bytes());
         replies.write_all(&reply)?;
     }
+    Ok(())
 }
 
 /// Forked workers not yet reaped: on any early return they are killed and reaped.

@@ -65,13 +65,15 @@ fn the_quick_run_gives_one_result_every_way() {
 }
 
 #[test]
+fn every_limit_stated_in_help_is_refused() {
+    testkit::assert_stated_limits_refused(BIN);
+}
+
+#[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
         &[
-            (&["--limit", "999"], "at least 1000"),
-            (&["--workers", "0"], "at least 1"),
-            (&["--workers", "33"], "at most 32"),
             (&["--workers", "two"], "from 1 to 32"),
             (&["--pin", "split"], "unexpected argument '--pin'"),
             (&["--nope"], "--nope"),

@@ -18,14 +18,18 @@
 //!    (It runs last: every fork above happens while this process has a single thread.)
 //! 5. [`judge_claims`]: thread against `fork` for creation, and for memory.
 //!
+//! The ways to create a unit are in `create.rs`, the memory figures from `/proc` in
+//! `memory.rs`, and the timing of one way in blocks ([`measure::Way`]) in `measure.rs`.
+//!
 //! **Run it**: `cargo run --release -p spawn` (about two seconds), `-- --max-rss 512` to add
 //! the large parents (slower, needs the memory), `-- --json`.
 
 mod create;
+mod measure;
 mod memory;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -39,6 +43,7 @@ use labkit::{
 use serde_json::json;
 
 use create::Program;
+use measure::{Figures, Way, claim_for_threads, find};
 
 /// Creations per mechanism by default, and with `--quick`; the most `--iterations` accepts.
 const ITERATIONS: u64 = 300;
@@ -52,10 +57,6 @@ const MAX_MAX_RSS: u64 = 16 << 10;
 const RSS_STEPS: [u64; 6] = [1, 8, 64, 512, 4096, 16384];
 /// Creations per mechanism at each parent size.
 const RSS_ITERATIONS: u64 = 30;
-/// Alternating blocks (6 reach a 95% interval in one run), and with `--quick` (fewer: the
-/// verdicts then say their lower confidence).
-const BLOCKS: u64 = 6;
-const QUICK_BLOCKS: u64 = 3;
 /// Idle units per memory round.
 const UNITS: usize = 16;
 /// The tiny program that exec-based creation starts.
@@ -96,15 +97,11 @@ fn run(args: Args) -> Result<Outcome> {
         common.wants(Variant::Process),
         common.wants(Variant::Thread),
     ];
-    let iterations = args.iterations.unwrap_or(if common.quick {
-        QUICK_ITERATIONS
-    } else {
-        ITERATIONS
-    });
-    let max_rss = args
-        .max_rss
-        .unwrap_or(if common.quick { QUICK_MAX_RSS } else { MAX_RSS });
-    let available = available_mib().context("read /proc/meminfo")?;
+    let iterations = args
+        .iterations
+        .unwrap_or(common.sized(ITERATIONS, QUICK_ITERATIONS));
+    let max_rss = args.max_rss.unwrap_or(common.sized(MAX_RSS, QUICK_MAX_RSS));
+    let available = memory::available_mib().context("read /proc/meminfo")?;
     if max_rss * 2 > available {
         return Err(usage(format!(
             "--max-rss {max_rss} needs about {} MiB free (the parent, and a child's page tables); \
@@ -112,10 +109,10 @@ fn run(args: Args) -> Result<Outcome> {
             max_rss * 2
         )));
     }
-    let blocks = (if common.quick { QUICK_BLOCKS } else { BLOCKS }).min(iterations);
+    let blocks = common.blocks().min(iterations);
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .context("sysconf(PAGE_SIZE)")?
-        .map_or(4096, |p| p as usize);
+        .map_or(4096, |p| p as u64);
     let tiny = Program::new(TINY)?;
     if !std::path::Path::new(TINY).exists() {
         bail!("{TINY} is missing: exec-based creation needs a tiny program to start");
@@ -128,19 +125,19 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("program", TINY);
 
     let creation = measure_creation(&mut report, &tiny, [iterations, blocks], sides, shutdown)?;
-    measure_against_parent_size(&mut report, &tiny, [max_rss, page as u64], sides, shutdown)?;
-    let memory = measure_memory_per_unit(&mut report, blocks, sides, shutdown)?;
+    let forks = measure_against_parent_size(&mut report, &tiny, [max_rss, page], sides, shutdown)?;
+    let memory = measure_memory_per_unit(&mut report, [blocks, page], sides, shutdown)?;
     if sides[1] {
         measure_pool_task(&mut report, iterations)?;
     }
     if sides == [true, true] {
-        judge_claims(&mut report, &creation, &memory);
+        judge_claims(&mut report, &creation, &memory, &forks);
     } else {
         report.summary = format!(
             "one side only: creating and waiting for a unit, p50: {}",
             creation
                 .iter()
-                .map(|w| format!("{} {}", w.mechanism, format_ns(w.latency.p50() as f64)))
+                .map(|f| format!("{} {}", f.mechanism, f.p50()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -152,108 +149,6 @@ fn run(args: Args) -> Result<Outcome> {
     Ok(Outcome::of(&report))
 }
 
-/// MiB of memory available now (`MemAvailable`).
-fn available_mib() -> std::io::Result<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo")?;
-    let kib = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .ok_or_else(|| std::io::Error::other("no MemAvailable"))?;
-    Ok(kib / 1024)
-}
-
-/// Waits (briefly) until this process has a single thread again: a thread that was just
-/// joined may still be leaving the kernel. Every fork below happens after this.
-fn single_threaded() -> Result<()> {
-    let me = std::process::id();
-    let start = Instant::now();
-    while labkit::procfs::thread_count(me) != Some(1) {
-        if start.elapsed() > Duration::from_secs(2) {
-            bail!(
-                "this process still has {:?} threads; refusing to fork",
-                labkit::procfs::thread_count(me)
-            );
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    Ok(())
-}
-
-/// One way to create a unit, with its figures.
-struct Way {
-    variant: Variant,
-    mechanism: &'static str,
-    latency: LatencyRecorder,
-    block: LatencyRecorder,
-    block_p50s: Vec<f64>,
-    cpu: Duration,
-}
-
-impl Way {
-    fn new(variant: Variant, mechanism: &'static str) -> Way {
-        Way {
-            variant,
-            mechanism,
-            latency: LatencyRecorder::new(),
-            block: LatencyRecorder::new(),
-            block_p50s: Vec::new(),
-            cpu: Duration::ZERO,
-        }
-    }
-
-    /// `n` creations, timed one by one; `timed` decides whether they count.
-    fn run(&mut self, n: u64, tiny: &Program, timed: bool, shutdown: &Shutdown) -> Result<()> {
-        if self.variant == Variant::Process {
-            single_threaded()?;
-        }
-        // Children are reaped before each creation returns, so RUSAGE_CHILDREN holds them.
-        let cpu_before = CpuClock::now(&[])?;
-        self.block.reset();
-        for _ in 0..n {
-            shutdown.check()?;
-            let start = Instant::now();
-            create_one(self.mechanism, tiny)
-                .with_context(|| format!("create a unit by {}", self.mechanism))?;
-            self.block.record(start.elapsed());
-        }
-        if timed {
-            self.cpu += CpuClock::since(cpu_before, &[])?;
-            self.latency.add(&self.block);
-            self.block_p50s.push(self.block.p50() as f64);
-        }
-        Ok(())
-    }
-
-    fn measurement(&self, name: &str, config: serde_json::Value) -> Measurement {
-        let per_op = cpu_ns_per_op(self.cpu, self.latency.len());
-        Measurement::histogram(
-            name,
-            self.variant,
-            self.mechanism,
-            config,
-            &self.latency,
-            per_op,
-        )
-    }
-}
-
-fn create_one(mechanism: &str, tiny: &Program) -> std::io::Result<()> {
-    match mechanism {
-        // SAFETY: `Way::run` waited for this process to have a single thread, and nothing
-        // between that check and this call starts one.
-        "fork" => unsafe { create::fork_exit_wait() },
-        // SAFETY: as above.
-        "fork-exec" => unsafe { create::fork_exec_wait(tiny) },
-        "posix_spawn" => create::posix_spawn_wait(tiny),
-        "command" => create::command_wait(TINY),
-        "thread-spawn" => create::thread_spawn_join(),
-        "pthread" => create::pthread_create_join(),
-        "scoped-thread" => create::scoped_thread(),
-        other => Err(std::io::Error::other(format!("no mechanism {other}"))),
-    }
-}
-
 /// Step 1: every way, alternating blocks after a warm-up.
 fn measure_creation(
     report: &mut Report,
@@ -261,7 +156,7 @@ fn measure_creation(
     [iterations, blocks]: [u64; 2],
     sides: [bool; 2],
     shutdown: &Shutdown,
-) -> Result<Vec<Way>> {
+) -> Result<Vec<Figures>> {
     let mut ways = vec![
         Way::new(Variant::Process, "fork"),
         Way::new(Variant::Process, "fork-exec"),
@@ -271,7 +166,7 @@ fn measure_creation(
         Way::new(Variant::Thread, "scoped-thread"),
         Way::new(Variant::Thread, "pthread"),
     ];
-    ways.retain(|w| sides[usize::from(w.variant == Variant::Thread)]);
+    ways.retain(|w| w.wanted(sides));
     for way in &mut ways {
         way.run(iterations.div_ceil(10).min(20), tiny, false, shutdown)?;
     }
@@ -281,53 +176,53 @@ fn measure_creation(
         }
     }
     let rss = memory::rss_kib(std::process::id()).unwrap_or(0);
-    for way in &ways {
-        report.measure(way.measurement("create", json!({ "parent_rss_kib": rss })));
-    }
     // Every creation is checked where it happens (a child that does not exit 0, a thread that
     // does not join, stops the run with exit 1), so no count is left to check here.
-    Ok(ways)
+    let config = json!({ "parent_rss_kib": rss });
+    Ok(ways
+        .iter()
+        .map(|way| {
+            let measured = way.measurement("create", config.clone());
+            report.measure(measured.clone());
+            way.figures(measured)
+        })
+        .collect())
 }
 
 /// Step 2: `fork`, `posix_spawn` and a thread from a parent with more and more resident memory.
+/// Returns the p50 of `fork` (ns) at each parent size (MiB).
 fn measure_against_parent_size(
     report: &mut Report,
     tiny: &Program,
     [max_rss, page]: [u64; 2],
     sides: [bool; 2],
     shutdown: &Shutdown,
-) -> Result<()> {
-    let page = page as usize;
-    let mut lines = Vec::new();
+) -> Result<Vec<(u64, u64)>> {
+    let (mut lines, mut forks) = (Vec::new(), Vec::new());
     let mut resident = true;
     for &mib in RSS_STEPS.iter().filter(|&&m| m <= max_rss) {
         let before = memory::rss_kib(std::process::id()).context("read VmRSS")?;
-        let buffer = memory::resident_buffer(mib as usize, page);
+        let buffer = memory::resident_buffer(mib as usize, page as usize);
         let rss = memory::rss_kib(std::process::id()).context("read VmRSS")?;
         // Every written page must now be resident (90%: the allocator may reuse freed pages).
         resident &= (rss.saturating_sub(before)) as f64 >= 0.9 * (mib * 1024) as f64;
-        let mut ways = [
+        let mut ways = vec![
             Way::new(Variant::Process, "fork"),
             Way::new(Variant::Process, "posix_spawn"),
             Way::new(Variant::Thread, "thread-spawn"),
         ];
-        for way in ways
-            .iter_mut()
-            .filter(|w| sides[usize::from(w.variant == Variant::Thread)])
-        {
-            way.run(RSS_ITERATIONS, tiny, true, shutdown)?;
-        }
+        ways.retain(|w| w.wanted(sides));
         let config = json!({ "parent_rss_mib": mib, "rss_kib": rss });
         let mut figures = Vec::new();
-        for way in ways
-            .iter()
-            .filter(|w| sides[usize::from(w.variant == Variant::Thread)])
-        {
-            figures.push(format!(
-                "{} {}",
-                way.mechanism,
-                format_ns(way.latency.p50() as f64)
-            ));
+        for way in &mut ways {
+            way.run(RSS_ITERATIONS, tiny, true, shutdown)?;
+        }
+        for way in &ways {
+            let p50 = way.latency.p50();
+            figures.push(format!("{} {}", way.mechanism, format_ns(p50 as f64)));
+            if way.mechanism == "fork" {
+                forks.push((mib, p50));
+            }
             report.measure(way.measurement("create_vs_rss", config.clone()));
         }
         lines.push(format!(
@@ -346,29 +241,21 @@ fn measure_against_parent_size(
             lines.join("; ")
         ),
     );
-    Ok(())
-}
-
-/// The page size in KiB.
-fn page_kib() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4, |p| p as u64 / 1024)
+    Ok(forks)
 }
 
 /// Step 3: memory per idle unit, in alternating rounds.
 fn measure_memory_per_unit(
     report: &mut Report,
-    rounds: u64,
+    [rounds, page]: [u64; 2],
     sides: [bool; 2],
     shutdown: &Shutdown,
-) -> Result<[Vec<f64>; 2]> {
+) -> Result<Vec<Figures>> {
     let (mut processes, mut threads) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         shutdown.check()?;
         if sides[0] {
-            single_threaded()?;
+            measure::single_threaded()?;
             // SAFETY: `single_threaded` just saw one thread, and nothing since has started one.
             let per_child = unsafe { memory::per_forked_child(UNITS) };
             processes.push(per_child.context("fork idle children")?);
@@ -377,27 +264,34 @@ fn measure_memory_per_unit(
             // At least a page: a thread touches at least one page of its stack, though PSS
             // shows less when glibc hands it a cached stack that is already resident.
             let per_thread = memory::per_thread(UNITS).context("spawn idle threads")?;
-            threads.push(per_thread.max((page_kib()) as f64));
+            threads.push(per_thread.max((page / 1024) as f64));
         }
     }
     let config = json!({ "units": UNITS });
-    for (variant, mechanism, figures) in [
-        (Variant::Process, "fork", &processes),
-        (Variant::Thread, "thread-spawn", &threads),
+    let mut all = Vec::new();
+    for (variant, mechanism, blocks) in [
+        (Variant::Process, "fork", processes),
+        (Variant::Thread, "thread-spawn", threads),
     ] {
-        if !figures.is_empty() {
-            report.measure(Measurement::value(
+        if !blocks.is_empty() {
+            let measured = Measurement::value(
                 "memory_per_unit",
                 variant,
                 mechanism,
                 config.clone(),
                 "KiB",
-                median(figures),
+                median(&blocks),
                 None,
-            ));
+            );
+            report.measure(measured.clone());
+            all.push(Figures {
+                mechanism,
+                blocks,
+                measured,
+            });
         }
     }
-    Ok([processes, threads])
+    Ok(all)
 }
 
 /// Step 4: a task on a pool that already exists: no creation at all.
@@ -426,58 +320,46 @@ fn measure_pool_task(report: &mut Report, iterations: u64) -> Result<()> {
     Ok(())
 }
 
-/// Step 5: the claims.
-fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
-    let find = |m: &str| {
-        ways.iter()
-            .find(|w| w.mechanism == m)
-            .expect("every way ran")
-    };
-    let (fork, thread) = (find("fork"), find("thread-spawn"));
-    let test = Test::new(
-        "create and wait for one unit",
-        "ns",
-        Better::Lower,
-        "cheaper",
-    )
-    .favoured("a thread", &thread.block_p50s)
-    .other("a fork", &fork.block_p50s);
-    let p50 = |m: &str| format_ns(find(m).latency.p50() as f64);
-    let mem = |r: &Report, key: &str| r.find(key).cloned();
-    if let (Some(fm), Some(tm)) = (
-        mem(report, "create/process/fork"),
-        mem(report, "create/thread/thread-spawn"),
-    ) {
-        report.claim_measured("overhead.process-creation", test, [&fm, &tm]);
+/// Step 5: the claims, from the figures of steps 1 to 3.
+fn judge_claims(
+    report: &mut Report,
+    creation: &[Figures],
+    memory: &[Figures],
+    forks: &[(u64, u64)],
+) {
+    let (fork, thread) = (find(creation, "fork"), find(creation, "thread-spawn"));
+    if let (Some(fork), Some(thread)) = (fork, thread) {
+        let test = Test::new(
+            "create and wait for one unit",
+            "ns",
+            Better::Lower,
+            "cheaper",
+        );
+        let id = "overhead.process-creation";
+        claim_for_threads(report, id, test, [fork, thread], "a fork");
     }
-
-    let test = Test::new(
-        format!("memory added per idle unit, {UNITS} at a time (PSS and page tables)"),
-        "KiB",
-        Better::Lower,
-        "smaller",
-    )
-    .favoured("a thread", &memory[1])
-    .other("a process", &memory[0]);
-    if let (Some(pm), Some(tm)) = (
-        mem(report, "memory_per_unit/process/fork"),
-        mem(report, "memory_per_unit/thread/thread-spawn"),
-    ) {
-        report.claim_measured("overhead.process-memory", test, [&pm, &tm]);
+    let (process, thread) = (find(memory, "fork"), find(memory, "thread-spawn"));
+    if let (Some(process), Some(thread)) = (process, thread) {
+        let test = Test::new(
+            format!("memory added per idle unit, {UNITS} at a time (PSS and page tables)"),
+            "KiB",
+            Better::Lower,
+            "smaller",
+        );
+        let id = "overhead.process-memory";
+        claim_for_threads(report, id, test, [process, thread], "a process");
     }
+    let p50_of = |m: &str| find(creation, m).map_or_else(String::new, Figures::p50);
+    let kib = |f: Option<&Figures>| f.and_then(|f| f.measured.value).unwrap_or(0.0);
     report.summary = format!(
         "creating and waiting for a unit, p50: fork {}, posix_spawn {}, thread {}; memory per \
          idle unit: process {:.0} KiB, thread {:.0} KiB{}{}",
-        p50("fork"),
-        p50("posix_spawn"),
-        p50("thread-spawn"),
-        mem(report, "memory_per_unit/process/fork")
-            .and_then(|m| m.value)
-            .unwrap_or(0.0),
-        mem(report, "memory_per_unit/thread/thread-spawn")
-            .and_then(|m| m.value)
-            .unwrap_or(0.0),
-        rss_growth(report),
+        p50_of("fork"),
+        p50_of("posix_spawn"),
+        p50_of("thread-spawn"),
+        kib(process),
+        kib(thread),
+        rss_growth(forks),
         if report.passed() {
             "."
         } else {
@@ -486,14 +368,9 @@ fn judge_claims(report: &mut Report, ways: &[Way], memory: &[Vec<f64>; 2]) {
     );
 }
 
-/// "; fork from a 64 MiB parent took 1.2 ms, x9 its cost from 1 MiB" when more than one size ran.
-fn rss_growth(report: &Report) -> String {
-    let forks: Vec<(u64, u64)> = report
-        .measurements
-        .iter()
-        .filter(|m| m.name == "create_vs_rss" && m.mechanism == "fork")
-        .filter_map(|m| Some((m.config.get("parent_rss_mib")?.as_u64()?, m.p50?)))
-        .collect();
+/// "; fork from a 64 MiB parent took 1.2 ms, x9 its cost from 1 MiB" when more than one size
+/// ran (`forks`: the p50 of `fork`, ns, at each parent size, MiB).
+fn rss_growth(forks: &[(u64, u64)]) -> String {
     match (forks.first(), forks.last()) {
         (Some(&(small, a)), Some(&(big, b))) if big > small => format!(
             "; fork from a {big} MiB parent took {}, x{:.1} its cost from {small} MiB (page tables \
@@ -506,11 +383,4 @@ fn rss_growth(report: &Report) -> String {
 }
 
 #[cfg(test)]
-mod flag_tests {
-    /// Random command lines (see `testkit::fuzz_flags`): accepted or refused with a
-    /// message naming the limit, never a panic. `LAB_FUZZ_CASES=10000` for the full figure.
-    #[test]
-    fn random_flags_are_accepted_or_refused_never_a_panic() {
-        testkit::fuzz_flags::<super::Args>(testkit::fuzz_cases());
-    }
-}
+testkit::fuzz_test!(Args);

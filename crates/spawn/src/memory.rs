@@ -20,6 +20,11 @@ fn kib_field(path: &str, field: &str) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other(format!("no {field} in {path}")))
 }
 
+/// Memory available now (`MemAvailable`), MiB.
+pub fn available_mib() -> io::Result<u64> {
+    Ok(kib_field("/proc/meminfo", "MemAvailable:")? / 1024)
+}
+
 /// Proportional set size of `pid`, KiB.
 pub fn pss_kib(pid: u32) -> io::Result<u64> {
     kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")

@@ -43,13 +43,15 @@ fn the_quick_run_passes_every_check() {
 }
 
 #[test]
+fn every_limit_stated_in_help_is_refused() {
+    testkit::assert_stated_limits_refused(BIN);
+}
+
+#[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
         &[
-            (&["--iterations", "0"], "at least 1"),
-            (&["--max-rss", "0"], "at least 1"),
-            (&["--max-rss", "16385"], "at most 16384"),
             (&["--pin", "same"], "unexpected argument '--pin'"),
             (
                 &["--variant", "serial"],
