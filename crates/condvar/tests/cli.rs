@@ -27,40 +27,13 @@ fn the_quick_run_passes_every_check() {
     );
 }
 
-#[test]
-fn every_limit_stated_in_the_help_is_refused() {
-    testkit::assert_stated_limits_refused(BIN);
-}
-
-/// The refusals `--help` does not state one past a limit: flags this topic lacks, wrong words.
+/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
+/// promises is checked by `standard_tests!`.)
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(
-        BIN,
-        &[
-            (&["--pin", "same"], "unexpected argument '--pin'"),
-            (
-                &["--variant", "serial"],
-                "[possible values: process, thread]",
-            ),
-            (&["--notify"], "--notify"),
-        ],
-    );
+    testkit::assert_usage_errors(BIN, &[(&["--pin", "same"], "unexpected argument '--pin'")]);
 }
 
 const LONG: &[&str] = &["--json", "--messages", "10000000"];
 
-#[test]
-fn the_peer_killed_mid_run_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(BIN, LONG, |_, _| true, "pong peer");
-}
-
-#[test]
-fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, LONG, |_, _| true);
-}
-
-#[test]
-fn eight_copies_at_once_all_pass() {
-    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
-}
+testkit::standard_tests!(BIN, long: LONG, peer: |_, _| true, killed: "pong peer");

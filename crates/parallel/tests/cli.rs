@@ -64,37 +64,14 @@ fn the_quick_run_gives_one_result_every_way() {
     );
 }
 
-#[test]
-fn every_limit_stated_in_help_is_refused() {
-    testkit::assert_stated_limits_refused(BIN);
-}
-
+/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
+/// promises is checked by `standard_tests!`.)
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(
-        BIN,
-        &[
-            (&["--workers", "two"], "from 1 to 32"),
-            (&["--pin", "split"], "unexpected argument '--pin'"),
-            (&["--nope"], "--nope"),
-        ],
-    );
-}
-
-#[test]
-fn eight_copies_at_once_all_pass() {
-    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
+    testkit::assert_usage_errors(BIN, &[(&["--pin", "split"], "unexpected argument '--pin'")]);
 }
 
 /// A run big enough to be mid-way when the tests act (its fork helper exists from the start).
 const LONG: &[&str] = &["--json", "--limit", "2000000"];
 
-#[test]
-fn a_killed_fork_helper_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(BIN, LONG, |_, _| true, "forker peer");
-}
-
-#[test]
-fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, LONG, |_, _| true);
-}
+testkit::standard_tests!(BIN, long: LONG, peer: |_, _| true, killed: "forker peer");

@@ -91,28 +91,17 @@ fn one_side_and_a_placement_can_be_chosen() {
     assert_clean(&t, done.pid);
 }
 
-#[test]
-fn every_limit_stated_in_the_help_is_refused() {
-    testkit::assert_stated_limits_refused(BIN);
-}
-
-/// The refusals `--help` does not state one past a limit: other bad values, unknown words.
+/// Values written other ways than one past a limit: zero, sizes with suffixes. (What `--help`
+/// promises is checked by `standard_tests!`.)
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
     testkit::assert_usage_errors(
         BIN,
         &[
             (&["--messages", "0"], "at least 1"),
-            (&["--messages", "abc"], "from 1 to 10000000"),
             (&["--bytes", "0"], "at least 8"),
             (&["--bytes", "2MiB"], "at most 1048576"),
             (&["--total", "17GiB"], "at most 17179869184"),
-            (&["--pin", "sideways"], "each, none, same, split"),
-            (
-                &["--variant", "serial"],
-                "[possible values: process, thread]",
-            ),
-            (&["--frobnicate"], "--frobnicate"),
         ],
     );
 }
@@ -174,11 +163,6 @@ fn sigterm_to_the_whole_group_stops_cleanly_with_143() {
 }
 
 #[test]
-fn two_copies_at_once_both_pass() {
-    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 2);
-}
-
-#[test]
 fn a_closed_stdout_ends_quietly() {
     let t = tag("closed");
     let mut child = start(&t, &["--quick", "--json"]);
@@ -216,3 +200,5 @@ fn a_squatted_name_is_refused_and_left_alone() {
     assert!(still_there, "the squatter's directory was removed");
     assert_clean(&t, done.pid);
 }
+
+testkit::standard_tests!(BIN);

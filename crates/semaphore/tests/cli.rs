@@ -26,27 +26,11 @@ fn the_quick_run_passes_every_check() {
     assert_eq!(report.claims[0].verdict, Verdict::Holds);
 }
 
-#[test]
-fn every_limit_stated_in_help_is_refused() {
-    testkit::assert_stated_limits_refused(BIN);
-}
-
-/// Bad flags beyond the limits `--help` states as numbers (`--items` says `2^40`).
+/// A limit `--help` states in words (`--items` from 1 to 2^40), beyond what `standard_tests!`
+/// reads.
 #[test]
 fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(
-        BIN,
-        &[
-            (&["--items", "0"], "at least 1"),
-            (&["--producers", "x"], "from 1 to 64"),
-            (&["--pin", "sideways"], "each, none, same, split"),
-            (
-                &["--variant", "serial"],
-                "[possible values: process, thread]",
-            ),
-            (&["--sem"], "--sem"),
-        ],
-    );
+    testkit::assert_usage_errors(BIN, &[(&["--items", "0"], "at least 1")]);
 }
 
 /// Long-lived producers; the tests act once one exists.
@@ -56,17 +40,4 @@ fn producer(_: u32, cmdline: &str) -> bool {
     cmdline.contains("--role produce")
 }
 
-#[test]
-fn a_producer_killed_mid_run_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(BIN, LONG, producer, "produce peer");
-}
-
-#[test]
-fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, LONG, producer);
-}
-
-#[test]
-fn eight_copies_at_once_all_pass() {
-    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
-}
+testkit::standard_tests!(BIN, long: LONG, peer: producer, killed: "produce peer");

@@ -46,26 +46,6 @@ fn the_quick_run_passes_every_check() {
     testkit::assert_clean(&t, done.pid);
 }
 
-#[test]
-fn every_limit_stated_in_help_is_refused() {
-    testkit::assert_stated_limits_refused(BIN);
-}
-
-#[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(
-        BIN,
-        &[
-            (&["--pin", "diagonal"], "each, none, same, split"),
-            (
-                &["--variant", "serial"],
-                "[possible values: process, thread]",
-            ),
-            (&["--what"], "--what"),
-        ],
-    );
-}
-
 /// A long process-only run on one CPU. (A block is a fifth of the messages; a dead peer is
 /// noticed when its contender's turn comes.)
 const LONG: &[&str] = &[
@@ -80,21 +60,6 @@ const LONG: &[&str] = &[
 
 fn futex_peer(_: u32, cmdline: &str) -> bool {
     cmdline.contains("--role futex-pong")
-}
-
-#[test]
-fn a_futex_peer_killed_mid_run_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(BIN, LONG, futex_peer, "futex-pong peer");
-}
-
-#[test]
-fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, LONG, futex_peer);
-}
-
-#[test]
-fn eight_copies_at_once_all_pass() {
-    testkit::assert_crowd_passes(BIN, &["--quick", "--json"], 8);
 }
 
 #[test]
@@ -155,3 +120,5 @@ fn perf_killed_mid_run_leaves_no_worker_behind() {
     );
     testkit::assert_clean(&t, done.pid);
 }
+
+testkit::standard_tests!(BIN, long: LONG, peer: futex_peer, killed: "futex-pong peer");

@@ -184,75 +184,132 @@ pub fn assert_clean(tag: &str, pid: u32) {
     );
 }
 
-/// Every limit `bin --help` states for a flag (`from 8 to 1MiB`, `at most 64`) is enforced by
-/// the binary: one past it exits 2 naming the limit, as [`assert_usage_errors`] checks. A flag's
-/// help is the contract a user reads; this keeps the binary to it, for every flag at once.
+/// What `bin --help` promises about each flag is what the binary does: a value one past a
+/// stated limit (`from 8 to 1MiB`, `at most 64`), a word where a number is stated, or a value
+/// outside the stated `possible values`, exits 2 naming the limit or the values, as
+/// [`assert_usage_errors`] checks; so does a flag no topic has. A flag's help is the contract a
+/// user reads; this keeps the binary to it, for every flag at once.
 pub fn assert_stated_limits_refused(bin: &str) {
     let help = run(bin, &tag("help"), &["--help"]);
     assert_eq!(help.code(), Some(0), "{bin} --help: {}", help.stderr());
     let text = String::from_utf8_lossy(&help.out.stdout).into_owned();
-    let cases = stated_limits(&text);
+    let mut cases = stated_limits(&text);
     assert!(!cases.is_empty(), "{bin} --help states no limit:\n{text}");
+    cases.push((
+        "--no-such-flag".to_owned(),
+        String::new(),
+        "unexpected argument".to_owned(),
+    ));
     let cases: Vec<(Vec<&str>, &str)> = cases
         .iter()
-        .map(|(flag, value, needle)| (vec![flag.as_str(), value.as_str()], needle.as_str()))
+        .map(|(flag, value, needle)| {
+            let args = [flag.as_str(), value.as_str()];
+            let args = args.into_iter().filter(|a| !a.is_empty()).collect();
+            (args, needle.as_str())
+        })
         .collect();
     let cases: Vec<(&[&str], &str)> = cases.iter().map(|(a, n)| (a.as_slice(), *n)).collect();
     assert_usage_errors(bin, &cases);
 }
 
-/// (flag, a value one past a stated limit, what the refusal must say) for each limit in a
-/// clap `--help` text: `from A to B` gives A-1 (if A > 0) and B+1, `at most B` gives B+1.
+/// (flag, a value the help says is refused, what the refusal must say) for each promise in a
+/// clap `--help` text: `from A to B` gives A-1 (if A > 0) and B+1; `at most B` gives B+1; both
+/// give a word, which must be refused naming B; `possible values: …` (either of clap's two
+/// layouts) gives a value not among them, which must be refused listing them.
 fn stated_limits(help: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    let mut flag = None;
-    let mut words = String::new();
-    let mut close = |flag: &Option<String>, words: &str| {
-        let Some(flag) = flag else { return };
-        let number = |w: &str| labkit::cli::parse_size(w.trim_end_matches([']', ';', ')', ',']));
+    // Each flag with the words of its help, in order.
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        let is_flag = t.starts_with("--") || (t.starts_with('-') && t.contains(", --"));
+        if is_flag {
+            let name = t.split([' ', ',']).find(|w| w.starts_with("--"));
+            let name = name.map(|w| w.split('=').next().unwrap_or(w).to_owned());
+            // Short help puts the flag's text on its own line (long help, on the next ones).
+            flags.push((name.unwrap_or_default(), t.to_owned()));
+        } else if !line.starts_with(' ') {
+            flags.push((String::new(), String::new()));
+        } else if let Some((_, words)) = flags.last_mut() {
+            words.push(' ');
+            words.push_str(t);
+        }
+    }
+    let number = |w: &str| labkit::cli::parse_size(w.trim_end_matches([']', ';', ')', ',']));
+    for (flag, words) in flags.iter().filter(|(f, _)| !f.is_empty()) {
         let ws: Vec<&str> = words
             .split_whitespace()
             .map(|w| w.trim_start_matches('['))
             .collect();
+        let mut push = |value: String, needle: String| out.push((flag.clone(), value, needle));
+        let mut highest = None;
         for i in 0..ws.len() {
             match (ws[i], ws.get(i + 1), ws.get(i + 2), ws.get(i + 3)) {
                 ("from", Some(a), Some(&"to"), Some(b)) => {
                     if let (Some(a), Some(b)) = (number(a), number(b)) {
                         if a > 0 {
-                            out.push((flag.clone(), (a - 1).to_string(), format!("at least {a}")));
+                            push((a - 1).to_string(), format!("at least {a}"));
                         }
-                        out.push((flag.clone(), (b + 1).to_string(), format!("at most {b}")));
+                        push((b + 1).to_string(), format!("at most {b}"));
+                        highest = Some(b);
                     }
                 }
                 ("at", Some(&"most"), Some(b), _) if i == 0 || ws[i - 1] != "to" => {
                     if let Some(b) = number(b) {
-                        out.push((flag.clone(), (b + 1).to_string(), format!("at most {b}")));
+                        push((b + 1).to_string(), format!("at most {b}"));
+                        highest = Some(b);
                     }
+                }
+                ("possible", Some(v), ..) if v.starts_with("values") => {
+                    push("sideways".to_owned(), "possible values".to_owned());
                 }
                 _ => {}
             }
         }
-    };
-    for line in help.lines() {
-        let t = line.trim_start();
-        if t.starts_with('-') {
-            close(&flag, &words);
-            words.clear();
-            flag = t
-                .split([' ', ','])
-                .find(|w| w.starts_with("--"))
-                .map(|w| w.split('=').next().unwrap_or(w).to_owned());
-        } else if !line.starts_with(' ') {
-            close(&flag, &words);
-            words.clear();
-            flag = None;
-            continue;
+        if let Some(b) = highest {
+            push("many".to_owned(), b.to_string());
         }
-        words.push(' ');
-        words.push_str(t);
     }
-    close(&flag, &words);
     out
+}
+
+/// The end-to-end tests every topic has, as tests of the calling file: the promises of
+/// `--help` kept ([`assert_stated_limits_refused`]), eight copies at once
+/// ([`assert_crowd_passes`]), and, for a topic with a child, that child killed mid-run
+/// ([`assert_peer_kill_reported`]) and SIGINT mid-run ([`assert_sigint_stops`]), while a run
+/// started with `long` has a child that `peer` picks (by pid and command line), whose death
+/// the error names as `killed`.
+///
+/// ```ignore
+/// testkit::standard_tests!(BIN);
+/// testkit::standard_tests!(BIN, long: LONG, peer: |_, cmd| cmd.contains("--role sink"), killed: "sink peer");
+/// ```
+#[macro_export]
+macro_rules! standard_tests {
+    ($bin:expr) => {
+        #[test]
+        fn every_promise_of_help_is_kept() {
+            $crate::assert_stated_limits_refused($bin);
+        }
+
+        #[test]
+        fn eight_copies_at_once_all_pass() {
+            $crate::assert_crowd_passes($bin, &["--quick", "--json"], 8);
+        }
+    };
+    ($bin:expr, long: $long:expr, peer: $peer:expr, killed: $killed:expr $(,)?) => {
+        $crate::standard_tests!($bin);
+
+        #[test]
+        fn a_peer_killed_mid_run_is_reported_with_exit_1() {
+            $crate::assert_peer_kill_reported($bin, $long, $peer, $killed);
+        }
+
+        #[test]
+        fn sigint_mid_run_stops_cleanly_with_130() {
+            $crate::assert_sigint_stops($bin, $long, $peer);
+        }
+    };
 }
 
 /// The flag-parser fuzz test of a topic's `Args` (see [`fuzz_flags`]), as a unit-test
@@ -653,8 +710,10 @@ mod fuzz_tests {
         let got = super::stated_limits(help);
         let want = [
             ("--messages", "10000001", "at most 10000000"),
+            ("--messages", "many", "10000000"),
             ("--bytes", "7", "at least 8"),
             ("--bytes", "1048577", "at most 1048576"),
+            ("--bytes", "many", "1048576"),
         ];
         let got: Vec<(&str, &str, &str)> = got
             .iter()
