@@ -4,11 +4,11 @@
 use std::io::{PipeReader, PipeWriter, Write};
 use std::os::fd::AsFd;
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result};
 use labkit::Outcome;
 use labkit::child::{Peer, fd_args, this_binary};
 use labkit::exit::usage;
-use labkit::shared::SharedMemory;
 
 use crate::Args;
 use crate::pshared::{STOP, Turn, Waits};

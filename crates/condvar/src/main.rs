@@ -29,6 +29,7 @@ mod local;
 mod lost;
 mod pingpong;
 mod pshared;
+mod shared;
 
 use std::process::ExitCode;
 use std::time::Duration;

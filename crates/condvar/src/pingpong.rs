@@ -6,10 +6,10 @@ use std::cell::RefCell;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result, anyhow, ensure};
 use labkit::child::{Peer, explain_break};
 use labkit::measure::cpu_ns_per_op;
-use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{CpuClock, LatencyRecorder, Measurement, Variant};
 use serde_json::json;

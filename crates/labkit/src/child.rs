@@ -100,19 +100,6 @@ impl Peer {
         })
     }
 
-    /// TEMPORARY (removed once every topic builds its own command): `current_exe --role
-    /// <role> [--fd N]… [--cpu C] <extra>…`, started with [`Peer::start`].
-    pub fn spawn(
-        role: &str,
-        fds: &[BorrowedFd<'_>],
-        cpu: Option<usize>,
-        extra: &[String],
-    ) -> Result<Peer> {
-        let mut command = this_binary(role)?;
-        command.args(fd_args(fds)).args(cpu_arg(cpu)).args(extra);
-        Peer::start(command, fds)
-    }
-
     /// A descriptor that becomes readable when the child exits, however it exits: poll it
     /// beside the descriptors you wait on, and a death wakes you at once.
     pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -486,7 +473,7 @@ pub fn describe(status: ExitStatus) -> String {
 }
 
 impl RoleArgs {
-    /// The address a `probe` child looks at (see [`crate::probe`]).
+    /// The address a `probe` child looks at (`--probe`: where the parent put its nonce).
     pub fn probe_addr(&self) -> Result<usize> {
         self.probe.context("--probe is required for the probe role")
     }

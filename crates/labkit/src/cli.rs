@@ -113,6 +113,16 @@ impl CommonArgs {
     }
 
     /// Whether both sides run, so that findings comparing them can be made.
+    /// The value of a size flag: the one given, else its default for this run.
+    pub fn size(&self, given: Option<u64>, size: Size) -> u64 {
+        given.unwrap_or(self.sized(size.full, size.quick))
+    }
+
+    /// Whether each side runs, `[process, thread]`: both, unless `--variant` picked one.
+    pub fn sides(&self) -> [bool; 2] {
+        [self.wants(Variant::Process), self.wants(Variant::Thread)]
+    }
+
     /// `full` by default, `quick` under `--quick`.
     pub fn sized(&self, full: u64, quick: u64) -> u64 {
         if self.quick { quick } else { full }
@@ -143,6 +153,15 @@ impl CommonArgs {
             );
         }
     }
+}
+
+/// A size flag's three numbers: its default, its default under `--quick`, and the most it
+/// accepts (say so in its help, where `testkit::assert_stated_limits_refused` reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    pub full: u64,
+    pub quick: u64,
+    pub max: u64,
 }
 
 // `--pin`, for the topics that place their two sides on CPUs. (Plain comment: see `CommonArgs`.)

@@ -86,6 +86,14 @@ pub fn dispatch<A: clap::CommandFactory>(
     }
 }
 
+/// The start of every topic's run: the SIGINT/SIGTERM handlers in place (so that a shutdown
+/// still releases whatever the run makes), and an empty Report for `topic`.
+pub fn start(topic: &str) -> anyhow::Result<(crate::Report, &'static crate::signals::Shutdown)> {
+    use anyhow::Context;
+    let shutdown = crate::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    Ok((crate::Report::new(topic), shutdown))
+}
+
 /// Ends a run: prints what went wrong, if anything, and gives the exit code.
 pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
     let mut stderr = io::stderr().lock();

@@ -14,9 +14,7 @@
 //! | [`child`] | re-executed children that never outlive their parent, and liveness pipes |
 //! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
 //! | [`pin`] | CPU placement from the process's allowed set |
-//! | [`shared`] | memory shared with a child through a `memfd`, with no name anywhere |
 //! | [`host`] | what machine the figures come from |
-//! | [`probe`] | the observation behind `comm.process-needs-ipc`: a child looks for our nonce in its own memory |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //!
 //! The mechanism of each lesson lives in its topic crate, never here: `labkit` only measures,
@@ -36,15 +34,13 @@ pub mod host;
 pub mod measure;
 pub mod names;
 pub mod pin;
-pub mod probe;
 pub mod procfs;
 pub mod report;
-pub mod shared;
 pub mod signals;
 pub mod verdict;
 
-pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Variant};
-pub use exit::{Interrupted, Outcome, UsageError, dispatch, finish};
+pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Size, Variant};
+pub use exit::{Interrupted, Outcome, UsageError, dispatch, finish, start};
 pub use measure::{CpuClock, LatencyRecorder};
 pub use report::{Check, Claim, Measurement, Report};
 pub use verdict::{Better, Test, Verdict};

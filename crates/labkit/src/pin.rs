@@ -49,6 +49,23 @@ impl Placement {
         Ok((placements, left_out))
     }
 
+    /// [`Placement::each`], written into `report`: the `pin` and `placement` params, and where
+    /// two CPUs are not to be had, a skip saying that `what` ran on one CPU only.
+    pub fn each_noted(
+        report: &mut crate::Report,
+        pin: Pin,
+        what: &str,
+    ) -> anyhow::Result<Placements> {
+        let (placements, left_out) = Placement::each(pin)?;
+        report.param("pin", pin.as_str());
+        let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
+        report.param("placement", described.join("; "));
+        if let Some(why) = left_out {
+            report.skip(&format!("{what} on two CPUs"), why);
+        }
+        Ok(placements)
+    }
+
     /// The placement `pin` asks for, or a usage error naming what this machine allows.
     pub fn choose(pin: Pin) -> anyhow::Result<Placement> {
         use anyhow::Context;

@@ -322,6 +322,16 @@ impl Report {
         self.measurements.iter().find(|m| m.key() == key)
     }
 
+    /// Sets the one-line summary, ending it with "; a check FAILED." when one did.
+    pub fn conclude(&mut self, summary: impl Into<String>) {
+        let ending = if self.passed() {
+            "."
+        } else {
+            "; a check FAILED."
+        };
+        self.summary = summary.into() + ending;
+    }
+
     /// True when no check failed (skips are allowed).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Fail)

@@ -5,10 +5,10 @@
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 
+use crate::nonce as probe;
 use anyhow::{Context, Result};
 use labkit::child::{Peer, cpu_arg, explain_break, fd_args, this_binary};
 use labkit::names::{Kind, Reservation, reserve};
-use labkit::probe;
 use nix::unistd::Pid;
 
 use crate::Plan;

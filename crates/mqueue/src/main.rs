@@ -29,6 +29,7 @@
 //! **Run it**: `cargo run --release -p mqueue` (about a second), `-- --json`, `-- --bytes 4096`.
 
 mod child;
+mod nonce;
 mod protocol;
 mod queue;
 mod round_trip;
@@ -37,11 +38,11 @@ mod stream;
 
 use std::process::ExitCode;
 
+use crate::nonce::{self as probe, Nonce, PROBE_LEN, Probe};
 use anyhow::{Context, Result};
 use clap::Parser;
 use labkit::exit::usage;
 use labkit::pin::{PinGuard, Placement};
-use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::{
     Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant,

@@ -4,11 +4,11 @@
 use std::io::{PipeReader, PipeWriter};
 use std::os::fd::BorrowedFd;
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result};
 use labkit::Outcome;
 use labkit::child::{Peer, fd_args, this_binary};
 use labkit::exit::usage;
-use labkit::shared::SharedMemory;
 
 use crate::{Args, INCREMENTS, Shared};
 

@@ -8,10 +8,10 @@ use std::io::{PipeWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result, bail};
 use labkit::Report;
 use labkit::child::{HANG_GUARD, Peer};
-use labkit::shared::SharedMemory;
 use nix::sys::signal::{Signal, kill};
 
 use crate::robust::{Guarded, Locked};

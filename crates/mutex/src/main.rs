@@ -35,15 +35,16 @@ mod child;
 mod death;
 mod measure;
 mod robust;
+mod shared;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result};
 use clap::Parser;
 use labkit::measure::cpu_ns_per_op;
 use labkit::report::format_ns;
-use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{
     CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,

@@ -12,9 +12,9 @@ use std::os::fd::AsFd;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result, bail};
 use labkit::child::{HANG_GUARD, Peer};
-use labkit::shared::SharedMemory;
 use labkit::signals::Shutdown;
 use labkit::{CpuClock, LatencyRecorder};
 

@@ -5,10 +5,11 @@ use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::process::Command;
 
+use crate::nonce as probe;
 use anyhow::{Context, Result};
+use labkit::Outcome;
 use labkit::child::fd_args;
 use labkit::exit::usage;
-use labkit::{Outcome, probe};
 
 use crate::pingpong::{self, HEADER};
 use crate::{Args, BYTES, FIFO_MESSAGES, semantics, stream};

@@ -39,6 +39,7 @@
 mod child;
 mod contender;
 mod latency;
+mod nonce;
 mod pingpong;
 mod semantics;
 mod stream;
@@ -50,12 +51,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::nonce::{self as probe, Nonce, PROBE_LEN, Probe};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::child::{HANG_GUARD, Peer, liveness};
 use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
-use labkit::probe::{self, Nonce, PROBE_LEN, Probe};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
 use labkit::{Better, CommonArgs, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant, Verdict};

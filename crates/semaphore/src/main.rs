@@ -31,6 +31,7 @@ mod child;
 mod page;
 mod ring;
 mod sem;
+mod shared;
 mod wake;
 mod watchdog;
 

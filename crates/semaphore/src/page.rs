@@ -7,8 +7,8 @@ use std::cell::UnsafeCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 
+use crate::shared::SharedMemory;
 use anyhow::{Context, Result};
-use labkit::shared::SharedMemory;
 
 use crate::ring::{Ring, SLOTS};
 use crate::sem::PosixSem;

@@ -6,10 +6,10 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use crate::nonce::{Nonce, PROBE_LEN, Probe, judge, look_and_receive};
 use anyhow::{Context, Result};
 use labkit::Verdict;
 use labkit::child::{Peer, fd_args, this_binary};
-use labkit::probe::{Nonce, PROBE_LEN, Probe, judge, look_and_receive};
 
 /// Step 5, our side: starts the probing child, sends it the nonce, and judges what it saw.
 pub fn child_memory() -> Result<(Verdict, String)> {

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use crate::verdict::Verdict;
+use labkit::Verdict;
 
 /// Bytes in a nonce.
 pub const NONCE_LEN: usize = 16;
