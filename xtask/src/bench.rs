@@ -536,7 +536,7 @@ fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
         .context("no usecs/op line in its output")
 }
 
-/// The host of DESIGN's Report, with the compiler and the CPU frequency governor.
+/// The host of the Report (docs/ARCHITECTURE.md), with the compiler and the CPU frequency governor.
 fn bench_host() -> BenchHost {
     let h = labkit::host::Host::collect();
     let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))

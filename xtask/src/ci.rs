@@ -6,8 +6,47 @@ use anyhow::{Context, Result};
 
 use crate::workspace::{cargo, root};
 
+/// A stage after the cargo commands: its name, what it does (said as it starts), and the
+/// function that runs it.
+type Stage = (&'static str, &'static str, fn() -> Result<bool>);
+
+/// The stages after fmt, clippy and test, in order.
+const STAGES: [Stage; 6] = [
+    (
+        "loom",
+        "cargo test -p shm --lib --release (RUSTFLAGS=--cfg loom)",
+        loom,
+    ),
+    ("verify", "every topic's --quick run, checked", || {
+        crate::verify::run(&[])
+    }),
+    // A topic copied as the README says, in a scratch copy of the workspace.
+    (
+        "copy",
+        "pipes copied as the README says, then checked like the others",
+        crate::copycheck::run,
+    ),
+    // Every topic as a standalone project, built offline (one shared target directory).
+    (
+        "eject --check",
+        "every topic ejected and built offline",
+        crate::eject::check_all,
+    ),
+    // Small counts: two kills and two signals per topic at random moments, eight copies at
+    // once, and the proof that clean removes only the dead's leftovers (a few minutes).
+    ("torture", "2 kills, 2 signals, 8 copies per topic", || {
+        crate::torture::run(&[])
+    }),
+    // Last, so the browser's helper processes can never be taken for a topic's leftovers.
+    (
+        "report",
+        "a quick bench, the HTML test and the browser test",
+        crate::report::ci_stage,
+    ),
+];
+
 pub fn run() -> Result<bool> {
-    let stages: [(&str, &[&str]); 3] = [
+    let cargo_stages: [(&str, &[&str]); 3] = [
         ("fmt", &["fmt", "--all", "--check"]),
         (
             "clippy",
@@ -22,7 +61,7 @@ pub fn run() -> Result<bool> {
         ),
         ("test", &["test", "--workspace"]),
     ];
-    for (name, args) in stages {
+    for (name, args) in cargo_stages {
         eprintln!("xtask ci: {name}: cargo {}", args.join(" "));
         let status = cargo()
             .args(args)
@@ -34,9 +73,21 @@ pub fn run() -> Result<bool> {
             return Ok(false);
         }
     }
-    // The shm ring's loom model: its own target directory (RUSTFLAGS would otherwise rebuild
-    // the world), only the crate that has the model, few preemptions (STYLE.md).
-    eprintln!("xtask ci: loom: cargo test -p shm --lib --release (RUSTFLAGS=--cfg loom)");
+    for (name, what, stage) in STAGES {
+        eprintln!("xtask ci: {name} ({what})");
+        if !stage()? {
+            eprintln!("xtask ci: {name} FAILED");
+            return Ok(false);
+        }
+    }
+    eprintln!("xtask ci: every stage passed");
+    Ok(true)
+}
+
+/// The shm ring's loom model: its own target directory (RUSTFLAGS would otherwise rebuild the
+/// world), only the crate that has the model, few preemptions (a model's cost grows steeply
+/// with each).
+fn loom() -> Result<bool> {
     let status = cargo()
         .args(["test", "-p", "shm", "--lib", "--release"])
         .env("RUSTFLAGS", "--cfg loom")
@@ -45,40 +96,5 @@ pub fn run() -> Result<bool> {
         .current_dir(root())
         .status()
         .context("cargo test (loom)")?;
-    if !status.success() {
-        eprintln!("xtask ci: loom FAILED");
-        return Ok(false);
-    }
-    eprintln!("xtask ci: verify");
-    if !crate::verify::run(&[])? {
-        eprintln!("xtask ci: verify FAILED");
-        return Ok(false);
-    }
-    // A topic copied as the README says, in a scratch copy of the workspace.
-    eprintln!("xtask ci: copy (pipes copied as the README says, then checked like the others)");
-    if !crate::copycheck::run()? {
-        eprintln!("xtask ci: copy FAILED");
-        return Ok(false);
-    }
-    // Every topic as a standalone project, built offline (one shared target directory).
-    eprintln!("xtask ci: eject --check (every topic ejected and built offline)");
-    if !crate::eject::check_all()? {
-        eprintln!("xtask ci: eject FAILED");
-        return Ok(false);
-    }
-    // Small counts: two kills and two signals per topic at random moments, eight copies at
-    // once, and the proof that clean removes only the dead's leftovers (a few minutes).
-    eprintln!("xtask ci: torture (2 kills, 2 signals, 8 copies per topic)");
-    if !crate::torture::run(&[])? {
-        eprintln!("xtask ci: torture FAILED");
-        return Ok(false);
-    }
-    // Last, so the browser's helper processes can never be taken for a topic's leftovers.
-    eprintln!("xtask ci: report (a quick bench, the HTML test and the browser test)");
-    if !crate::report::ci_stage()? {
-        eprintln!("xtask ci: report FAILED");
-        return Ok(false);
-    }
-    eprintln!("xtask ci: every stage passed");
-    Ok(true)
+    Ok(status.success())
 }

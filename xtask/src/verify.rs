@@ -174,7 +174,7 @@ fn verify_one_side(topic: &Topic, side: Variant) -> Result<Vec<String>> {
 
 /// What a Report must hold, beyond its shape.
 fn check_report(topic: &Topic, report: &Report) -> Vec<String> {
-    let mut problems = testkit::problems(&report);
+    let mut problems = testkit::problems(report);
     if report.topic != topic.name {
         problems.push(format!("the Report names topic `{}`", report.topic));
     }

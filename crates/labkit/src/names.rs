@@ -7,7 +7,9 @@
 //! * Before the object exists, [`reserve`] writes it to the creator's ledger: one file per
 //!   creator pid, `<ledger dir>/<pid>.ledger`, whose first line is the creator's start time (so
 //!   a recycled pid is not mistaken for the creator). The [`Reservation`] guard unlinks the
-//!   object (if this process created it) and drops the ledger line, on any path out.
+//!   object (if this process created it) and drops the ledger line, on any path out. A ledger
+//!   found under our pid with another start time is a dead process's: it is set aside as
+//!   `<pid>.<its start>.ledger` for `clean`, since a creator removes only what it created.
 //! * A path (a FIFO, a socket) lives in a [`PrivateDir`]: a fresh 0700 directory, ledgered too.
 //! * Tests can make the next name predictable with `LABKIT_TEST_NEXT_NAME=<token>`: the next
 //!   reservation in that process is then `/pvt-test-<token>`, so a test can squat it first.
@@ -42,7 +44,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// Its word in a ledger line.
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Shm => "shm",
             Kind::Mq => "mq",
@@ -51,7 +54,8 @@ impl Kind {
         }
     }
 
-    fn parse(s: &str) -> Option<Kind> {
+    /// The kind a ledger line's word names.
+    pub fn parse(s: &str) -> Option<Kind> {
         [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir]
             .into_iter()
             .find(|k| k.as_str() == s)
@@ -198,7 +202,8 @@ impl Drop for PrivateDir {
     }
 }
 
-fn remove_object(kind: Kind, name: &str) -> io::Result<()> {
+/// Removes the object `name` of `kind`; one already gone is not an error.
+pub fn remove_object(kind: Kind, name: &str) -> io::Result<()> {
     let result = match kind {
         Kind::Shm => nix::sys::mman::shm_unlink(name).map_err(io::Error::from),
         Kind::Mq => nix::mqueue::mq_unlink(name).map_err(io::Error::from),
@@ -230,9 +235,13 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
     let path = dir.join(format!("{me}.ledger"));
     let my_start = crate::procfs::start_time(me).unwrap_or(0);
     match fs::read_to_string(&path) {
-        // A ledger under our pid from an earlier process that died: its objects are leftovers.
+        // A ledger under our pid from an earlier process that died: its objects are leftovers,
+        // for `cargo xtask clean` to remove. Set it aside under the dead one's start time (the
+        // creator removes only what it created itself).
         Ok(text) if recorded_start(&text) != Some(my_start) => {
-            clean_ledger(&path, me, &text);
+            let then = recorded_start(&text).unwrap_or(0);
+            let aside = dir.join(format!("{me}.{then}.ledger"));
+            fs::rename(&path, &aside).with_context(|| format!("rename {}", path.display()))?;
         }
         _ => {}
     }
@@ -320,67 +329,6 @@ fn ignore_not_found(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// What [`clean_ledger`] did with one ledger entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cleaned {
-    pub creator: u32,
-    pub what: String,
-    pub result: Result<(), String>,
-}
-
-/// Removes what one dead creator's ledger lists (names of the lab's shapes only), then the file.
-pub fn clean_ledger(path: &Path, pid: u32, text: &str) -> Vec<Cleaned> {
-    let mut done = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with("start ")) {
-        let Some((kind, name)) = line
-            .split_once(' ')
-            .and_then(|(k, n)| Some((Kind::parse(k)?, n)))
-        else {
-            continue;
-        };
-        let what = format!("{} {name}", kind.as_str());
-        let result = if is_ours(kind, name, pid) {
-            remove_object(kind, name).map_err(|e| e.to_string())
-        } else {
-            Err("not a name this lab makes; left alone".to_owned())
-        };
-        done.push(Cleaned {
-            creator: pid,
-            what,
-            result,
-        });
-    }
-    let _ = fs::remove_file(path);
-    done
-}
-
-/// Whether `name` has a shape the lab gives to objects of creator `pid`: `/pvt-<pid>-<random>`
-/// (or `/pvt-test-<token>`), and for a directory, that name directly inside the temp dir.
-fn is_ours(kind: Kind, name: &str, pid: u32) -> bool {
-    let bare = match kind {
-        Kind::Dir => {
-            let path = Path::new(name);
-            if path.parent() != Some(std::env::temp_dir().as_path()) {
-                return false;
-            }
-            match path.file_name().and_then(|n| n.to_str()) {
-                Some(n) => n,
-                None => return false,
-            }
-        }
-        _ => match name.strip_prefix('/') {
-            Some(n) => n,
-            None => return false,
-        },
-    };
-    let mine = format!("{PREFIX}-{pid}-");
-    let test = format!("{PREFIX}-test-");
-    let rest = bare
-        .strip_prefix(&mine)
-        .or_else(|| bare.strip_prefix(&test));
-    rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -408,60 +356,25 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_stale_ledger_under_our_pid_is_cleaned_first() {
+    fn a_stale_ledger_under_our_pid_is_set_aside_for_clean() {
         let _s = serial();
-        use nix::fcntl::OFlag;
-        use nix::sys::stat::Mode;
         let me = std::process::id();
-        let stale = format!("/pvt-{me}-stale");
-        drop(
-            nix::sys::mman::shm_open(
-                stale.as_str(),
-                OFlag::O_CREAT | OFlag::O_RDWR,
-                Mode::S_IRUSR | Mode::S_IWUSR,
-            )
-            .unwrap(),
-        );
         private_ledger_dir(true).unwrap();
         // A process that had our pid before us (another start time) left this.
-        fs::write(ledger_path(me), format!("start 1\nshm {stale}\n")).unwrap();
+        fs::write(ledger_path(me), "start 1\nshm /pvt-stale\n").unwrap();
         let fresh = reserve(Kind::Mq).unwrap();
-        assert!(
-            !Path::new(&format!("/dev/shm{stale}")).exists(),
-            "the stale object survived"
+        let aside = ledger_dir().join(format!("{me}.1.ledger"));
+        assert_eq!(
+            fs::read_to_string(&aside).unwrap(),
+            "start 1\nshm /pvt-stale\n"
         );
         let text = ledger_text();
         assert!(
-            !text.contains(&stale) && !text.starts_with("start 1\n"),
+            !text.contains("stale") && !text.starts_with("start 1\n"),
             "{text}"
         );
         drop(fresh);
-    }
-
-    #[test]
-    fn only_the_labs_own_shapes_are_ours() {
-        let tmp = std::env::temp_dir();
-        assert!(is_ours(Kind::Shm, "/pvt-12-abc", 12));
-        assert!(is_ours(Kind::Sem, "/pvt-test-x", 99));
-        assert!(!is_ours(Kind::Shm, "/pvt-13-abc", 12));
-        assert!(!is_ours(Kind::Shm, "/pvt-12-", 12));
-        assert!(!is_ours(Kind::Mq, "pvt-12-abc", 12));
-        assert!(is_ours(
-            Kind::Dir,
-            tmp.join("pvt-12-abc").to_str().unwrap(),
-            12
-        ));
-        assert!(!is_ours(
-            Kind::Dir,
-            tmp.join("x/pvt-12-abc").to_str().unwrap(),
-            12
-        ));
-        assert!(!is_ours(Kind::Dir, "/home/someone", 12));
-        assert!(!is_ours(
-            Kind::Dir,
-            tmp.join("pvt-12-..").to_str().unwrap(),
-            12
-        ));
+        fs::remove_file(aside).unwrap();
     }
 
     fn ledger_text() -> String {
@@ -538,58 +451,5 @@ pub(crate) mod tests {
         fs::write(path.join("f"), b"x").unwrap();
         drop(dir);
         assert!(!path.exists());
-    }
-
-    #[test]
-    fn cleaning_a_ledger_removes_only_the_labs_own_names() {
-        let _s = serial();
-        // A ledger of a "dead" creator (pid beyond pid_max) listing a real shm object.
-        let dead_pid = 4_000_000u32 + (std::process::id() % 1000);
-        let name = format!("/pvt-{dead_pid}-cleantest{}", std::process::id());
-        use nix::fcntl::OFlag;
-        use nix::sys::stat::Mode;
-        let fd = nix::sys::mman::shm_open(
-            name.as_str(),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-            Mode::S_IRUSR | Mode::S_IWUSR,
-        )
-        .unwrap();
-        drop(fd);
-        private_ledger_dir(true).unwrap();
-        fs::write(ledger_path(dead_pid), format!("start 1\nshm {name}\n")).unwrap();
-        // And a living creator's entry (this process), which must survive.
-        let mine = reserve(Kind::Mq).unwrap();
-
-        // And a planted line naming something that is not the lab's: never removed.
-        let planted = std::env::temp_dir().join(format!("not-the-lab-{}", std::process::id()));
-        fs::create_dir(&planted).unwrap();
-        let mut ledger = fs::OpenOptions::new()
-            .append(true)
-            .open(ledger_path(dead_pid))
-            .unwrap();
-        writeln!(ledger, "dir {}", planted.display()).unwrap();
-        writeln!(ledger, "shm /pvt-{}-belongs-to-someone-else", dead_pid + 1).unwrap();
-        drop(ledger);
-
-        // (Which ledgers are dead is `cargo xtask clean`'s to decide: xtask/src/clean.rs.)
-        let text = fs::read_to_string(ledger_path(dead_pid)).unwrap();
-        let cleaned = clean_ledger(&ledger_path(dead_pid), dead_pid, &text);
-        assert!(planted.is_dir(), "a planted path was removed");
-        fs::remove_dir(&planted).unwrap();
-        assert_eq!(
-            cleaned.iter().filter(|c| c.result.is_err()).count(),
-            2,
-            "{cleaned:?}"
-        );
-        assert!(
-            cleaned.iter().any(|c| c.creator == dead_pid
-                && c.what == format!("shm {name}")
-                && c.result.is_ok()),
-            "{cleaned:?}"
-        );
-        assert!(!Path::new(&format!("/dev/shm{name}")).exists());
-        assert!(!ledger_path(dead_pid).exists());
-        assert!(ledger_text().contains(mine.name()));
-        drop(mine);
     }
 }
