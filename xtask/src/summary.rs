@@ -194,6 +194,7 @@ impl Spread {
 
 /// One measurement (`name/variant/mechanism` + config of one topic) across the runs. For a
 /// histogram, `figure` is the p50 and `p99` the p99; for a value, `figure` is the value.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Figure {
@@ -205,9 +206,7 @@ pub struct Figure {
     pub kind: Kind,
     pub unit: String,
     pub figure: Spread,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99: Option<Spread>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_op: Option<Spread>,
 }
 
@@ -238,6 +237,7 @@ impl Figure {
 }
 
 /// One claim of one topic (the n-th with the same id, compares and placement) across the runs.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
@@ -246,7 +246,6 @@ pub struct Finding {
     pub basis: Basis,
     pub compares: Vec<String>,
     /// `same` (one CPU) or `split` (two CPUs), for claims judged per placement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
     /// Which of the topic's claims with this id, compares and placement (0 for the first).
     pub ordinal: usize,
@@ -258,14 +257,10 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<usize>,
     /// The median pair ratio over every counted run's block pairs, its interval and confidence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<[f64; 2]>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// The counted runs' block figures, pooled: what decided the verdict.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<Test>,
     /// Measured: written from the pooled figures. Observed: the last counted run's, or why the
     /// runs gave no verdict.

@@ -42,6 +42,7 @@ pub enum Kind {
 }
 
 /// One figure, or one distribution, identified by `name/variant/mechanism` plus `config`.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measurement {
@@ -51,24 +52,15 @@ pub struct Measurement {
     pub config: Map<String, Value>,
     pub kind: Kind,
     pub unit: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p90: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// User + system CPU time over the timed section, children included, per operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_op: Option<f64>,
 }
 
@@ -99,6 +91,7 @@ pub enum Basis {
 }
 
 /// A finding about this machine, for one claim of the seed.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
@@ -106,22 +99,17 @@ pub struct Claim {
     pub verdict: Verdict,
     pub basis: Basis,
     /// Where the two sides ran, for claims judged per placement: `same` (one CPU) or `split`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
     /// How many times the side the claim favours wins (median over block pairs); > 1 supports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
     /// The confidence interval of that median (see [`crate::verdict`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_range: Option<[f64; 2]>,
     /// The probability that `ratio_range` covers the median pair ratio.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// The measurements compared, as `name/variant/mechanism`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compares: Vec<String>,
     /// A measured claim's block figures, side by side, and what the claim expects of them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<Test>,
     pub evidence: String,
 }
@@ -581,6 +569,8 @@ mod tests {
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
         assert!(back.passed());
+        // A field with nothing to say is left out, never written as null.
+        assert!(!text.contains("null") && !text.contains("\"p50\":null"), "{text}");
     }
 
     #[test]
