@@ -164,6 +164,13 @@ pub struct Size {
     pub max: u64,
 }
 
+impl Size {
+    /// `Size::new(default, default under --quick, most accepted)`.
+    pub const fn new(full: u64, quick: u64, max: u64) -> Size {
+        Size { full, quick, max }
+    }
+}
+
 // `--pin`, for the topics that place their two sides on CPUs. (Plain comment: see `CommonArgs`.)
 #[derive(Args, Clone, Debug, Default)]
 pub struct PinArgs {

@@ -325,6 +325,13 @@ impl Report {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
 
+    /// The end of every run: the Report printed ([`Report::emit`]), and the run's outcome.
+    pub fn end(self, json: bool) -> anyhow::Result<crate::Outcome> {
+        use anyhow::Context;
+        self.emit(json).context("write the report to stdout")?;
+        Ok(crate::Outcome::of(&self))
+    }
+
     /// Writes the Report to stdout: JSON alone with `json`, else the human account.
     ///
     /// A closed stdout (`| head`) is not an error: the reader has what it wanted.
@@ -570,7 +577,10 @@ mod tests {
         assert_eq!(back, r);
         assert!(back.passed());
         // A field with nothing to say is left out, never written as null.
-        assert!(!text.contains("null") && !text.contains("\"p50\":null"), "{text}");
+        assert!(
+            !text.contains("null") && !text.contains("\"p50\":null"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -184,6 +184,13 @@ pub fn assert_clean(tag: &str, pid: u32) {
     );
 }
 
+/// Each of `keys` (`name/variant/mechanism`) is among the Report's measurements.
+pub fn assert_measured(report: &Report, keys: &[&str]) {
+    for key in keys {
+        assert!(report.find(key).is_some(), "no measurement {key}");
+    }
+}
+
 /// What `bin --help` promises about each flag is what the binary does: a value one past a
 /// stated limit (`from 8 to 1MiB`, `at most 64`), a word where a number is stated, or a value
 /// outside the stated `possible values`, exits 2 naming the limit or the values, as
