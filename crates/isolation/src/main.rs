@@ -46,16 +46,14 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
 use labkit::names::PrivateDir;
-use labkit::{CommonArgs, Measurement, Outcome, Report, RoleArgs, Variant, Verdict};
+use labkit::{CommonArgs, Measurement, Outcome, Report, RoleArgs, Size, Variant, Verdict};
 use nix::sys::wait::WaitStatus;
 use serde_json::json;
 
 use observe::{Faults, Files, Memory};
 
 /// Pages whose first write is timed, by default and with `--quick`; at most 1 GiB of 4 KiB pages.
-const PAGES: u64 = 4096;
-const QUICK_PAGES: u64 = 256;
-const MAX_PAGES: u64 = 1 << 18;
+const PAGES: Size = Size::new(4096, 256, 1 << 18);
 /// The value the child writes, and the one the thread writes.
 const CHILD_VALUE: u64 = 0xC0FFEE;
 const THREAD_VALUE: u64 = 0xBEEF;
@@ -78,7 +76,7 @@ struct Args {
     common: CommonArgs,
 
     /// Pages whose first write is timed [default: 4096; --quick: 256; from 1 to 262144].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_PAGES))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, PAGES.max))]
     pages: Option<u64>,
 
     #[command(flatten)]
@@ -90,11 +88,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, _shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    let pages = args.pages.unwrap_or(common.sized(PAGES, QUICK_PAGES)) as usize;
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
+    let pages = common.size(args.pages, PAGES) as usize;
     report.param("pages", pages);
     if common.both_sides() {
         let memory = show_memory(&mut report)?;
@@ -113,10 +109,7 @@ fn run(args: Args) -> Result<Outcome> {
         report.summary = "one side only: the first writes to pages, timed".to_owned();
     }
     common.note_one_side(&mut report);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: one address, two values after `fork`; one value for all threads.
@@ -299,16 +292,11 @@ fn judge_claims(report: &mut Report, memory: &Memory, files: &Files, faults: &Fa
         };
         report.claim_observed(id, verdict, evidence);
     }
-    report.summary = format!(
+    report.conclude(format!(
         "fork gave a child its own copy of memory and descriptors (but a shared file offset); \
          threads shared both; a fault killed one process, or every thread of one; {held} of \
-         {total} claims hold{}",
-        if report.passed() {
-            "."
-        } else {
-            "; a check FAILED."
-        }
-    );
+         {total} claims hold"
+    ));
 }
 
 /// The sacrificial process of step 4 (`--role thread-fault`): it takes back the write end of

@@ -38,15 +38,13 @@ use clap::Parser;
 use labkit::exit::usage;
 use labkit::measure::median;
 use labkit::signals::Shutdown;
-use labkit::{Better, CommonArgs, Outcome, Report, RoleArgs, Test, Variant};
+use labkit::{Better, CommonArgs, Outcome, Report, RoleArgs, Size, Test, Variant};
 
 use child::{Forker, ProcessPool};
 use measure::{Contender, record, run_contenders};
 
 /// The job by default (primes below this), and with `--quick`; the largest `--limit`.
-const LIMIT: u64 = 1_200_000;
-const QUICK_LIMIT: u64 = 60_000;
-const MAX_LIMIT: u64 = 1 << 40;
+const LIMIT: Size = Size::new(1_200_000, 60_000, 1 << 40);
 /// The small job is this many times smaller.
 const SMALL: u64 = 100;
 /// The most workers `--workers` accepts.
@@ -66,7 +64,7 @@ struct Args {
     common: CommonArgs,
 
     /// Count the primes below this [default: 1200000; --quick: 60000; from 1000 to 2^40].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1000, MAX_LIMIT))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1000, LIMIT.max))]
     limit: Option<u64>,
 
     /// Up to this many workers [default: the CPUs this process may use; from 1 to 32].
@@ -82,17 +80,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     let cpus = labkit::pin::allowed_cpus()
         .context("sched_getaffinity")?
         .len()
         .max(1) as u64;
-    let limit = args.limit.unwrap_or(common.sized(LIMIT, QUICK_LIMIT));
+    let limit = common.size(args.limit, LIMIT);
     let max = args.workers.unwrap_or(cpus);
     let blocks = common.blocks();
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("limit", limit);
     report.param("workers", max);
     report.param("cpus_allowed", cpus);
@@ -109,10 +105,7 @@ fn run(args: Args) -> Result<Outcome> {
     check_results(&mut report, &job, &small);
     common.note_one_side(&mut report);
     judge_claims(&mut report, &job, &small, cpus);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: the serial baseline, then every parallel way for 1 to `max` workers.
@@ -242,15 +235,17 @@ fn judge_claims(report: &mut Report, all: &[Contender], small: &[Contender], cpu
             judge_shared_data(report, t, p, what);
         }
     }
-    report.summary = format!(
-        "counting primes with up to {widest} worker(s) on {cpus} allowed CPU(s): speed-up over serial {}{}",
-        parts.join(", "),
-        if report.passed() {
-            "; every run gave the same result."
-        } else {
-            "; a check FAILED."
-        }
-    );
+    // Every check is that the runs agreed: when all passed, say so.
+    let agreed = if report.passed() {
+        "; every run gave the same result"
+    } else {
+        ""
+    };
+    report.conclude(format!(
+        "counting primes with up to {widest} worker(s) on {cpus} allowed CPU(s): speed-up over \
+         serial {}{agreed}",
+        parts.join(", ")
+    ));
 }
 
 /// `concurrency.both-parallel` for one way at its widest (`c`) against the serial run.

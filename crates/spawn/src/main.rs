@@ -38,7 +38,8 @@ use labkit::measure::{block_sizes, cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, Test, Variant,
+    Better, CommonArgs, CpuClock, LatencyRecorder, Measurement, Outcome, Report, Size, Test,
+    Variant,
 };
 use serde_json::json;
 
@@ -46,13 +47,9 @@ use create::Program;
 use measure::{Figures, Way, claim_for_threads, find};
 
 /// Creations per mechanism by default, and with `--quick`; the most `--iterations` accepts.
-const ITERATIONS: u64 = 300;
-const QUICK_ITERATIONS: u64 = 30;
-const MAX_ITERATIONS: u64 = 1_000_000;
+const ITERATIONS: Size = Size::new(300, 30, 1_000_000);
 /// The largest parent by default (MiB), with `--quick`, and the most `--max-rss` accepts.
-const MAX_RSS: u64 = 64;
-const QUICK_MAX_RSS: u64 = 8;
-const MAX_MAX_RSS: u64 = 16 << 10;
+const MAX_RSS: Size = Size::new(64, 8, 16 << 10);
 /// Parent sizes tried, up to `--max-rss` (MiB).
 const RSS_STEPS: [u64; 6] = [1, 8, 64, 512, 4096, 16384];
 /// Creations per mechanism at each parent size.
@@ -76,12 +73,12 @@ struct Args {
     common: CommonArgs,
 
     /// Creations per mechanism [default: 300; --quick: 30; from 1 to 1000000].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_ITERATIONS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, ITERATIONS.max))]
     iterations: Option<u64>,
 
     /// The largest parent to fork from, in MiB: 1, 8, 64, 512, 4096 … up to this
     /// [default: 64; --quick: 8; from 1 to 16384].
-    #[arg(long, value_name = "MIB", value_parser = labkit::cli::bounded(1, MAX_MAX_RSS))]
+    #[arg(long, value_name = "MIB", value_parser = labkit::cli::bounded(1, MAX_RSS.max))]
     max_rss: Option<u64>,
 }
 
@@ -90,17 +87,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    // [process, thread]: both, unless `--variant` picked one side.
-    let sides = [
-        common.wants(Variant::Process),
-        common.wants(Variant::Thread),
-    ];
-    let iterations = args
-        .iterations
-        .unwrap_or(common.sized(ITERATIONS, QUICK_ITERATIONS));
-    let max_rss = args.max_rss.unwrap_or(common.sized(MAX_RSS, QUICK_MAX_RSS));
+    let sides = common.sides();
+    let iterations = common.size(args.iterations, ITERATIONS);
+    let max_rss = common.size(args.max_rss, MAX_RSS);
     let available = memory::available_mib().context("read /proc/meminfo")?;
     if max_rss * 2 > available {
         return Err(usage(format!(
@@ -117,8 +108,6 @@ fn run(args: Args) -> Result<Outcome> {
     if !std::path::Path::new(TINY).exists() {
         bail!("{TINY} is missing: exec-based creation needs a tiny program to start");
     }
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("iterations", iterations);
     report.param("blocks", blocks);
     report.param("max_rss_mib", max_rss);
@@ -143,10 +132,7 @@ fn run(args: Args) -> Result<Outcome> {
         );
     }
     common.note_one_side(&mut report);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: every way, alternating blocks after a warm-up.
@@ -351,21 +337,16 @@ fn judge_claims(
     }
     let p50_of = |m: &str| find(creation, m).map_or_else(String::new, Figures::p50);
     let kib = |f: Option<&Figures>| f.and_then(|f| f.measured.value).unwrap_or(0.0);
-    report.summary = format!(
+    report.conclude(format!(
         "creating and waiting for a unit, p50: fork {}, posix_spawn {}, thread {}; memory per \
-         idle unit: process {:.0} KiB, thread {:.0} KiB{}{}",
+         idle unit: process {:.0} KiB, thread {:.0} KiB{}",
         p50_of("fork"),
         p50_of("posix_spawn"),
         p50_of("thread-spawn"),
         kib(process),
         kib(thread),
         rss_growth(forks),
-        if report.passed() {
-            "."
-        } else {
-            "; a check FAILED."
-        }
-    );
+    ));
 }
 
 /// "; fork from a 64 MiB parent took 1.2 ms, x9 its cost from 1 MiB" when more than one size
