@@ -34,18 +34,16 @@ mod shared;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
-use labkit::{CommonArgs, Outcome, Report, RoleArgs, Variant, Verdict};
+use labkit::{CommonArgs, Outcome, Report, RoleArgs, Size, Variant, Verdict};
 
 use pingpong::{PingPong, Side};
 
-/// Round trips per variant by default, and with `--quick`; the most `--messages` accepts.
-const MESSAGES: u64 = 5_000;
-const QUICK_MESSAGES: u64 = 300;
-const MAX_MESSAGES: u64 = 10_000_000;
+/// Round trips per variant: by default, with `--quick`, and the most `--messages` accepts.
+const MESSAGES: Size = Size::new(5_000, 300, 10_000_000);
 /// How long the buggy waiter waits for the wake-up it lost; rounds of the correct version.
 const LOST_PATIENCE: Duration = Duration::from_millis(200);
 const CURE_ROUNDS: u64 = 100;
@@ -67,7 +65,7 @@ struct Args {
     common: CommonArgs,
 
     /// Round trips per variant [default: 5000; --quick: 300; from 1 to 10000000].
-    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MESSAGES.max))]
     messages: Option<u64>,
 
     #[command(flatten)]
@@ -79,18 +77,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     // Both sides, unless `--variant` picked one.
     let sides: Vec<Side> = (Side::BOTH.into_iter())
         .filter(|s| common.wants(s.variant()))
         .collect();
-    let messages = args
-        .messages
-        .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES));
+    let messages = common.size(args.messages, MESSAGES);
     let blocks = common.blocks().min(messages);
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", messages);
     report.param("blocks", blocks);
 
@@ -114,10 +108,7 @@ fn run(args: Args) -> Result<Outcome> {
         );
     }
     common.note_one_side(&mut report);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: a condvar ping-pong, processes and threads in alternating blocks
@@ -203,15 +194,10 @@ fn judge_claims(report: &mut Report, ping: &PingPong, lost: bool, cured: bool) {
             }
         ),
     );
-    report.summary = format!(
+    report.conclude(format!(
         "condvar ping-pong round trip {thread} (threads) vs {process} (processes); the lost \
-         wake-up shown and cured{}",
-        if report.passed() {
-            "."
-        } else {
-            "; a check FAILED."
-        }
-    );
+         wake-up shown and cured"
+    ));
 }
 
 #[cfg(test)]

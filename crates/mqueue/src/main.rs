@@ -45,7 +45,7 @@ use labkit::exit::usage;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::{
-    Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant,
+    Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Size, Test, Variant,
     Verdict,
 };
 use serde_json::{Value, json};
@@ -53,15 +53,16 @@ use serde_json::{Value, json};
 use child::Child;
 use queue::{Limits, Queue};
 
-/// Message size by default; the smallest holds the sequence number.
-const BYTES: u64 = 100;
+/// Message size by default, and the most `--bytes` parses (the kernel's `msgsize_max` is the
+/// real limit, checked once read).
+const BYTES: Size = Size::new(100, 100, u32::MAX as u64);
+/// The smallest message: it holds the sequence number.
 const MIN_BYTES: u64 = 8;
-/// Round trips per variant, and stream messages per block, by default and with `--quick`.
+/// Round trips per variant, by default and with `--quick`.
 const ROUND_TRIPS: u64 = 5_000;
 const QUICK_ROUND_TRIPS: u64 = 300;
-const MESSAGES: u64 = 20_000;
-const QUICK_MESSAGES: u64 = 1_000;
-const MAX_COUNT: u64 = 100_000_000;
+/// Stream messages per block: by default, with `--quick`, and the most `--messages` accepts.
+const MESSAGES: Size = Size::new(20_000, 1_000, 100_000_000);
 /// Queues one run holds at once (a pair, for round trips and then for streams), for the quota.
 const QUEUES_AT_ONCE: u64 = 2;
 /// The kernel's bookkeeping per message charged to the quota, on top of the payload (about a
@@ -85,7 +86,7 @@ struct Args {
     placing: PinArgs,
 
     /// Bytes per message [default: 100; from 8 to /proc/sys/fs/mqueue/msgsize_max].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, u32::MAX as u64))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, BYTES.max))]
     bytes: Option<u64>,
 
     /// Queue depth, in messages [default: /proc/sys/fs/mqueue/msg_max; from 1 to it].
@@ -93,7 +94,7 @@ struct Args {
     depth: Option<u64>,
 
     /// Messages per stream [default: 20000; --quick: 1000; from 1 to 100000000].
-    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_COUNT))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MESSAGES.max))]
     messages: Option<u64>,
 
     #[command(flatten)]
@@ -132,23 +133,19 @@ impl Plan {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    let (placements, left_out) = Placement::each(args.placing.pin)?;
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
+    // First, so that a `--pin` this machine cannot give is refused before any limit is read.
+    let what = "round trips and streams";
+    let placements = Placement::each_noted(&mut report, args.placing.pin, what)?;
     let limits = read_limits(&mut report)?;
     let plan = Plan {
-        bytes: args.bytes.unwrap_or(BYTES),
+        bytes: common.size(args.bytes, BYTES),
         depth: args.depth.unwrap_or(limits.msg_max),
         round_trips: common.sized(ROUND_TRIPS, QUICK_ROUND_TRIPS),
-        messages: args
-            .messages
-            .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES)),
+        messages: common.size(args.messages, MESSAGES),
         blocks: common.blocks(),
-        sides: [
-            common.wants(Variant::Process),
-            common.wants(Variant::Thread),
-        ],
+        sides: common.sides(),
         // Set per round below.
         pin: Pin::None,
         cpus: Placement::choose(Pin::None)?,
@@ -159,12 +156,6 @@ fn run(args: Args) -> Result<Outcome> {
     report.param("messages", plan.messages);
     report.param("round_trips", plan.round_trips);
     report.param("blocks", plan.blocks);
-    report.param("pin", args.placing.pin.as_str());
-    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
-    report.param("placement", described.join("; "));
-    if let Some(why) = left_out {
-        report.skip("round trips and streams on two CPUs", why);
-    }
 
     let mut rounds = Vec::new();
     for (pin, cpus) in placements {
@@ -190,10 +181,7 @@ fn run(args: Args) -> Result<Outcome> {
     };
     common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: the limits, printed as parameters.
@@ -344,16 +332,15 @@ fn judge_claims(
     if summary.is_empty() {
         summary.push("placed by the scheduler (shown, not judged)".to_owned());
     }
-    report.summary = format!(
-        "{}-byte messages, round trip: {}{}",
+    let mut line = format!(
+        "{}-byte messages, round trip: {}",
         plan.bytes,
-        summary.join("; "),
-        if report.passed() {
-            "; boundaries, priorities and EAGAIN as documented."
-        } else {
-            "; a check FAILED."
-        }
+        summary.join("; ")
     );
+    if report.passed() {
+        line.push_str("; boundaries, priorities and EAGAIN as documented");
+    }
+    report.conclude(line);
 }
 
 /// The child side: this binary again, in the role its parent named (an echo, a sink that
@@ -365,7 +352,8 @@ fn run_child(mut args: Args) -> Result<Outcome> {
     let inbox = Queue::from_fd(fds.next().context("no inbox fd passed")?);
     let outbox = Queue::from_fd(fds.next().context("no outbox fd passed")?);
     // Big enough for the inbox's largest message (its mq_msgsize), whatever its size.
-    let mut buf = vec![0u8; (args.bytes.unwrap_or(BYTES) as usize).max(protocol::RECEIPT)];
+    let bytes = args.common.size(args.bytes, BYTES) as usize;
+    let mut buf = vec![0u8; bytes.max(protocol::RECEIPT)];
     match args.role.role.as_deref().unwrap_or_default() {
         "echo" => child::echo(&inbox, &outbox, &mut buf)?,
         "sink" => child::sink(&inbox, &outbox, &mut buf)?,

@@ -45,7 +45,7 @@ pub fn run(mut args: Args) -> Result<Outcome> {
         "increment" => {
             let go = PipeReader::from(fds.next().context("no go fd passed")?);
             let done = PipeWriter::from(fds.next().context("no done fd passed")?);
-            let increments = args.increments.unwrap_or(INCREMENTS);
+            let increments = args.increments.unwrap_or(INCREMENTS.full);
             crate::measure::party(&shared.counter, go, done, increments)?;
         }
         "hold" => {

@@ -47,7 +47,7 @@ use labkit::measure::cpu_ns_per_op;
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Variant, Verdict,
+    CommonArgs, LatencyRecorder, Measurement, Outcome, Report, RoleArgs, Size, Variant, Verdict,
 };
 use serde_json::json;
 
@@ -55,13 +55,10 @@ use death::Death;
 use measure::Contended;
 use robust::Guarded;
 
-/// Increments per party by default, and with `--quick`; the most `--increments` accepts.
-const INCREMENTS: u64 = 100_000;
-const QUICK_INCREMENTS: u64 = 1_000;
-const MAX_INCREMENTS: u64 = 100_000_000;
-/// The most parties by default, and the most `--parties` accepts.
-const PARTIES: u64 = 4;
-const MAX_PARTIES: u64 = 64;
+/// Increments per party: by default, with `--quick`, and the most `--increments` accepts.
+const INCREMENTS: Size = Size::new(100_000, 1_000, 100_000_000);
+/// The most parties: by default (also with `--quick`), and the most `--parties` accepts.
+const PARTIES: Size = Size::new(4, 4, 64);
 /// Lock + unlock pairs per timed batch, and batches per block, in the uncontended step.
 const BATCH: u64 = 1_000;
 const BATCHES: u64 = 40;
@@ -80,11 +77,11 @@ struct Args {
     common: CommonArgs,
 
     /// Increments per party [default: 100000; --quick: 1000; from 1 to 100000000].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_INCREMENTS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, INCREMENTS.max))]
     increments: Option<u64>,
 
     /// Up to this many parties, doubling from 1 [default: 4; from 1 to 64].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_PARTIES))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, PARTIES.max))]
     parties: Option<u64>,
 
     #[command(flatten)]
@@ -107,26 +104,19 @@ struct Shared {
 }
 
 fn main() -> ExitCode {
-    labkit::exit::dispatch(Args::parse(), |a| &a.role, run, child::run)
+    labkit::dispatch(Args::parse(), |a| &a.role, run, child::run)
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    // [process, thread]: both, unless `--variant` picked one side.
-    let sides = [
-        common.wants(Variant::Process),
-        common.wants(Variant::Thread),
-    ];
+    let sides = common.sides();
     let p = Parties {
-        increments: args
-            .increments
-            .unwrap_or(common.sized(INCREMENTS, QUICK_INCREMENTS)),
-        max: args.parties.unwrap_or(PARTIES),
+        increments: common.size(args.increments, INCREMENTS),
+        max: common.size(args.parties, PARTIES),
         sides,
         blocks: common.blocks(),
     };
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("increments", p.increments);
     report.param("parties", p.max);
     report.param("blocks", p.blocks);
@@ -333,16 +323,11 @@ fn judge_claims(
             death.seen, poison.text
         ),
     );
-    report.summary = format!(
+    report.conclude(format!(
         "exact counts under contention for threads and processes; uncontended lock+unlock {std_ns} \
          (std Mutex) vs {robust_ns} (robust pthread mutex); a dead holder was recovered via \
-         EOWNERDEAD{}",
-        if report.passed() {
-            "."
-        } else {
-            "; a check FAILED."
-        }
-    );
+         EOWNERDEAD"
+    ));
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub fn run(mut args: Args) -> Result<Outcome> {
     let mut next_fd = |what: &str| -> Result<OwnedFd> {
         fds.next().with_context(|| format!("no {what} fd passed"))
     };
-    let bytes = args.bytes.unwrap_or(BYTES) as usize;
+    let bytes = args.common.size(args.bytes, BYTES) as usize;
     match args.role.role.as_deref().unwrap_or_default() {
         "echo" => {
             let rx = PipeReader::from(next_fd("read")?);

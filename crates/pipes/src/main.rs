@@ -59,23 +59,20 @@ use labkit::names::PrivateDir;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
-use labkit::{Better, CommonArgs, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant, Verdict};
+use labkit::{
+    Better, CommonArgs, Outcome, Pin, PinArgs, Report, RoleArgs, Size, Test, Variant, Verdict,
+};
 
 use contender::{Contender, Series, process_vs_channel};
 use pingpong::HEADER;
 use semantics::{Arrival, Next};
 
-/// Round trips per contender by default, and with `--quick`; the most `--messages` accepts.
-const MESSAGES: u64 = 20_000;
-const QUICK_MESSAGES: u64 = 600;
-const MAX_MESSAGES: u64 = 10_000_000;
-/// Message size by default; the smallest holds the sequence number; the largest is 1 MiB.
-const BYTES: u64 = 64;
-const MAX_BYTES: u64 = 1 << 20;
-/// Bytes per stream by default, and with `--quick`; the largest `--total` is 16 GiB.
-const TOTAL: u64 = 32 << 20;
-const QUICK_TOTAL: u64 = 1 << 20;
-const MAX_TOTAL: u64 = 16 << 30;
+/// Round trips per contender: by default, with `--quick`, and the most `--messages` accepts.
+const MESSAGES: Size = Size::new(20_000, 600, 10_000_000);
+/// Message size by default (the smallest holds the sequence number); the largest is 1 MiB.
+const BYTES: Size = Size::new(64, 64, 1 << 20);
+/// Bytes per stream: by default, with `--quick`, and the largest `--total` (16 GiB).
+const TOTAL: Size = Size::new(32 << 20, 1 << 20, 16 << 30);
 /// Round trips per contender before timing starts.
 const WARMUP: u64 = 200;
 /// How long the EOF demo waits for an EOF that cannot come.
@@ -102,15 +99,15 @@ struct Args {
     placing: PinArgs,
 
     /// Round trips per contender [default: 20000; --quick: 600; at most 10000000].
-    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MESSAGES.max))]
     messages: Option<u64>,
 
     /// Bytes per message, sequence number included [default: 64; from 8 to 1MiB].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(HEADER as u64, MAX_BYTES))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(HEADER as u64, BYTES.max))]
     bytes: Option<u64>,
 
     /// Bytes per stream, e.g. `256MiB` [default: 32MiB; --quick: 1MiB; from 1 to 16GiB].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_TOTAL))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, TOTAL.max))]
     total: Option<u64>,
 
     #[command(flatten)]
@@ -148,30 +145,21 @@ struct Round {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    let messages = args
-        .messages
-        .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES));
+    let messages = common.size(args.messages, MESSAGES);
     let plan = Plan {
         messages,
-        bytes: args.bytes.unwrap_or(BYTES) as usize,
-        total: args.total.unwrap_or(common.sized(TOTAL, QUICK_TOTAL)),
+        bytes: common.size(args.bytes, BYTES) as usize,
+        total: common.size(args.total, TOTAL),
         blocks: common.blocks().min(messages),
     };
-    let (placements, left_out) = Placement::each(args.placing.pin)?;
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", plan.messages);
     report.param("bytes", plan.bytes);
     report.param("total", plan.total);
     report.param("blocks", plan.blocks);
-    report.param("pin", args.placing.pin.as_str());
-    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
-    report.param("placement", described.join("; "));
-    if let Some(why) = left_out {
-        report.skip("round trips and streams on two CPUs", why);
-    }
+    let what = "round trips and streams";
+    let placements = Placement::each_noted(&mut report, args.placing.pin, what)?;
 
     let contenders = Contender::chosen(common);
     let mut rounds = Vec::new();
@@ -194,10 +182,7 @@ fn run(args: Args) -> Result<Outcome> {
     }
     common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 3: the classic trap. A reader gets EOF only when every write end is closed, and the
@@ -372,12 +357,10 @@ fn judge_claims(
     if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
-    summary.push_str(if report.passed() {
-        "; every message and byte arrived."
-    } else {
-        "; a check FAILED."
-    });
-    report.summary = summary;
+    if report.passed() {
+        summary.push_str("; every message and byte arrived");
+    }
+    report.conclude(summary);
 }
 
 #[cfg(test)]

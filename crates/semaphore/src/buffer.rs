@@ -16,8 +16,8 @@ use serde_json::json;
 
 use crate::child;
 use crate::page::Page;
-use crate::ring::{Buffer, Ring, SLOTS};
-use crate::sem::{CondvarSem, PosixSem};
+use crate::ring::{Buffer, Local, SLOTS};
+use crate::sem::PosixSem;
 use crate::watchdog::{self, Peers};
 
 /// Step 2's sizes and sides.
@@ -197,18 +197,8 @@ fn with_named(page: &Page, producers: u64, items: u64, shutdown: &Shutdown) -> R
 
 /// Producers as threads, on `Condvar` semaphores.
 fn with_threads(producers: u64, items: u64, shutdown: &Shutdown) -> Result<Run> {
-    let (empty, full, lock) = (
-        CondvarSem::new(SLOTS as u64),
-        CondvarSem::new(0),
-        CondvarSem::new(1),
-    );
-    let ring = Ring::new();
-    let buffer = Buffer {
-        empty: &empty,
-        full: &full,
-        lock: &lock,
-        ring: &ring,
-    };
+    let local = Local::new();
+    let buffer = local.buffer();
     let cpu_before = CpuClock::now(&[])?;
     let start = Instant::now();
     // "Alive" here means "not interrupted": a Ctrl-C stops the consumer within 4096 items, and

@@ -42,20 +42,18 @@ use clap::Parser;
 use labkit::exit::usage;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_ns, placement_text};
-use labkit::{CommonArgs, Outcome, PinArgs, Report, RoleArgs, Variant, Verdict};
+use labkit::{CommonArgs, Outcome, PinArgs, Report, RoleArgs, Size, Verdict};
 
 use buffer::Buffered;
 use page::Page;
 use ring::SLOTS;
 use wake::WakeUp;
 
-/// Items per producer by default, and with `--quick`; the most `--items` accepts.
-const ITEMS: u64 = 20_000;
-const QUICK_ITEMS: u64 = 500;
-const MAX_ITEMS: u64 = 1 << 40;
-/// Producers by default; the most `--producers` accepts (they are numbered in 16 bits).
-const PRODUCERS: u64 = 2;
-const MAX_PRODUCERS: u64 = 64;
+/// Items per producer: by default, with `--quick`, and the most `--items` accepts.
+const ITEMS: Size = Size::new(20_000, 500, 1 << 40);
+/// Producers: by default (also with `--quick`), and the most `--producers` accepts (they are
+/// numbered in 16 bits).
+const PRODUCERS: Size = Size::new(2, 2, 64);
 /// Ping-pong round trips per variant, by default and with `--quick`.
 const ROUND_TRIPS: u64 = 5_000;
 const QUICK_ROUND_TRIPS: u64 = 300;
@@ -77,11 +75,11 @@ struct Args {
     placing: PinArgs,
 
     /// Items per producer [default: 20000; --quick: 500; from 1 to 2^40].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_ITEMS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, ITEMS.max))]
     items: Option<u64>,
 
     /// Producers [default: 2; from 1 to 64].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_PRODUCERS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, PRODUCERS.max))]
     producers: Option<u64>,
 
     #[command(flatten)]
@@ -101,28 +99,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    // [process, thread]: both, unless `--variant` picked one side.
-    let sides = [
-        common.wants(Variant::Process),
-        common.wants(Variant::Thread),
-    ];
-    let (placements, left_out) = Placement::each(args.placing.pin)?;
-    let items = args.items.unwrap_or(common.sized(ITEMS, QUICK_ITEMS));
-    let producers = args.producers.unwrap_or(PRODUCERS);
+    let sides = common.sides();
+    let items = common.size(args.items, ITEMS);
+    let producers = common.size(args.producers, PRODUCERS);
     let round_trips = common.sized(ROUND_TRIPS, QUICK_ROUND_TRIPS);
     let blocks = common.blocks();
-
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("items", items);
     report.param("producers", producers);
     report.param("slots", SLOTS);
     report.param("blocks", blocks);
-    report.param("pin", args.placing.pin.as_str());
-    if let Some(why) = left_out {
-        report.skip("wake-ups on two CPUs", why);
-    }
+    let placements = Placement::each_noted(&mut report, args.placing.pin, "wake-ups")?;
 
     let page = Page::create()?;
     let mut wakes = Vec::new();
@@ -145,7 +133,7 @@ fn run(args: Args) -> Result<Outcome> {
         sides,
     };
     let buffered = buffer::measure(&mut report, &page, sizes, shutdown)?;
-    if sides == [true, true] {
+    if common.both_sides() {
         judge_claims(&mut report, &buffered, &wakes);
     } else {
         report.summary = format!(
@@ -204,15 +192,10 @@ fn judge_claims(report: &mut Report, buffered: &Buffered, wakes: &[WakeUp]) {
         },
         evidence,
     );
-    report.summary = format!(
+    report.conclude(format!(
         "a bounded buffer on counting semaphores, processes and threads: every item once and in \
-         order; wake-up (sem_t between processes, Condvar between threads): {wakes}{}",
-        if report.passed() {
-            "."
-        } else {
-            "; a check FAILED."
-        }
-    );
+         order; wake-up (sem_t between processes, Condvar between threads): {wakes}"
+    ));
 }
 
 /// The child side: this binary again, in the role its parent named (the pong of step 1, or a
@@ -228,7 +211,7 @@ fn run_child(mut args: Args) -> Result<Outcome> {
             let ready = fds.next().context("no ready fd passed")?;
             let go = fds.next().context("no go fd passed")?;
             let producer = args.producer.context("--producer is required")?;
-            let items = args.items.unwrap_or(ITEMS);
+            let items = args.items.unwrap_or(ITEMS.full);
             child::produce(&page, ready.into(), go.into(), producer, items, &args.named)?;
         }
         other => return Err(usage(format!("unknown role `{other}`"))),

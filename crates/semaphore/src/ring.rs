@@ -6,7 +6,7 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sem::Semaphore;
+use crate::sem::{CondvarSem, Semaphore};
 
 /// Slots in the ring.
 pub const SLOTS: usize = 64;
@@ -41,6 +41,36 @@ impl Default for Ring {
 /// One item: the producer's number in the top 16 bits, its sequence number below.
 pub fn item(producer: u64, seq: u64) -> u64 {
     producer << 48 | seq
+}
+
+/// A bounded buffer between threads: `Condvar` semaphores (`empty` = [`SLOTS`], `full` = 0,
+/// `lock` = 1) and a ring, owned together.
+pub struct Local {
+    empty: CondvarSem,
+    full: CondvarSem,
+    lock: CondvarSem,
+    ring: Ring,
+}
+
+impl Local {
+    pub fn new() -> Local {
+        Local {
+            empty: CondvarSem::new(SLOTS as u64),
+            full: CondvarSem::new(0),
+            lock: CondvarSem::new(1),
+            ring: Ring::new(),
+        }
+    }
+
+    /// The buffer, as every thread sees it.
+    pub fn buffer(&self) -> Buffer<'_, CondvarSem> {
+        Buffer {
+            empty: &self.empty,
+            full: &self.full,
+            lock: &self.lock,
+            ring: &self.ring,
+        }
+    }
 }
 
 /// The semaphores and the ring, as one side sees them.
@@ -99,22 +129,11 @@ impl<S: Semaphore> Buffer<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sem::CondvarSem;
 
     #[test]
     fn every_item_once_in_order_between_threads() {
-        let (empty, full, lock) = (
-            CondvarSem::new(SLOTS as u64),
-            CondvarSem::new(0),
-            CondvarSem::new(1),
-        );
-        let ring = Ring::new();
-        let b = Buffer {
-            empty: &empty,
-            full: &full,
-            lock: &lock,
-            ring: &ring,
-        };
+        let local = Local::new();
+        let b = local.buffer();
         let wrong = std::thread::scope(|s| {
             for p in 0..3 {
                 let b = &b;

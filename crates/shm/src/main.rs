@@ -142,11 +142,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
+    // Not `Placement::each_noted`: the placements follow `--wait` as well as `--pin`, and the
+    // Report gives the `--pin` asked for.
     let (placements, left_out) = Placement::each(pin_for(args.wait, args.placing.pin)?)?;
     let sizes: Vec<u64> = args.bytes.map_or_else(|| SIZES.to_vec(), |b| vec![b]);
-    let mut report = new_report(&args, &sizes, left_out);
+    note_params(&mut report, &args, &sizes, left_out);
 
     // Step 1. Forking runs first, while this process has one thread; it is the process side's
     // lesson.
@@ -182,16 +184,12 @@ fn run(args: Args) -> Result<Outcome> {
     }
     common.note_one_side(&mut report);
     judge_claims(&mut report, &series, &memcpy, sharing.as_ref());
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
-/// The Report, with the run's parameters, and skip checks for what `--pin` and `--wait` leave
-/// out (`left_out`: why two CPUs are not used).
-fn new_report(args: &Args, sizes: &[u64], left_out: Option<String>) -> Report {
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
+/// The run's parameters, and skip checks for what `--pin` and `--wait` leave out (`left_out`:
+/// why two CPUs are not used).
+fn note_params(report: &mut Report, args: &Args, sizes: &[u64], left_out: Option<String>) {
     report.param("sizes", sizes.to_vec());
     report.param("slots", SLOTS);
     report.param("wait", args.wait.name());
@@ -211,7 +209,6 @@ fn new_report(args: &Args, sizes: &[u64], left_out: Option<String>) -> Report {
         args.common.sized(ROUND_TRIPS, QUICK_ROUND_TRIPS),
     );
     report.param("stream_bytes", args.common.sized(STREAM, QUICK_STREAM));
-    report
 }
 
 /// The placements `--pin` asks for, given `--wait`. Spinning is judged on two CPUs only: on
@@ -282,15 +279,14 @@ fn judge_claims(
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     summary.extend(stream_against_memcpy(series, memcpy, judged.1));
-    report.summary = format!(
-        "ring round trip p50, processes over shm vs threads: {}{}",
-        summary.join("; "),
-        if report.passed() {
-            "; every message arrived intact."
-        } else {
-            "; a check FAILED."
-        }
+    let mut line = format!(
+        "ring round trip p50, processes over shm vs threads: {}",
+        summary.join("; ")
     );
+    if report.passed() {
+        line.push_str("; every message arrived intact");
+    }
+    report.conclude(line);
 }
 
 /// `comm.threads-faster` at one size and placement, where that size is judged (`round_trip`,

@@ -52,7 +52,7 @@ pub fn run(mut args: Args) -> Result<Outcome> {
                 _ => Target::Inherited,
             };
             let echo = role == "echo";
-            let max = far::max_frame(echo, args.bytes.unwrap_or(BYTES) as usize);
+            let max = far::max_frame(echo, args.common.size(args.bytes, BYTES) as usize);
             far::work(mech, echo, max, fds.next(), target)
                 .with_context(|| format!("{role} over {}", mech.name()))?;
         }
@@ -77,7 +77,7 @@ fn serve(
     let listener = TcpListener::from(listener.context("no listener fd passed")?);
     let stop = stop.context("no stop fd passed")?;
     let stats = File::from(stats.context("no stats fd passed")?);
-    let workers = args.workers.unwrap_or(CLIENTS) as usize;
+    let workers = args.common.size(args.workers, CLIENTS) as usize;
     let model = args
         .child
         .model
@@ -90,7 +90,7 @@ fn serve(
             bail!("a forking server must have one thread, it has {threads:?}");
         }
     }
-    let max = args.bytes.unwrap_or(BYTES) as usize;
+    let max = args.common.size(args.bytes, BYTES) as usize;
     server::run(model, max, listener, stop, stats).context("serve")?;
     Ok(())
 }

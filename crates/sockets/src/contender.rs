@@ -12,7 +12,7 @@ use clap::ValueEnum;
 use labkit::child::{Far, HANG_GUARD, Watch, liveness};
 use labkit::names::PrivateDir;
 use labkit::report::format_ns;
-use labkit::{Measurement, Variant};
+use labkit::{CommonArgs, Measurement, Variant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Plan;
@@ -59,6 +59,14 @@ pub struct Contender {
 }
 
 impl Contender {
+    /// The contenders the flags ask for, in the order they run.
+    pub fn chosen(common: &CommonArgs) -> Vec<Contender> {
+        CONTENDERS
+            .into_iter()
+            .filter(|c| common.wants(c.variant))
+            .collect()
+    }
+
     pub fn label(self) -> String {
         format!("{}/{}", self.variant.as_str(), self.mech.name())
     }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 use labkit::measure::cpu_ns_per_op;
 use labkit::signals::Shutdown;
-use labkit::{LatencyRecorder, Measurement, Report, Variant};
+use labkit::{CommonArgs, LatencyRecorder, Measurement, Report, Variant};
 use serde_json::json;
 
 use crate::Plan;
@@ -23,6 +23,14 @@ pub fn variant(model: Model) -> Variant {
         Model::ForkPerConnection | Model::Prefork { .. } => Variant::Process,
         Model::ThreadPerConnection | Model::ThreadPool { .. } => Variant::Thread,
     }
+}
+
+/// The server models the flags ask for, pools of `workers`, in the order they run.
+pub fn chosen(common: &CommonArgs, workers: u64) -> Vec<Model> {
+    Model::all(workers as usize)
+        .into_iter()
+        .filter(|m| common.wants(variant(*m)))
+        .collect()
 }
 
 /// The `--model` flag of a server child.

@@ -57,29 +57,23 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, placement_text};
-use labkit::{Better, CommonArgs, Outcome, PinArgs, Report, RoleArgs, Test, Variant, Verdict};
+use labkit::{
+    Better, CommonArgs, Outcome, PinArgs, Report, RoleArgs, Size, Test, Variant, Verdict,
+};
 
-use contender::{CONTENDERS, Contender, Series};
+use contender::{Contender, Series};
 
-/// Frame size for round trips by default (header included), and the limits of `--bytes`.
-const BYTES: u64 = 100;
-const MAX_BYTES: u64 = 64 * 1024;
-/// Round trips per contender by default and with `--quick`, after a warm-up.
-const MESSAGES: u64 = 4_000;
-const QUICK_MESSAGES: u64 = 300;
-const MAX_MESSAGES: u64 = 10_000_000;
-/// Bytes per stream block.
-const TOTAL: u64 = 32 << 20;
-const QUICK_TOTAL: u64 = 1 << 20;
-const MAX_TOTAL: u64 = 16 << 30;
-/// The server under load: clients, requests per client per block, requests per connection.
-const CLIENTS: u64 = 8;
-const MAX_CLIENTS: u64 = 256;
-const REQUESTS: u64 = 200;
-const QUICK_REQUESTS: u64 = 20;
-const PER_CONNECTION: u64 = 20;
-const QUICK_PER_CONNECTION: u64 = 5;
-const MAX_REQUESTS: u64 = 1_000_000;
+/// Frame size for round trips (header included): by default, and the most `--bytes` accepts.
+const BYTES: Size = Size::new(100, 100, 64 * 1024);
+/// Round trips per contender, after a warm-up: by default, with `--quick`, and at the most.
+const MESSAGES: Size = Size::new(4_000, 300, 10_000_000);
+/// Bytes per stream block: by default, with `--quick`, and at the most.
+const TOTAL: Size = Size::new(32 << 20, 1 << 20, 16 << 30);
+/// The server under load: concurrent clients (their most is also that of `--workers`),
+/// requests per client per block, requests per connection.
+const CLIENTS: Size = Size::new(8, 8, 256);
+const REQUESTS: Size = Size::new(200, 20, 1_000_000);
+const PER_CONNECTION: Size = Size::new(20, 5, 1_000_000);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,34 +95,34 @@ struct Args {
     placing: PinArgs,
 
     /// Round trips per contender [default: 4000; --quick: 300; at most 10000000].
-    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MESSAGES.max))]
     messages: Option<u64>,
 
     /// Bytes per frame in round trips and requests, 16-byte header included [default: 100;
     /// from 16 to 64KiB].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(wire::HEADER as u64, MAX_BYTES))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(wire::HEADER as u64, BYTES.max))]
     bytes: Option<u64>,
 
     /// Bytes per stream block, e.g. `256MiB` [default: 32MiB; --quick: 1MiB; from 1 to 16GiB].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_TOTAL))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, TOTAL.max))]
     total: Option<u64>,
 
     /// Concurrent clients of the server [default: 8; from 1 to 256].
-    #[arg(long, value_name = "K", value_parser = labkit::cli::bounded(1, MAX_CLIENTS))]
+    #[arg(long, value_name = "K", value_parser = labkit::cli::bounded(1, CLIENTS.max))]
     clients: Option<u64>,
 
     /// Requests per client per block [default: 200; --quick: 20; from 1 to 1000000].
-    #[arg(long, value_name = "M", value_parser = labkit::cli::bounded(1, MAX_REQUESTS))]
+    #[arg(long, value_name = "M", value_parser = labkit::cli::bounded(1, REQUESTS.max))]
     requests: Option<u64>,
 
     /// Requests per connection: a client reconnects after this many [default: 20; --quick: 5;
     /// from 1 to 1000000].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_REQUESTS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, PER_CONNECTION.max))]
     per_connection: Option<u64>,
 
     /// Threads of the thread-pool server, and processes of the prefork one [default: the
     /// number of clients; from 1 to 256].
-    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_CLIENTS))]
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, CLIENTS.max))]
     workers: Option<u64>,
 
     #[command(flatten)]
@@ -162,21 +156,15 @@ impl Plan {
     /// scheduler until a round sets its placement.
     fn from_flags(args: &Args) -> Result<Plan> {
         let common = &args.common;
-        let clients = args.clients.unwrap_or(CLIENTS);
+        let clients = common.size(args.clients, CLIENTS);
         Ok(Plan {
-            messages: args
-                .messages
-                .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES)),
-            bytes: args.bytes.unwrap_or(BYTES) as usize,
-            total: args.total.unwrap_or(common.sized(TOTAL, QUICK_TOTAL)),
+            messages: common.size(args.messages, MESSAGES),
+            bytes: common.size(args.bytes, BYTES) as usize,
+            total: common.size(args.total, TOTAL),
             blocks: common.blocks(),
             clients,
-            requests: args
-                .requests
-                .unwrap_or(common.sized(REQUESTS, QUICK_REQUESTS)),
-            per_connection: args
-                .per_connection
-                .unwrap_or(common.sized(PER_CONNECTION, QUICK_PER_CONNECTION)),
+            requests: common.size(args.requests, REQUESTS),
+            per_connection: common.size(args.per_connection, PER_CONNECTION),
             workers: args.workers.unwrap_or(clients),
             placement: Placement::choose(labkit::Pin::None)?,
             pin: labkit::Pin::None,
@@ -204,22 +192,13 @@ struct Round {
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     let plan = Plan::from_flags(&args)?;
-    let (placements, left_out) = Placement::each(args.placing.pin)?;
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     plan.record(&mut report);
-    report.param("pin", args.placing.pin.as_str());
-    let described: Vec<String> = placements.iter().map(|(_, p)| p.describe()).collect();
-    report.param("placement", described.join("; "));
-    if let Some(why) = left_out {
-        report.skip("round trips and streams on two CPUs", why);
-    }
-    let contenders: Vec<Contender> = CONTENDERS
-        .into_iter()
-        .filter(|c| common.wants(c.variant))
-        .collect();
+    let what = "round trips and streams";
+    let placements = Placement::each_noted(&mut report, args.placing.pin, what)?;
+    let contenders = Contender::chosen(common);
     let mut rounds = Vec::new();
     for (pin, placement) in placements {
         let at = Plan {
@@ -236,10 +215,7 @@ fn run(args: Args) -> Result<Outcome> {
         });
     }
     show_boundaries(&mut report)?;
-    let models: Vec<server::Model> = server::Model::all(plan.workers as usize)
-        .into_iter()
-        .filter(|m| common.wants(load::variant(*m)))
-        .collect();
+    let models = load::chosen(common, plan.workers);
     let servers = load::run(&mut report, &models, &plan, shutdown)?;
     // The probe's child is a process: with `--variant thread` there is nothing to probe.
     let separate = common
@@ -248,10 +224,7 @@ fn run(args: Args) -> Result<Outcome> {
         .transpose()?;
     common.note_one_side(&mut report);
     judge_claims(&mut report, &plan, &rounds, separate, &servers);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 3: boundaries, and a partial write.
@@ -300,12 +273,10 @@ fn judge_claims(
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
     judge_servers(report, plan, servers, &mut summary);
-    summary.push_str(if report.passed() {
-        "; every frame and request arrived."
-    } else {
-        "; a check FAILED."
-    });
-    report.summary = summary;
+    if report.passed() {
+        summary.push_str("; every frame and request arrived");
+    }
+    report.conclude(summary);
 }
 
 /// `comm.threads-faster`, per judged placement, from the round trips and the streams; the

@@ -33,23 +33,21 @@ mod perf;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use labkit::measure::block_sizes;
 use labkit::pin::Placement;
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
-    Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Test, Variant,
+    Better, CommonArgs, Measurement, Outcome, Pin, PinArgs, Report, RoleArgs, Size, Test, Variant,
 };
 use serde_json::json;
 
 use contender::{Contender, Finished, Mechanism};
 
-/// Round trips per contender by default, and with `--quick`; the most `--messages` accepts.
-const MESSAGES: u64 = 5_000;
-const QUICK_MESSAGES: u64 = 300;
-const MAX_MESSAGES: u64 = 10_000_000;
+/// Round trips per contender: by default, with `--quick`, and the most `--messages` accepts.
+const MESSAGES: Size = Size::new(5_000, 300, 10_000_000);
 /// Untimed round trips per contender first.
 const WARMUP: u32 = 200;
 /// On one CPU each side must switch (voluntarily or not) about once per round trip.
@@ -73,7 +71,7 @@ struct Args {
     placing: PinArgs,
 
     /// Round trips per contender [default: 5000; --quick: 300; from 1 to 10000000].
-    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MAX_MESSAGES))]
+    #[arg(short = 'n', long, value_name = "N", value_parser = labkit::cli::bounded(1, MESSAGES.max))]
     messages: Option<u64>,
 
     #[command(flatten)]
@@ -81,17 +79,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    labkit::exit::dispatch(Args::parse(), |a| &a.role, run, child::run)
+    labkit::dispatch(Args::parse(), |a| &a.role, run, child::run)
 }
 
 fn run(args: Args) -> Result<Outcome> {
-    let shutdown = labkit::signals::install().context("install SIGINT/SIGTERM handlers")?;
+    let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
-    let messages = args
-        .messages
-        .unwrap_or(common.sized(MESSAGES, QUICK_MESSAGES));
+    let messages = common.size(args.messages, MESSAGES);
     let blocks = common.blocks().min(messages);
-    let mut report = Report::new(env!("CARGO_PKG_NAME"));
     report.param("messages", messages);
     report.param("blocks", blocks);
     report.param("pin", args.placing.pin.as_str());
@@ -110,10 +105,7 @@ fn run(args: Args) -> Result<Outcome> {
     run_perf_bench(&mut report, &placements, messages, common)?;
     common.note_one_side(&mut report);
     judge_claims(&mut report, &results, switched);
-    report
-        .emit(common.json)
-        .context("write the report to stdout")?;
-    Ok(Outcome::of(&report))
+    report.end(common.json)
 }
 
 /// Step 1: every placement × mechanism × variant, each with its far side waiting.
@@ -322,16 +314,19 @@ fn judge_claims(report: &mut Report, all: &[Finished], switched: bool) {
             )
             .placement = Some(pin.as_str().to_owned());
     }
-    report.summary = if summary.is_empty() {
+    let judged = if summary.is_empty() {
         "no switch cost judged on one CPU (no run there, or its hand-offs were not one switch each)"
             .to_owned()
     } else {
         format!("one context switch on one CPU: {}", summary.join("; "))
-    } + if report.passed() {
-        "; every hand-off arrived."
-    } else {
-        "; a check FAILED."
     };
+    // The hand-offs are vouched for only when no check failed; `conclude` says if one did.
+    let arrived = if report.passed() {
+        "; every hand-off arrived"
+    } else {
+        ""
+    };
+    report.conclude(judged + arrived);
 }
 
 #[cfg(test)]
