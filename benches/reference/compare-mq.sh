@@ -10,11 +10,7 @@
 # its own. Both once placed by the scheduler and once with everything on CPU 0 (`taskset -c 0`:
 # mqueue has no --pin), since placement dominates here: on two CPUs each hand-off may wake an
 # idle CPU.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-pairs=${1:-5}
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+. "$(dirname "$0")/common.sh"  # strict mode, cd to the root, $pairs, $out
 cargo build --release --quiet -p mqueue
 cc -O2 -o "$out/lat_mq" benches/reference/lat_mq.c -lrt
 for i in $(seq "$pairs"); do

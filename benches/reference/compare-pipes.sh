@@ -8,12 +8,8 @@
 # `perf bench sched pipe -T` (perf prints a mean: usecs/op), once placed by the scheduler and
 # once with both sides on CPU 0 (`--pin same` vs `taskset -c 0`), since placement dominates. Throughput: pipes' process pipe
 # stream vs lmbench's bw_pipe method (bw_pipe.c here), both 64 KiB writes of 32 MiB streams.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-pairs=${1:-5}
+. "$(dirname "$0")/common.sh"  # strict mode, cd to the root, $pairs, $out
 loops=20000
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet -p pipes
 cc -O2 -o "$out/bw_pipe" benches/reference/bw_pipe.c
 for i in $(seq "$pairs"); do

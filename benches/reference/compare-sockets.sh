@@ -9,13 +9,9 @@
 # (this binary re-executed), every frame framed and checked (length, CRC-32, sequence number) at
 # the far end and compared byte for byte at ours. Both once placed by the scheduler and once
 # with both sides on CPU 0 (`--pin same` vs `taskset -c 0`), since placement dominates here.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-pairs=${1:-5}
+. "$(dirname "$0")/common.sh"  # strict mode, cd to the root, $pairs, $out
 loops=20000
 rest=(--total 1MiB --requests 20 --per-connection 20 --clients 2)
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet -p sockets
 cc -O2 -o "$out/lat_sock" benches/reference/lat_sock.c
 for i in $(seq "$pairs"); do

@@ -8,12 +8,8 @@
 # pthread_create+pthread_join loop (lat_fork.c here). Both sides run N creations per pair. The
 # C fork runs twice: as is (about 2 MiB resident) and with as much resident memory as our
 # process had when it forked, since fork copies the page tables of what is resident.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-pairs=${1:-5}
+. "$(dirname "$0")/common.sh"  # strict mode, cd to the root, $pairs, $out
 n=1000
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 cargo build --release --quiet -p spawn
 cc -O2 -pthread -o "$out/lat_fork" benches/reference/lat_fork.c
 for i in $(seq "$pairs"); do

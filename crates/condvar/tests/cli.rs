@@ -8,12 +8,11 @@ const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 #[test]
 fn the_quick_run_passes_every_check() {
     let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
-    for key in [
+    let round_trips = [
         "round_trip/process/pthread-cond-pshared",
         "round_trip/thread/std-condvar",
-    ] {
-        assert_eq!(report.find(key).and_then(|m| m.samples), Some(300), "{key}");
-    }
+    ];
+    testkit::assert_samples(&report, &round_trips, 300);
     assert!(
         report
             .find("spurious_wakeups/process/pthread-cond-pshared")
@@ -25,13 +24,6 @@ fn the_quick_run_passes_every_check() {
         "{}",
         report.claims[0].evidence
     );
-}
-
-/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
-/// promises is checked by `standard_tests!`.)
-#[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(BIN, &[(&["--pin", "same"], "unexpected argument '--pin'")]);
 }
 
 const LONG: &[&str] = &["--json", "--messages", "10000000"];

@@ -66,13 +66,6 @@ fn the_quick_run_passes_every_check_and_dumps_no_core() {
     testkit::assert_clean(&t, done.pid);
 }
 
-/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
-/// promises is checked by `standard_tests!`.)
-#[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(BIN, &[(&["--pin", "same"], "unexpected argument '--pin'")]);
-}
-
 #[test]
 fn the_timing_child_killed_mid_run_is_reported_with_exit_1() {
     // Found by `cargo xtask torture`: the forked child that times copy-on-write faults, killed,

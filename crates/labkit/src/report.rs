@@ -396,7 +396,8 @@ impl Report {
                     Kind::Value => (
                         dash(),
                         dash(),
-                        m.value.map_or_else(dash, |v| format_value(v, &m.unit)),
+                        m.value
+                            .map_or_else(dash, |v| crate::verdict::format_figure(v, &m.unit)),
                     ),
                 };
                 rows.push([
@@ -523,14 +524,6 @@ pub fn format_ns(ns: f64) -> String {
         format!("{:.2} ms", ns / 1e6)
     } else {
         format!("{:.2} s", ns / 1e9)
-    }
-}
-
-fn format_value(v: f64, unit: &str) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0} {unit}")
-    } else {
-        format!("{v:.2} {unit}")
     }
 }
 

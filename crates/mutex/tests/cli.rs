@@ -26,13 +26,6 @@ fn the_quick_run_passes_every_check() {
     }
 }
 
-/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
-/// promises is checked by `standard_tests!`.)
-#[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(BIN, &[(&["--pin", "same"], "unexpected argument '--pin'")]);
-}
-
 /// A counting child with much to do (the first, one-party block); the tests act once it exists.
 const LONG: &[&str] = &["--json", "--increments", "100000000"];
 

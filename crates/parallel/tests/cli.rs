@@ -64,13 +64,6 @@ fn the_quick_run_gives_one_result_every_way() {
     );
 }
 
-/// This topic does not place its sides: `--pin` is not one of its flags. (What `--help`
-/// promises is checked by `standard_tests!`.)
-#[test]
-fn bad_flags_exit_2_naming_the_limit() {
-    testkit::assert_usage_errors(BIN, &[(&["--pin", "split"], "unexpected argument '--pin'")]);
-}
-
 /// A run big enough to be mid-way when the tests act (its fork helper exists from the start).
 const LONG: &[&str] = &["--json", "--limit", "2000000"];
 

@@ -9,13 +9,12 @@ const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 #[test]
 fn the_quick_run_passes_every_check() {
     let report = testkit::assert_quick_run(BIN, &["--quick", "--json"]);
-    for key in [
+    let items = [
         "items/process/sem-pshared",
         "items/process/sem-named",
         "items/thread/condvar-sem",
-    ] {
-        assert!(report.find(key).is_some(), "no {key}");
-    }
+    ];
+    testkit::assert_measured(&report, &items);
     assert_eq!(
         report
             .find("round_trip/process/sem-pshared")

@@ -191,6 +191,16 @@ pub fn assert_measured(report: &Report, keys: &[&str]) {
     }
 }
 
+/// Each of `keys` is measured and holds `samples` samples (every timed operation, say).
+pub fn assert_samples(report: &Report, keys: &[&str], samples: u64) {
+    for key in keys {
+        let m = report
+            .find(key)
+            .unwrap_or_else(|| panic!("no measurement {key}"));
+        assert_eq!(m.samples, Some(samples), "{key}: samples");
+    }
+}
+
 /// What `bin --help` promises about each flag is what the binary does: a value one past a
 /// stated limit (`from 8 to 1MiB`, `at most 64`), a word where a number is stated, or a value
 /// outside the stated `possible values`, exits 2 naming the limit or the values, as

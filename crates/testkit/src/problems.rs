@@ -126,21 +126,22 @@ mod tests {
     use labkit::{LatencyRecorder, Measurement, Test, Variant};
     use serde_json::json;
 
+    /// A sound Report: one round-trip histogram of three samples.
     fn sample() -> Report {
-        let mut r = Report::new("demo");
-        r.summary = "a demo".to_owned();
-        let mut lat = LatencyRecorder::new();
-        for ns in [1000, 2000, 3000] {
-            lat.record_ns(ns);
-        }
-        r.measure(Measurement::histogram(
+        let mut latency = LatencyRecorder::new();
+        [1000, 2000, 3000].into_iter().for_each(|ns| latency.record_ns(ns));
+        let config = json!({"bytes": 64});
+        let m = Measurement::histogram(
             "round_trip",
             Variant::Process,
             "pipe",
-            json!({"bytes": 64}),
-            &lat,
-            Some(5.0),
-        ));
+            config,
+            &latency,
+            None,
+        );
+        let mut r = Report::new("demo");
+        r.measure(m);
+        r.conclude("a demo");
         r
     }
 
