@@ -137,6 +137,23 @@ struct Sweep {
     keep: fn(&Measurement) -> bool,
 }
 
+/// A [`Sweep`], as one line of the table.
+const fn sweep(
+    topic: &'static str,
+    label: &'static str,
+    args: &'static [&'static str],
+    sizes: &'static [&'static str],
+    keep: fn(&Measurement) -> bool,
+) -> Sweep {
+    Sweep {
+        topic,
+        label,
+        args,
+        sizes,
+        keep,
+    }
+}
+
 fn round_trips(m: &Measurement) -> bool {
     m.name == "round_trip"
 }
@@ -151,56 +168,15 @@ fn spinning(m: &Measurement) -> bool {
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];
 const SMALL_SERVER: &[&str] = &["--messages", "2000", "--total", "4MiB", "--requests", "20"];
 
+#[rustfmt::skip]
 const SWEEPS: &[Sweep] = &[
-    Sweep {
-        topic: "pipes",
-        label: "bytes=4096",
-        args: &["--bytes", "4096"],
-        sizes: SMALL_STREAM,
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "pipes",
-        label: "bytes=65536",
-        args: &["--bytes", "65536"],
-        sizes: SMALL_STREAM,
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "sockets",
-        label: "bytes=4096",
-        args: &["--bytes", "4096"],
-        sizes: SMALL_SERVER,
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "sockets",
-        label: "bytes=65536",
-        args: &["--bytes", "65536"],
-        sizes: SMALL_SERVER,
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "mqueue",
-        label: "bytes=1024",
-        args: &["--bytes", "1024"],
-        sizes: &["--messages", "2000"],
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "mqueue",
-        label: "bytes=8192",
-        args: &["--bytes", "8192"],
-        sizes: &["--messages", "2000"],
-        keep: round_trips,
-    },
-    Sweep {
-        topic: "shm",
-        label: "wait=spin",
-        args: &["--wait", "spin", "--pin", "split"],
-        sizes: &[],
-        keep: spinning,
-    },
+    sweep("pipes", "bytes=4096", &["--bytes", "4096"], SMALL_STREAM, round_trips),
+    sweep("pipes", "bytes=65536", &["--bytes", "65536"], SMALL_STREAM, round_trips),
+    sweep("sockets", "bytes=4096", &["--bytes", "4096"], SMALL_SERVER, round_trips),
+    sweep("sockets", "bytes=65536", &["--bytes", "65536"], SMALL_SERVER, round_trips),
+    sweep("mqueue", "bytes=1024", &["--bytes", "1024"], &["--messages", "2000"], round_trips),
+    sweep("mqueue", "bytes=8192", &["--bytes", "8192"], &["--messages", "2000"], round_trips),
+    sweep("shm", "wait=spin", &["--wait", "spin", "--pin", "split"], &[], spinning),
 ];
 
 /// One planned invocation.

@@ -129,7 +129,9 @@ mod tests {
     /// A sound Report: one round-trip histogram of three samples.
     fn sample() -> Report {
         let mut latency = LatencyRecorder::new();
-        [1000, 2000, 3000].into_iter().for_each(|ns| latency.record_ns(ns));
+        [1000, 2000, 3000]
+            .into_iter()
+            .for_each(|ns| latency.record_ns(ns));
         let config = json!({"bytes": 64});
         let m = Measurement::histogram(
             "round_trip",

@@ -269,23 +269,18 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, t: Tally) {
-        self.kills += t.kills;
-        self.kills_parent += t.kills_parent;
-        self.kills_child += t.kills_child;
-        self.unnoticed_what.extend(t.unnoticed_what);
-        self.reported += t.reported;
-        self.unnoticed += t.unnoticed;
-        self.finished_first += t.finished_first;
-        self.cleaned += t.cleaned;
-        self.signals += t.signals;
-        self.copies += t.copies;
-        self.refused += t.refused;
-        self.squats += t.squats;
-        self.squats_refused += t.squats_refused;
-        self.squats_unused += t.squats_unused;
-        self.hangs += t.hangs;
-        self.panics += t.panics;
-        self.failures.extend(t.failures);
+        // Every count adds up; every list of cases is joined.
+        macro_rules! add {
+            ($($count:ident),*; $($list:ident),*) => {
+                $(self.$count += t.$count;)*
+                $(self.$list.extend(t.$list);)*
+            };
+        }
+        add!(
+            kills, kills_parent, kills_child, reported, unnoticed, finished_first, cleaned,
+            signals, copies, refused, squats, squats_refused, squats_unused, hangs, panics;
+            unnoticed_what, failures
+        );
     }
 
     fn fail(&mut self, topic: &Topic, what: String) {
