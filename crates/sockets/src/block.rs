@@ -242,12 +242,12 @@ fn sample_server(server: u32, done: &AtomicBool) -> (Sample, Duration) {
     let before = cpu();
     let mut peak = Sample::default();
     loop {
-        let children = labkit::procfs::main_thread_children(server);
+        let children = crate::memory::main_thread_children(server);
         let (mut pss, mut rss) = (0, 0);
         let mut alive = 0;
         for pid in std::iter::once(server).chain(children.iter().copied()) {
             // A zombie (exited, not yet reaped) has no memory left to read, and is not counted.
-            if let Some((p, r)) = labkit::procfs::memory_kib(pid) {
+            if let Some((p, r)) = crate::memory::memory_kib(pid) {
                 pss += p;
                 rss += r;
                 alive += 1;

@@ -44,6 +44,7 @@ mod child;
 mod contender;
 mod far;
 mod load;
+mod memory;
 mod nonce;
 mod pingpong;
 mod probe;
