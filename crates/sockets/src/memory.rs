@@ -36,15 +36,26 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 mod tests {
     #[test]
     fn a_child_is_listed_with_its_memory() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
+        // A shell whose main thread forks a `sleep`, then waits for it.
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
             .spawn()
             .unwrap();
-        let me = std::process::id();
-        assert!(super::main_thread_children(me).contains(&child.id()));
-        let (pss, rss) = super::memory_kib(child.id()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let children = loop {
+            let children = super::main_thread_children(shell.id());
+            if !children.is_empty() || std::time::Instant::now() > deadline {
+                break children;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(children.len(), 1, "{children:?}");
+        let (pss, rss) = super::memory_kib(children[0]).unwrap();
         assert!(pss > 0 && pss <= rss, "{pss} {rss}");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(children[0] as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        shell.wait().unwrap();
     }
 }
