@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use labkit::{Variant, Verdict};
-use testkit::{self, Done, command, finish, tag};
+use testkit::{self, command, finish, tag};
 
 const BIN: &str = env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME")));
 
@@ -109,25 +109,8 @@ fn every_promise_of_help_is_kept() {
 /// crashed on purpose leaves a core file. (Not `standard_tests!`, whose copies run here.)
 #[test]
 fn eight_copies_at_once_all_pass() {
-    let t = tag("eight");
     let cwd = scratch("eight");
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            command(BIN, &t, &["--quick", "--json"])
-                .current_dir(&cwd)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Done> = children
-        .into_iter()
-        .map(|c| finish(c, Duration::from_secs(120)))
-        .collect();
-    for done in &runs {
-        assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-        assert!(done.report().passed());
-        testkit::assert_clean(&t, done.pid);
-    }
+    testkit::assert_crowd_passes_in(&cwd, BIN, &["--quick", "--json"], 8);
     assert_eq!(cores_in(&cwd), Vec::<String>::new());
     std::fs::remove_dir_all(&cwd).unwrap();
 }

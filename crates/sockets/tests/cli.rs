@@ -104,17 +104,8 @@ fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
         |_, cmd| cmd.contains("--role server") && cmd.contains("--requests"),
         std::time::Duration::from_millis(300),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let connection = loop {
-        if let Some(&c) = labkit::procfs::children_of(server).first() {
-            break c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never forked"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let limit = std::time::Duration::from_secs(30);
+    let connection = testkit::first_child_of(server, limit, "the server's connection process");
     testkit::signal(connection, nix::sys::signal::Signal::SIGKILL);
     let done = testkit::finish(run, std::time::Duration::from_secs(60));
     let err = done.stderr();

@@ -91,17 +91,7 @@ fn perf_killed_mid_run_leaves_no_worker_behind() {
         |_, cmd| cmd.contains("unshare --pid"),
         std::time::Duration::ZERO,
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let perf = loop {
-        if let Some(&p) = labkit::procfs::children_of(unshare).first() {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "unshare started no perf"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    };
+    let perf = testkit::first_child_of(unshare, std::time::Duration::from_secs(10), "perf");
     std::thread::sleep(std::time::Duration::from_millis(100)); // Its worker forked by now.
     testkit::signal(perf, nix::sys::signal::Signal::SIGKILL);
     let done = testkit::finish(run, std::time::Duration::from_secs(120));

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -182,6 +182,18 @@ pub fn assert_clean(tag: &str, pid: u32) {
         Vec::<String>::new(),
         "left behind by pid {pid}"
     );
+}
+
+/// The first child `pid` has, waiting for one up to `limit`; panics naming `what` if none comes.
+pub fn first_child_of(pid: u32, limit: Duration, what: &str) -> u32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(&c) = labkit::procfs::children_of(pid).first() {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{what}: no child of {pid} came");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Each of `keys` (`name/variant/mechanism`) is among the Report's measurements.
@@ -371,9 +383,17 @@ pub fn assert_usage_errors(bin: &str, cases: &[(&[&str], &str)]) {
 /// Runs `copies` copies of `bin args…` at once; every one must exit 0 with a Report whose
 /// checks pass, and leave nothing behind.
 pub fn assert_crowd_passes(bin: &str, args: &[&str], copies: usize) {
+    assert_crowd_passes_in(Path::new("."), bin, args, copies);
+}
+
+/// [`assert_crowd_passes`], every copy started in `dir` (where a crash would leave its core).
+pub fn assert_crowd_passes_in(dir: &Path, bin: &str, args: &[&str], copies: usize) {
     let t = tag("crowd");
     let children: Vec<Child> = (0..copies)
-        .map(|_| command(bin, &t, args).spawn().expect("start a copy"))
+        .map(|_| {
+            let mut copy = command(bin, &t, args);
+            copy.current_dir(dir).spawn().expect("start a copy")
+        })
         .collect();
     let runs: Vec<Done> = children
         .into_iter()
