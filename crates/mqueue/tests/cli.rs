@@ -46,22 +46,11 @@ fn limits_and_bad_flags_exit_2_naming_them() {
     );
 }
 
-/// A long stream; the tests act once the first child (the echo) exists.
+/// A long stream; the tests act once its sink exists.
 const LONG: &[&str] = &["--json", "--messages", "100000000"];
 
-#[test]
-fn the_peer_killed_mid_run_is_reported_with_exit_1() {
-    testkit::assert_peer_kill_reported(
-        BIN,
-        LONG,
-        |_, cmd| cmd.contains("--role sink"),
-        "sink peer",
-    );
-}
-
-#[test]
-fn sigint_mid_run_stops_cleanly_with_130() {
-    testkit::assert_sigint_stops(BIN, LONG, |_, cmd| cmd.contains("--role sink"));
+fn sink(_: u32, cmdline: &str) -> bool {
+    cmdline.contains("--role sink")
 }
 
 #[test]
@@ -85,4 +74,4 @@ fn the_echo_killed_during_round_trips_wakes_the_untimed_wait() {
     testkit::assert_clean(&t, done.pid);
 }
 
-testkit::standard_tests!(BIN);
+testkit::standard_tests!(BIN, long: LONG, peer: sink, killed: "sink peer");

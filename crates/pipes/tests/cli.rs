@@ -76,8 +76,7 @@ fn one_side_and_a_placement_can_be_chosen() {
         "4KiB",
     ];
     let done = run(&t, &args);
-    assert_eq!(done.code(), Some(0), "stderr: {}", done.stderr());
-    let report = done.report();
+    let report = done.report_of_success();
     assert!(
         report
             .measurements
