@@ -106,11 +106,6 @@ impl Peer {
         self.pidfd.as_ref().map(AsFd::as_fd)
     }
 
-    /// The role this child plays.
-    pub fn role(&self) -> &str {
-        &self.role
-    }
-
     /// The child's pid.
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)

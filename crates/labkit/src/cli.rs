@@ -90,19 +90,12 @@ pub struct CommonArgs {
     #[arg(
         long,
         value_name = "SIDE",
-        value_parser = clap::builder::PossibleValuesParser::new(["process", "thread"]).map(side)
+        // Two sides only: a baseline such as `serial` always runs where a topic has one, since
+        // the findings are ratios against it.
+        value_parser = clap::builder::PossibleValuesParser::new(["process", "thread"])
+            .try_map(|side| Variant::from_str(&side, false))
     )]
     pub variant: Vec<Variant>,
-}
-
-/// The two sides `--variant` offers (the only values its parser lets through): a baseline such
-/// as `serial` always runs where a topic has one, since the findings are ratios against it.
-fn side(text: String) -> Variant {
-    if text == "process" {
-        Variant::Process
-    } else {
-        Variant::Thread
-    }
 }
 
 impl CommonArgs {

@@ -117,12 +117,13 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
                     signal.as_str()
                 );
                 128 + signal as u8
-            } else if err.downcast_ref::<UsageError>().is_some() {
-                let _ = writeln!(stderr, "{topic}: error: {err:#}");
-                USAGE
             } else {
                 let _ = writeln!(stderr, "{topic}: error: {err:#}");
-                FAILED
+                if err.downcast_ref::<UsageError>().is_some() {
+                    USAGE
+                } else {
+                    FAILED
+                }
             }
         }
     };

@@ -196,11 +196,6 @@ impl Measurement {
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.name, self.variant.as_str(), self.mechanism)
     }
-
-    /// `key=value` pairs of the config, for people.
-    pub fn config_text(&self) -> String {
-        config_text(&self.config)
-    }
 }
 
 /// A measurement's config as `key=value` pairs, strings unquoted: `bytes=64 pin=none`.
@@ -363,15 +358,7 @@ impl Report {
         let _ = writeln!(s, "{}: {}", self.topic, self.summary);
         let _ = writeln!(s, "host: {}", self.host.describe());
         if !self.params.is_empty() {
-            let params: Vec<String> = self
-                .params
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(text) => format!("{k}={text}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect();
-            let _ = writeln!(s, "params: {}", params.join(" "));
+            let _ = writeln!(s, "params: {}", config_text(&self.params));
         }
         if !self.measurements.is_empty() {
             s.push('\n');
@@ -404,32 +391,14 @@ impl Report {
                     m.name.clone(),
                     m.variant.as_str().to_owned(),
                     m.mechanism.clone(),
-                    m.config_text(),
+                    config_text(&m.config),
                     p50,
                     p99,
                     value,
                     m.cpu_ns_per_op.map_or_else(dash, format_ns),
                 ]);
             }
-            let widths: Vec<usize> = (0..8)
-                .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-                .collect();
-            for row in &rows {
-                let mut line = String::new();
-                for (i, cell) in row.iter().enumerate() {
-                    let pad = widths[i] - cell.chars().count();
-                    // Text columns align left, figures right.
-                    if i < 4 {
-                        line.push_str(cell);
-                        line.push_str(&" ".repeat(pad));
-                    } else {
-                        line.push_str(&" ".repeat(pad));
-                        line.push_str(cell);
-                    }
-                    line.push_str("  ");
-                }
-                let _ = writeln!(s, "  {}", line.trim_end());
-            }
+            table_into(&mut s, &rows);
         }
         if !self.checks.is_empty() {
             let _ = writeln!(s, "\nchecks");
@@ -459,6 +428,29 @@ impl Report {
             }
         }
         s
+    }
+}
+
+/// Appends `rows` as an aligned table: text columns (the first four) to the left, figures to
+/// the right.
+fn table_into(out: &mut String, rows: &[[String; 8]]) {
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if i < 4 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        let _ = writeln!(out, "  {}", line.trim_end());
     }
 }
 

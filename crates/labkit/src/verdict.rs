@@ -68,7 +68,7 @@ pub enum Better {
 }
 
 /// One contender of a comparison: what it is, and one figure per block, in run order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Side {
     pub label: String,
@@ -134,14 +134,8 @@ impl Test {
             unit: unit.to_owned(),
             better,
             word: word.to_owned(),
-            favoured: Side {
-                label: String::new(),
-                blocks: Vec::new(),
-            },
-            other: Side {
-                label: String::new(),
-                blocks: Vec::new(),
-            },
+            favoured: Side::default(),
+            other: Side::default(),
             margin: MARGIN,
         }
     }
