@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use labkit::report::{Measurement, Report};
 
 use crate::summary::{self, BenchHost, Job, Reference, Spread, Summary};
+use crate::text::say;
 use crate::workspace::{self, Topic};
 
 const USAGE: &str = "usage: cargo xtask bench [--runs N] [--quick] [--topics a,b]
@@ -77,7 +78,7 @@ pub fn parse(args: &[String], o: &mut Options) -> Result<(), String> {
                 o.topics.extend(list);
             }
             "-h" | "--help" => {
-                workspace::say(USAGE);
+                say(USAGE);
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -96,12 +97,12 @@ pub fn run(args: &[String]) -> Result<bool> {
         }
     };
     let (dir, summary) = bench(&o, &topics)?;
-    workspace::say(&crate::text::findings_table(&summary));
+    say(&crate::text::findings_table(&summary));
     let trouble = summary.trouble_lines();
     if !trouble.is_empty() {
-        workspace::say(trouble.trim_end());
+        say(trouble.trim_end());
     }
-    workspace::say(&format!("\nThe bench is in {}", dir.display()));
+    say(&format!("\nThe bench is in {}", dir.display()));
     Ok(summary.problems.is_empty())
 }
 

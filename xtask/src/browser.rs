@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::workspace;
+use crate::{leftovers, workspace};
 
 /// Longer than this and the browser is hung.
 const GUARD: Duration = Duration::from_secs(90);
@@ -81,7 +81,7 @@ fn chromium(page: &Path, extra: &[String]) -> Result<String> {
     };
     // Its helper processes that left the group, should one linger (ours when xtask is a
     // subreaper).
-    let _ = workspace::reap_leftovers(Duration::from_secs(2));
+    let _ = leftovers::reap_leftovers(Duration::from_secs(2));
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     if !status.success() {

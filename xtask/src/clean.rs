@@ -5,12 +5,13 @@
 //! whose name is not of a shape the lab makes.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use labkit::names::Kind;
 
-use crate::workspace::say;
+use crate::leftovers::ledger_files;
+use crate::text::say;
 
 pub fn run() -> Result<bool> {
     let cleaned = clean_dead()?;
@@ -40,19 +41,6 @@ pub fn run() -> Result<bool> {
         say(&line);
     }
     Ok(ok)
-}
-
-/// The ledger files present now (one per creator that has objects, dead or alive).
-pub fn ledger_files() -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(labkit::names::ledger_dir()) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "ledger"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Removes every object listed by a creator that is no longer alive, then its ledger.

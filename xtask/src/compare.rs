@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::summary::{self, Figure, Finding, Summary};
+use crate::text::{say, table};
 use crate::workspace;
 
 const USAGE: &str = "usage: cargo xtask compare A B [--all]
@@ -25,7 +26,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         match a.as_str() {
             "--all" => all = true,
             "-h" | "--help" => {
-                workspace::say(USAGE);
+                say(USAGE);
                 return Ok(true);
             }
             flag if flag.starts_with('-') => usage(&format!("unknown flag {flag}")),
@@ -42,7 +43,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         usage("compare needs two bench folders");
     };
     let (sa, sb) = (summary::load(a)?, summary::load(b)?);
-    workspace::say(&text(&sa, &sb, all));
+    say(&text(&sa, &sb, all));
     Ok(true)
 }
 
@@ -150,7 +151,7 @@ pub fn text(a: &Summary, b: &Summary, all: bool) -> String {
         up + down + same
     ));
     if rows.len() > 1 {
-        out.push_str(&workspace::table(&rows));
+        out.push_str(&table(&rows));
     }
 
     out.push_str("\nClaims:\n");
@@ -209,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_change_is_flagged_only_beyond_both_spreads_and_verdict_changes_are_listed() {
-        let a = crate::html::tests::sample();
+        let a = crate::fixtures::sample();
         let mut b = a.clone();
         b.created = "after".to_owned();
         // One figure doubled (beyond both spreads), one nudged inside the spread.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::text::say;
 use crate::workspace::{self, Topic};
 
 /// An ejected binary's `--quick` run that takes longer than this is hung.
@@ -31,7 +32,7 @@ pub fn run(args: &[String]) -> Result<bool> {
     match args {
         [flag] if flag == "--check" => check_all(),
         [flag] if flag == "-h" || flag == "--help" => {
-            workspace::say(USAGE);
+            say(USAGE);
             Ok(true)
         }
         [topic, dir] if !topic.starts_with('-') && !dir.starts_with('-') => {
@@ -59,7 +60,7 @@ pub fn run(args: &[String]) -> Result<bool> {
                 ));
             }
             eject(t, &dir)?;
-            workspace::say(&format!(
+            say(&format!(
                 "Ejected {} to {} (with labkit/ and testkit/).\nBuild it: cd {} && cargo build \
                  --release && cargo run --release -- --help",
                 t.name,

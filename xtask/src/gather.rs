@@ -6,22 +6,9 @@ use std::collections::BTreeMap;
 
 use labkit::report::{Basis, Claim, Kind, Measurement, Report, Status};
 use labkit::{Test, Verdict};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::summary::{Figure, Finding, Spread};
-
-/// Config keys that are measured, not set (spawn records the resident size it found): they
-/// vary from run to run, so they do not tell measurements apart.
-const MEASURED_CONFIG: &[&str] = &["rss_kib", "parent_rss_kib"];
-
-/// The config without its measured keys.
-pub fn set_config(config: &Map<String, Value>) -> Map<String, Value> {
-    let mut c = config.clone();
-    for k in MEASURED_CONFIG {
-        c.remove(*k);
-    }
-    c
-}
+use crate::summary::{Figure, Finding, MEASURED_CONFIG, Spread, set_config};
 
 /// Gathers the figures of every Report (in run order) per measurement, and the claims of the
 /// main runs per finding. `main` tells which Reports are a topic's own run at its sizes (their
@@ -289,19 +276,6 @@ mod tests {
             "{}",
             findings[1].evidence
         );
-    }
-
-    #[test]
-    fn the_example_reports_make_a_bench_with_no_contradiction() {
-        let s = crate::html::tests::sample();
-        let measured = s.findings.iter().filter(|f| f.test.is_some()).count();
-        assert!(measured >= 10, "{measured} measured findings");
-        let found: Vec<String> = s
-            .findings
-            .iter()
-            .flat_map(Finding::contradictions)
-            .collect();
-        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `report.md` and `report.html` from a bench's summary, and the check that the HTML holds
-//! every plot with its caption and axis labels and refers to nothing outside itself.
+//! `report.html` from a bench's summary, and the check that the page holds every plot with its
+//! caption and axis labels and refers to nothing outside itself.
 
 use std::fmt::Write as _;
 
@@ -8,178 +8,11 @@ use anyhow::{Result, bail};
 use labkit::Verdict;
 
 use crate::plots;
-use crate::summary::{self, Figure, Finding, Summary};
-use crate::text::{duration_text, headline, pin_text, ratio_text, run_verdicts, topic_text};
-
-fn sizes(s: &Summary) -> &'static str {
-    if s.quick {
-        "--quick sizes (a smoke run: figures and verdicts mean little)"
-    } else {
-        "default sizes"
-    }
-}
-
-fn ratio_cell(f: &Finding) -> String {
-    ratio_text(f)
-}
-
-/// A figure's median with its spread, in its unit.
-fn figure_cell(f: &Figure) -> String {
-    let text = |v: f64| {
-        if f.unit == "ns" {
-            duration_text(v)
-        } else {
-            format!("{} {}", three_digits(v), f.unit)
-        }
-    };
-    let mut s = text(f.figure.median);
-    if f.figure.n > 1 {
-        let _ = write!(s, " ({}..{})", text(f.figure.min), text(f.figure.max));
-    }
-    if let Some(p99) = f.p99 {
-        let _ = write!(s, ", p99 {}", text(p99.median));
-    }
-    s
-}
-
-fn three_digits(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// A claim's words, marked when it is beyond the seed.
-fn claim_words(claim: &summary::Listed<'_>) -> String {
-    if claim.beyond_the_seed {
-        format!("{} (beyond the seed)", claim.words)
-    } else {
-        claim.words.clone()
-    }
-}
-
-/// The sentence with its first letter upper case.
-fn capital(text: &str) -> String {
-    let mut c = text.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
-fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
-/// `report.md`: the ledger, the plots' captions, the reference, and every figure.
-pub fn markdown(s: &Summary) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# Processes vs threads: the claims on this machine\n");
-    let _ = writeln!(
-        out,
-        "Bench `{}`: {} run(s) of each topic at {}.\n\nHost: {}\n",
-        s.created,
-        s.runs,
-        sizes(s),
-        s.host.describe()
-    );
-    let _ = writeln!(
-        out,
-        "{}. `runs` lists each run's own verdict (H holds, N does not hold, I inconclusive).\n",
-        capital(&summary::rule_text())
-    );
-    let _ = writeln!(out, "## Claims ledger\n");
-    let _ = writeln!(
-        out,
-        "| claim | topic | verdict | ratio, median pair (interval, pairs) | runs | evidence (pooled runs) |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
-    for claim in s.listed() {
-        let (id, words, found) = (&claim.id, claim_words(&claim), &claim.findings);
-        if !found.is_empty() {
-            let _ = writeln!(
-                out,
-                "| `{id}` {} | **{}** | | | | |",
-                md_cell(&words),
-                md_cell(&headline(found))
-            );
-        }
-        if found.is_empty() {
-            let _ = writeln!(
-                out,
-                "| `{id}` {} | — | no evidence in this bench | | | from {} |",
-                md_cell(&words),
-                claim.declared_by
-            );
-        }
-        for f in found {
-            let _ = writeln!(
-                out,
-                "| `{id}` {} | {} | **{}** | {} | {} | {} |",
-                md_cell(&words),
-                topic_text(f),
-                f.verdict.as_str(),
-                ratio_cell(f),
-                run_verdicts(f),
-                md_cell(&f.evidence)
-            );
-        }
-    }
-    let _ = writeln!(out, "\n## Plots (in report.html)\n");
-    match plots::all(s) {
-        Ok(plots) => {
-            for p in plots {
-                let _ = writeln!(out, "- **{}**: {}", p.title, p.caption);
-            }
-        }
-        Err(e) => {
-            let _ = writeln!(out, "- the plots could not be drawn: {e:#}");
-        }
-    }
-    if !s.reference.is_empty() {
-        let _ = writeln!(out, "\n## Reference: perf bench sched pipe\n");
-        let _ = writeln!(
-            out,
-            "| variant | placement | mean round trip (median of runs) |"
-        );
-        let _ = writeln!(out, "|---|---|---|");
-        for r in &s.reference {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                r.variant,
-                pin_text(&r.pin),
-                duration_text(r.figure.median)
-            );
-        }
-    }
-    for (heading, items) in [("Notes", &s.notes), ("Problems", &s.problems)] {
-        if !items.is_empty() {
-            let _ = writeln!(out, "\n## {heading}\n");
-            for item in items {
-                let _ = writeln!(out, "- {}", md_cell(item));
-            }
-        }
-    }
-    let _ = writeln!(out, "\n## Every figure (median over runs, min..max)\n");
-    let _ = writeln!(out, "| topic | measurement | config | figure |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    for f in &s.figures {
-        let _ = writeln!(
-            out,
-            "| {} | {}/{}/{} | {} | {} |",
-            f.topic,
-            f.name,
-            f.variant,
-            f.mechanism,
-            md_cell(&labkit::report::config_text(&f.config)),
-            figure_cell(f)
-        );
-    }
-    out
-}
+use crate::summary::{self, Summary};
+use crate::text::{
+    capital, claim_words, duration_text, figure_cell, headline, pin_text, ratio_cell, run_verdicts,
+    sizes, topic_text,
+};
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -448,64 +281,9 @@ pub fn check(html: &str, expected: &[&str]) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::summary;
-
-    /// A summary from the example Reports the tests keep (every topic, as verify saw them).
-    pub(crate) fn sample() -> Summary {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let mut reports = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("xtask/tests/data") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                continue; // A saved bench (see `summary::tests`), not a Report.
-            }
-            let text = std::fs::read_to_string(&path).expect("a Report");
-            let mut r: labkit::Report = serde_json::from_str(&text).expect("a valid Report");
-            // `pipes-bytes-4096.json`: an extra point of a series, as bench keeps it.
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name.contains("-bytes-") {
-                r.measurements.retain(|m| m.name == "round_trip");
-            }
-            reports.push((!name.contains('-'), r));
-        }
-        reports.sort_by(|a, b| a.1.topic.cmp(&b.1.topic));
-        // What each topic declares: the claims its Report makes.
-        let mut topics: Vec<summary::Declared> = Vec::new();
-        for (_, r) in reports.iter().filter(|(main, _)| *main) {
-            let mut claims: Vec<String> = r.claims.iter().map(|c| c.id.clone()).collect();
-            claims.dedup();
-            topics.push(summary::Declared {
-                topic: r.topic.clone(),
-                claims,
-                own: Vec::new(),
-            });
-        }
-        let (figures, findings) = crate::gather::gather(&reports);
-        Summary {
-            schema: summary::SCHEMA,
-            created: "2026-11-28T00-00-00Z".to_owned(),
-            runs: 1,
-            quick: true,
-            host: summary::BenchHost {
-                cpu_model: "test <cpu> & co".to_owned(),
-                cpus: 2,
-                cpus_allowed: vec![0, 1],
-                kernel: "6.1".to_owned(),
-                rustc: "rustc 1.95".to_owned(),
-                thp: "madvise".to_owned(),
-                governor: "n/a".to_owned(),
-            },
-            jobs: Vec::new(),
-            figures,
-            findings,
-            reference: Vec::new(),
-            problems: vec!["a <problem> | with markup".to_owned()],
-            notes: vec!["a note".to_owned()],
-            topics,
-        }
-    }
+    use crate::fixtures::sample;
 
     #[test]
     fn the_page_has_every_plot_captioned_and_labelled_and_nothing_external() {
@@ -532,37 +310,5 @@ pub(crate) mod tests {
         assert_ne!(unlabelled, html);
         assert!(check(&unlabelled, &ALL_PLOTS).is_err(), "x label removed");
         assert!(check(&html, &["no-such-plot"]).is_err());
-    }
-
-    /// A topic's own claim, declared in its Cargo.toml, is listed after the seed's, marked.
-    #[test]
-    fn a_claim_beyond_the_seed_is_listed_apart() {
-        let mut s = sample();
-        let own = summary::OwnClaim {
-            id: "pipes.fifo-by-name".to_owned(),
-            statement: "a FIFO joins processes that share no descriptor".to_owned(),
-        };
-        s.topics[0].own.push(own);
-        let ledger = crate::report::ledger_text(&s);
-        let at = ledger.find("Beyond the seed").expect("the section");
-        assert!(
-            ledger[at..].contains("pipes.fifo-by-name: a FIFO joins"),
-            "{ledger}"
-        );
-        assert!(markdown(&s).contains("(beyond the seed)"));
-        assert!(
-            page(&s)
-                .unwrap()
-                .contains("data-claim=\"pipes.fifo-by-name\"")
-        );
-    }
-
-    #[test]
-    fn markdown_has_every_claim() {
-        let md = markdown(&sample());
-        for info in CLAIMS {
-            assert!(md.contains(&format!("`{}`", info.id)), "{}", info.id);
-        }
-        assert!(md.contains("a <problem> \\| with markup"));
     }
 }

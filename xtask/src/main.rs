@@ -23,11 +23,16 @@ mod claims;
 mod clean;
 mod compare;
 mod copycheck;
+mod declared;
 #[cfg(test)]
 mod documented;
 mod eject;
+#[cfg(test)]
+mod fixtures;
 mod gather;
 mod html;
+mod leftovers;
+mod markdown;
 mod plots;
 mod report;
 mod summary;
@@ -73,7 +78,7 @@ fn main() -> ExitCode {
         "torture" => torture::run(rest),
         "torture-leave-one" => torture::leave_one(),
         "-h" | "--help" | "help" => {
-            workspace::say(USAGE);
+            text::say(USAGE);
             Ok(true)
         }
         "" => {

@@ -13,8 +13,8 @@ use labkit::Verdict;
 
 use crate::bench::{self, Options};
 use crate::summary::{self, Finding, Summary};
-use crate::text::{headline, pin_text, ratio_text, run_verdicts, topic_text, verdict_letter};
-use crate::{browser, html, workspace};
+use crate::text::{headline, pin_text, ratio_text, run_verdicts, say, topic_text, verdict_letter};
+use crate::{browser, html, markdown};
 
 const USAGE: &str =
     "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--repeat K] [--topics a,b] [TOPIC...]
@@ -62,7 +62,7 @@ pub fn run(args: &[String]) -> Result<bool> {
                 }
             }
             "-h" | "--help" => {
-                workspace::say(USAGE);
+                say(USAGE);
                 return Ok(true);
             }
             "--runs" | "--topics" => {
@@ -95,7 +95,7 @@ pub fn run(args: &[String]) -> Result<bool> {
             write_files(&dir, &summary, &ledger, false)?;
             summaries.push(summary);
         }
-        workspace::say(stability_text(&summaries).trim_end());
+        say(stability_text(&summaries).trim_end());
         return Ok(summaries.iter().all(|s| s.problems.is_empty()));
     }
     let (dir, summary) = match from {
@@ -118,9 +118,9 @@ pub fn run(args: &[String]) -> Result<bool> {
         }
     };
     let ledger = ledger_text(&summary);
-    workspace::say(ledger.trim_end());
+    say(ledger.trim_end());
     let written = write_files(&dir, &summary, &ledger, false)?;
-    workspace::say(&format!("\nWritten: {}", written.join(", ")));
+    say(&format!("\nWritten: {}", written.join(", ")));
     Ok(summary.problems.is_empty())
 }
 
@@ -297,7 +297,7 @@ fn write_files(dir: &Path, s: &Summary, ledger: &str, strict: bool) -> Result<Ve
         Ok(())
     };
     put("ledger.txt", ledger)?;
-    put("report.md", &html::markdown(s))?;
+    put("report.md", &markdown::markdown(s))?;
     let page = html::page(s)?;
     let expected: &[&str] = if strict { &html::ALL_PLOTS } else { &[] };
     let plots = html::check(&page, expected)?;
@@ -346,11 +346,12 @@ pub fn ci_stage() -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::sample;
 
     /// Two benches that agree but for one finding: the table says which, and counts.
     #[test]
     fn stability_counts_agreeing_verdicts() {
-        let a = crate::html::tests::sample();
+        let a = sample();
         let mut b = a.clone();
         let i = b
             .findings
@@ -378,5 +379,28 @@ mod tests {
 
     fn b_id(s: &Summary, i: usize) -> String {
         s.findings[i].id_text()
+    }
+
+    /// A topic's own claim, declared in its Cargo.toml, is listed after the seed's, marked.
+    #[test]
+    fn a_claim_beyond_the_seed_is_listed_apart() {
+        let mut s = sample();
+        let own = crate::declared::OwnClaim {
+            id: "pipes.fifo-by-name".to_owned(),
+            statement: "a FIFO joins processes that share no descriptor".to_owned(),
+        };
+        s.topics[0].own.push(own);
+        let ledger = ledger_text(&s);
+        let at = ledger.find("Beyond the seed").expect("the section");
+        assert!(
+            ledger[at..].contains("pipes.fifo-by-name: a FIFO joins"),
+            "{ledger}"
+        );
+        assert!(markdown::markdown(&s).contains("(beyond the seed)"));
+        assert!(
+            html::page(&s)
+                .unwrap()
+                .contains("data-claim=\"pipes.fifo-by-name\"")
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! What a bench folder holds besides the raw Reports: `summary.json`, the figures and findings of
-//! every run gathered per measurement and per claim (by [`crate::gather`]), with the spread
-//! across runs.
+//! every run gathered per measurement and per claim (by `gather`), with the spread across
+//! runs.
 //!
 //! `report --from`, `compare` and the plots read only this file, so its types live here, apart
 //! from the code that runs the topics.
@@ -13,6 +13,8 @@ use labkit::report::{Basis, Claim, Kind};
 use labkit::verdict::Test;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::declared::Declared;
 
 /// The version of `summary.json`'s shape. 2: a finding pools its runs' block figures (`test`)
 /// and carries the interval, confidence and placement.
@@ -41,25 +43,6 @@ pub struct Summary {
     /// What each topic benched declares in its `Cargo.toml`.
     #[serde(default)]
     pub topics: Vec<Declared>,
-}
-
-/// What a topic declares in its `Cargo.toml` (`[package.metadata.lab]`): the seed's claims it
-/// gives evidence for, and claims of its own beyond the seed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Declared {
-    pub topic: String,
-    pub claims: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub own: Vec<OwnClaim>,
-}
-
-/// A claim a topic makes beyond the seed, with its statement.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OwnClaim {
-    pub id: String,
-    pub statement: String,
 }
 
 /// A claim as the ledger lists it: the seed's (in the seed's order), then those beyond it.
@@ -220,7 +203,7 @@ impl Figure {
             self.name,
             self.variant,
             self.mechanism,
-            labkit::report::config_text(&crate::gather::set_config(&self.config))
+            labkit::report::config_text(&set_config(&self.config))
         )
         .trim_end()
         .to_owned()
@@ -234,6 +217,19 @@ impl Figure {
     pub fn config_str(&self, key: &str) -> Option<&str> {
         self.config.get(key).and_then(Value::as_str)
     }
+}
+
+/// Config keys that are measured, not set (spawn records the resident size it found): they
+/// vary from run to run, so they do not tell measurements apart.
+pub const MEASURED_CONFIG: &[&str] = &["rss_kib", "parent_rss_kib"];
+
+/// The config without its measured keys.
+pub fn set_config(config: &Map<String, Value>) -> Map<String, Value> {
+    let mut c = config.clone();
+    for k in MEASURED_CONFIG {
+        c.remove(*k);
+    }
+    c
 }
 
 /// One claim of one topic (the n-th with the same id, compares and placement) across the runs.
@@ -289,7 +285,7 @@ impl Finding {
         self.test.as_ref().map_or(0, |t| t.pairs().len())
     }
 
-    /// Where this finding's verdict and its figures disagree (see [`Claim::contradictions`]).
+    /// Where this finding's verdict and its figures disagree (see `testkit::contradictions`).
     pub fn contradictions(&self) -> Vec<String> {
         if self.basis != Basis::Measured {
             return Vec::new();

@@ -1,9 +1,12 @@
 //! How findings and figures are written for people, the same in the terminal ledger,
-//! report.md, report.html, the plots and `compare`.
+//! report.md, report.html, the plots and `compare`; and how text reaches the terminal (`say`,
+//! an aligned `table`).
+
+use std::fmt::Write as _;
 
 use labkit::Verdict;
 
-use crate::summary::Finding;
+use crate::summary::{Figure, Finding, Listed, Summary};
 
 /// `pipes (one CPU)`: the topic, and the placement where the finding has one.
 pub fn topic_text(f: &Finding) -> String {
@@ -116,7 +119,7 @@ pub fn duration_text(ns: f64) -> String {
 }
 
 /// One line per finding: verdict, median ratio and range over runs.
-pub fn findings_table(s: &crate::summary::Summary) -> String {
+pub fn findings_table(s: &Summary) -> String {
     let mut rows = vec![vec![
         "claim".to_owned(),
         "topic".to_owned(),
@@ -131,5 +134,105 @@ pub fn findings_table(s: &crate::summary::Summary) -> String {
             ratio_text(f),
         ]);
     }
-    crate::workspace::table(&rows)
+    table(&rows)
+}
+
+/// The sizes a bench ran at, in words.
+pub fn sizes(s: &Summary) -> &'static str {
+    if s.quick {
+        "--quick sizes (a smoke run: figures and verdicts mean little)"
+    } else {
+        "default sizes"
+    }
+}
+
+/// A finding's ratio for a table cell of report.md and report.html.
+pub fn ratio_cell(f: &Finding) -> String {
+    ratio_text(f)
+}
+
+/// A figure's median with its spread, in its unit.
+pub fn figure_cell(f: &Figure) -> String {
+    let text = |v: f64| {
+        if f.unit == "ns" {
+            duration_text(v)
+        } else {
+            format!("{} {}", three_digits(v), f.unit)
+        }
+    };
+    let mut s = text(f.figure.median);
+    if f.figure.n > 1 {
+        let _ = write!(s, " ({}..{})", text(f.figure.min), text(f.figure.max));
+    }
+    if let Some(p99) = f.p99 {
+        let _ = write!(s, ", p99 {}", text(p99.median));
+    }
+    s
+}
+
+/// A number with about three significant digits (at most two decimals).
+pub fn three_digits(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A claim's words, marked when it is beyond the seed.
+pub fn claim_words(claim: &Listed<'_>) -> String {
+    if claim.beyond_the_seed {
+        format!("{} (beyond the seed)", claim.words)
+    } else {
+        claim.words.clone()
+    }
+}
+
+/// The sentence with its first letter upper case.
+pub fn capital(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Prints to stdout, ending quietly if stdout is closed (`cargo xtask report | head`).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+/// A plain aligned table, first column left, the rest too; for summaries.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str("  ");
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -16,7 +16,9 @@ use labkit::report::{Report, Status};
 
 use crate::claims;
 
-use crate::workspace::{self, Snapshot, Topic};
+use crate::leftovers::Snapshot;
+use crate::text::{say, table};
+use crate::workspace::{self, Topic};
 
 /// A quick run that takes longer than this is hung.
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -41,13 +43,13 @@ pub fn run(only: &[String]) -> Result<bool> {
         rows.push(row);
         failures.extend(problems.into_iter().map(|p| format!("{}: {p}", topic.name)));
     }
-    workspace::say(&format!(
+    say(&format!(
         "verify: {} topic(s), --quick --json\n{}",
         topics.len(),
-        workspace::table(&rows)
+        table(&rows)
     ));
     for f in &failures {
-        workspace::say(&format!("  - {f}"));
+        say(&format!("  - {f}"));
     }
     // The plain closing line CI reads: one count per topic.
     let failed = rows
@@ -55,7 +57,7 @@ pub fn run(only: &[String]) -> Result<bool> {
         .skip(1)
         .filter(|r| r.last().is_some_and(|s| s != "ok"))
         .count();
-    workspace::say(&format!(
+    say(&format!(
         "verify: {} passed, {failed} failed",
         topics.len() - failed
     ));

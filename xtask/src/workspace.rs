@@ -1,16 +1,15 @@
-//! What every subcommand needs: the workspace's topics, a release build, running a topic under a
-//! hang guard, and a snapshot of what the lab's runs could leave behind.
+//! What every subcommand needs: the workspace's topics, a release build, and running a topic
+//! under a hang guard.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+
+use crate::declared::{Declared, OwnClaim};
+use crate::leftovers::reap_leftovers;
 
 /// The cargo that runs us (`$CARGO`), or `cargo`.
 pub fn cargo() -> Command {
@@ -46,7 +45,7 @@ pub struct Topic {
     pub name: String,
     pub binary: PathBuf,
     /// Its `[package.metadata.lab]`: the claims it declares.
-    pub declared: crate::summary::Declared,
+    pub declared: Declared,
 }
 
 /// Every binary crate under `crates/`, from `cargo metadata`, in name order; `only` filters.
@@ -95,14 +94,14 @@ pub fn topics(only: &[String]) -> Result<Vec<Topic>> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|o| crate::summary::OwnClaim {
+                .map(|o| OwnClaim {
                     id: o["id"].as_str().unwrap_or_default().to_owned(),
                     statement: o["statement"].as_str().unwrap_or_default().to_owned(),
                 })
                 .collect();
             topics.push(Topic {
                 binary: target.join("release").join(&name),
-                declared: crate::summary::Declared {
+                declared: Declared {
                     topic: name.clone(),
                     claims: strings(&lab["claims"]),
                     own,
@@ -242,102 +241,4 @@ pub fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<St
         let _ = pipe.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
-}
-
-/// What the lab's runs could leave behind: names with its prefix in /dev/shm and the temp dir,
-/// and creator ledgers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot(BTreeSet<String>);
-
-impl Snapshot {
-    pub fn take() -> Snapshot {
-        let names = testkit::present()
-            .into_iter()
-            .map(|p| p.display().to_string());
-        let ledgers = crate::clean::ledger_files()
-            .into_iter()
-            .map(|p| format!("ledger {}", p.display()));
-        Snapshot(names.chain(ledgers).collect())
-    }
-
-    /// Nothing: `x.new_since(&Snapshot::empty())` is all of `x`.
-    pub fn empty() -> Snapshot {
-        Snapshot(BTreeSet::new())
-    }
-
-    /// What is in `self` but was not in `before`.
-    pub fn new_since(&self, before: &Snapshot) -> Vec<String> {
-        self.0.difference(&before.0).cloned().collect()
-    }
-}
-
-/// Processes left behind: with the subreaper set, an orphan of a topic is now our child. Reaps
-/// the ones already dead; kills and reports the living, after a grace period for those dying.
-pub fn reap_leftovers(grace: Duration) -> Vec<String> {
-    let deadline = Instant::now() + grace;
-    loop {
-        // Reap zombies first: a child that already exited is not a leftover.
-        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            if matches!(status, WaitStatus::StillAlive) {
-                break;
-            }
-        }
-        let alive = labkit::procfs::children_of(std::process::id());
-        if alive.is_empty() {
-            return Vec::new();
-        }
-        if Instant::now() >= deadline {
-            return alive
-                .iter()
-                .map(|pid| {
-                    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                        .unwrap_or_default()
-                        .replace('\0', " ");
-                    let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-                    let _ = waitpid(Pid::from_raw(*pid as i32), None);
-                    format!("process {pid} ({})", cmd.trim())
-                })
-                .collect();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Prints to stdout, ending quietly if stdout is closed (`cargo xtask report | head`).
-pub fn say(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .is_err()
-    {
-        std::process::exit(0);
-    }
-}
-
-/// A plain aligned table, first column left, the rest too; for summaries.
-pub fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str("  ");
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }

@@ -195,7 +195,7 @@ pub(super) fn crowd(topic: &Topic, copies: usize, mq: &MqueueView, t: &mut Tally
         .collect::<Result<_>>()?;
     let mut runs = runs;
     let statuses: Vec<_> = runs.iter_mut().map(wait_status).collect::<Result<_>>()?;
-    let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
+    let leftovers = leftovers::reap_leftovers(Duration::from_secs(2));
     if !leftovers.is_empty() {
         t.fail(
             topic,

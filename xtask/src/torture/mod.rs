@@ -24,7 +24,9 @@ use labkit::report::{Report, Status};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::workspace::{self, Snapshot, Topic};
+use crate::leftovers::{self, Snapshot};
+use crate::text::{say, table};
+use crate::workspace::{self, Topic};
 
 mod clean;
 mod kill;
@@ -146,7 +148,7 @@ pub fn run(args: &[String]) -> Result<bool> {
     let debug = workspace::build_debug(&topics)?;
     let mq = MqueueView::mount();
     workspace::become_subreaper()?;
-    workspace::say(&format!(
+    say(&format!(
         "torture: {} topic(s), seed {}, message queues seen {}",
         topics.len(),
         o.seed,
@@ -208,14 +210,14 @@ pub fn run(args: &[String]) -> Result<bool> {
     }
     let clean_ok = prove_clean(&mut tally)?;
     squat(&topics, &debug, &mq, &mut tally)?;
-    workspace::say(&workspace::table(&rows));
+    say(&table(&rows));
     for u in &tally.unnoticed_what {
-        workspace::say(&format!("  unnoticed (every check passed): {u}"));
+        say(&format!("  unnoticed (every check passed): {u}"));
     }
     for f in &tally.failures {
-        workspace::say(&format!("  - {f}"));
+        say(&format!("  - {f}"));
     }
-    workspace::say(&format!(
+    say(&format!(
         "torture: {} kills landed ({} on a parent, {} on a child: {} reported by the parent \
          with exit 1, {} unnoticed with every check passing), {} runs ended before the kill or \
          signal (and passed); {} leftovers of killed parents, all removed by clean; {} signals; \

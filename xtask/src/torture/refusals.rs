@@ -16,7 +16,7 @@ pub(super) fn fuzz_parsers(topics: &[Topic], cases: u32) -> Result<()> {
     if !cmd.status().context("cargo test")?.success() {
         bail!("the flag fuzzing failed (see above)");
     }
-    workspace::say(&format!(
+    say(&format!(
         "torture: {} in-process parser cases ({cases} per topic): no panic, every refusal named its limit",
         cases as u64 * topics.len() as u64
     ));

@@ -138,7 +138,7 @@ pub(super) struct Ended {
 pub(super) fn finish(mut r: Running) -> Result<Ended> {
     let (status, hung) = wait_status(&mut r)?;
     // Leftovers first: one may hold the output pipes open, and the readers would wait for it.
-    let leftovers = workspace::reap_leftovers(Duration::from_secs(2));
+    let leftovers = leftovers::reap_leftovers(Duration::from_secs(2));
     Ok(collect(r, status, hung, leftovers))
 }
 
