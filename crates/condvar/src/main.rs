@@ -107,7 +107,7 @@ fn run(args: Args) -> Result<Outcome> {
             }
         );
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     report.end(common.json)
 }
 

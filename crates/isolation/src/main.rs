@@ -108,7 +108,7 @@ fn run(args: Args) -> Result<Outcome> {
         );
         report.summary = "one side only: the first writes to pages, timed".to_owned();
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     report.end(common.json)
 }
 

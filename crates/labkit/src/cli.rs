@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// One of the seed's two sides, or a baseline with no concurrency.
 #[derive(
@@ -131,21 +132,6 @@ impl CommonArgs {
     pub fn both_sides(&self) -> bool {
         self.wants(Variant::Process) && self.wants(Variant::Thread)
     }
-
-    /// Records, when only one side runs, that the findings comparing the two were skipped.
-    pub fn note_one_side(&self, report: &mut crate::Report) {
-        if !self.both_sides() {
-            let side = if self.wants(Variant::Process) {
-                "process"
-            } else {
-                "thread"
-            };
-            report.skip(
-                "the findings that compare processes with threads",
-                format!("--variant {side} ran one side only"),
-            );
-        }
-    }
 }
 
 /// A size flag's three numbers: its default, its default under `--quick`, and the most it
@@ -266,6 +252,23 @@ macro_rules! examples {
             $note
         )
     };
+}
+
+/// Bad input: the message names the problem and the limit. Exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A [`UsageError`] as an `anyhow::Error`, for `return Err(usage(...))`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
 }
 
 #[cfg(test)]

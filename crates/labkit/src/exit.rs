@@ -9,11 +9,12 @@
 //!
 //! A panic (101) or death by a signal is always a bug.
 
-use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use nix::sys::signal::Signal;
+pub use crate::cli::{UsageError, usage};
+use crate::report::Outcome;
+use crate::signals::Interrupted;
 
 /// Every check passed.
 pub const OK: u8 = 0;
@@ -22,54 +23,10 @@ pub const FAILED: u8 = 1;
 /// Bad usage.
 pub const USAGE: u8 = 2;
 
-/// How a run that did not break ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every check passed (skips allowed).
-    Passed,
-    /// At least one check failed; the Report says which.
-    ChecksFailed,
-}
-
-impl Outcome {
-    /// The outcome a finished Report stands for.
-    pub fn of(report: &crate::Report) -> Outcome {
-        if report.passed() {
-            Outcome::Passed
-        } else {
-            Outcome::ChecksFailed
-        }
-    }
-}
-
-/// Bad input: the message names the problem and the limit. Exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// The run stopped early, cleanly, because of this signal. Exit code 128 + its number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupted(pub Signal);
-
-impl fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "interrupted by {}", self.0.as_str())
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 /// Maps a run's result to the exit code of docs/ARCHITECTURE.md, telling the user why on
 /// stderr as `<topic>: error: <cause chain>`.
 /// The `main` of every topic: a binary that is also its own child. Re-executed with `--role`
-/// (see [`crate::child::Peer`]), it plays the other side of an exchange (`child`); otherwise
+/// (see `child::Peer`), it plays the other side of an exchange (`child`); otherwise
 /// it runs the lesson (`run`). Either way it ends through [`finish`], named after the package
 /// (clap's command name).
 pub fn dispatch<A: clap::CommandFactory>(
@@ -128,9 +85,4 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
         }
     };
     ExitCode::from(code)
-}
-
-/// A [`UsageError`] as an `anyhow::Error`, for `return Err(usage(...))`.
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(UsageError(message.into()))
 }

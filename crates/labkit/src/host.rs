@@ -1,6 +1,10 @@
 //! What machine the figures come from.
 
 use std::fs;
+use std::io;
+
+use nix::sched::{CpuSet, sched_getaffinity};
+use nix::unistd::Pid;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,7 +52,7 @@ impl Host {
         Host {
             cpu_model,
             cpus,
-            cpus_allowed: crate::pin::allowed_cpus().unwrap_or_default(),
+            cpus_allowed: allowed_cpus().unwrap_or_default(),
             kernel,
             profile: if cfg!(debug_assertions) {
                 "debug"
@@ -67,4 +71,18 @@ impl Host {
             self.cpu_model, self.cpus, self.cpus_allowed, self.kernel, self.profile, self.thp
         )
     }
+}
+
+/// The CPUs this process may run on, in increasing order: the affinity of its main thread
+/// (whose thread id is the process id), whatever the calling thread is pinned to.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    cpus_of(nix::unistd::getpid())
+}
+
+/// The CPUs the task `tid` may run on (`Pid::from_raw(0)`: the calling thread).
+pub(crate) fn cpus_of(tid: Pid) -> io::Result<Vec<usize>> {
+    let set = sched_getaffinity(tid).map_err(io::Error::from)?;
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
 }

@@ -40,9 +40,10 @@ pub mod signals;
 pub mod verdict;
 
 pub use cli::{CommonArgs, Pin, PinArgs, RoleArgs, Size, Variant};
-pub use exit::{Interrupted, Outcome, UsageError, dispatch, finish, start};
+pub use exit::{UsageError, dispatch, finish, start};
 pub use measure::{CpuClock, LatencyRecorder};
-pub use report::{Check, Claim, Measurement, Report};
+pub use report::{Check, Claim, Measurement, Outcome, Report};
+pub use signals::Interrupted;
 pub use verdict::{Better, Test, Verdict};
 
 /// The prefix of every name this project gives to a kernel object, temporary directory or ledger.

@@ -6,21 +6,9 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
 use crate::cli::Pin;
-use crate::exit::UsageError;
+use crate::cli::UsageError;
 
-/// The CPUs this process may run on, in increasing order: the affinity of its main thread
-/// (whose thread id is the process id), whatever the calling thread is pinned to.
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    cpus_of(nix::unistd::getpid())
-}
-
-/// The CPUs the task `tid` may run on (`Pid::from_raw(0)`: the calling thread).
-fn cpus_of(tid: Pid) -> io::Result<Vec<usize>> {
-    let set = sched_getaffinity(tid).map_err(io::Error::from)?;
-    Ok((0..CpuSet::count())
-        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-        .collect())
-}
+pub use crate::host::allowed_cpus;
 
 /// The placements of a run, each with its CPUs, in order.
 pub type Placements = Vec<(Pin, Placement)>;
@@ -173,7 +161,7 @@ mod tests {
     #[test]
     fn a_pin_guard_restores_the_mask() {
         std::thread::spawn(|| {
-            let this_thread = || cpus_of(Pid::from_raw(0)).unwrap();
+            let this_thread = || crate::host::cpus_of(Pid::from_raw(0)).unwrap();
             let before = this_thread();
             {
                 let _g = PinGuard::pin(Some(before[0])).unwrap();

@@ -9,15 +9,37 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cli::CommonArgs;
 use crate::cli::Variant;
 use crate::host::Host;
 use crate::measure::LatencyRecorder;
+pub use crate::verdict::format_ns;
 use crate::verdict::{Test, Verdict};
 
 /// The version of the Report's shape; bump it when a field changes meaning. 2: a measured
 /// claim carries its `test` (both sides' block figures), its `confidence` and `placement`, and
 /// `ratio_range` is the confidence interval of the median pair ratio.
 pub const SCHEMA: u32 = 2;
+
+/// How a run that did not break ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check passed (skips allowed).
+    Passed,
+    /// At least one check failed; the Report says which.
+    ChecksFailed,
+}
+
+impl Outcome {
+    /// The outcome a finished Report stands for.
+    pub fn of(report: &Report) -> Outcome {
+        if report.passed() {
+            Outcome::Passed
+        } else {
+            Outcome::ChecksFailed
+        }
+    }
+}
 
 /// One topic's run: parameters, host, measurements, checks and claims.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -238,35 +260,29 @@ impl Report {
         self.params.insert(key.to_owned(), value.into());
     }
 
-    /// Adds a measurement; two with the same identity would be a bug in the topic.
+    /// Adds a measurement. Two with the same identity would be a bug in the topic, which
+    /// `testkit::problems` finds in every topic's tests and in `cargo xtask verify`.
     pub fn measure(&mut self, m: Measurement) {
-        debug_assert!(
-            !self
-                .measurements
-                .iter()
-                .any(|o| o.key() == m.key() && o.config == m.config),
-            "duplicate measurement {}",
-            m.key()
-        );
         self.measurements.push(m);
     }
 
     /// Records a check that passed or failed.
     pub fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) {
         let status = if passed { Status::Pass } else { Status::Fail };
-        self.checks.push(Check {
-            name: name.to_owned(),
-            status,
-            detail: detail.into(),
-        });
+        self.push_check(name, status, detail.into());
     }
 
     /// Records a check that could not run here, with the reason.
     pub fn skip(&mut self, name: &str, reason: impl Into<String>) {
+        self.push_check(name, Status::Skip, reason.into());
+    }
+
+    fn push_check(&mut self, name: &str, status: Status, detail: String) {
+        let name = name.to_owned();
         self.checks.push(Check {
-            name: name.to_owned(),
-            status: Status::Skip,
-            detail: reason.into(),
+            name,
+            status,
+            detail,
         });
     }
 
@@ -305,6 +321,21 @@ impl Report {
         self.measurements.iter().find(|m| m.key() == key)
     }
 
+    /// Records, when only one side runs, that the findings comparing the two were skipped.
+    pub fn note_one_side(&mut self, common: &CommonArgs) {
+        if !common.both_sides() {
+            let side = if common.wants(Variant::Process) {
+                "process"
+            } else {
+                "thread"
+            };
+            self.skip(
+                "the findings that compare processes with threads",
+                format!("--variant {side} ran one side only"),
+            );
+        }
+    }
+
     /// Sets the one-line summary, ending it with "; a check FAILED." when one did.
     pub fn conclude(&mut self, summary: impl Into<String>) {
         let ending = if self.passed() {
@@ -321,10 +352,10 @@ impl Report {
     }
 
     /// The end of every run: the Report printed ([`Report::emit`]), and the run's outcome.
-    pub fn end(self, json: bool) -> anyhow::Result<crate::Outcome> {
+    pub fn end(self, json: bool) -> anyhow::Result<Outcome> {
         use anyhow::Context;
         self.emit(json).context("write the report to stdout")?;
-        Ok(crate::Outcome::of(&self))
+        Ok(Outcome::of(&self))
     }
 
     /// Writes the Report to stdout: JSON alone with `json`, else the human account.
@@ -504,19 +535,6 @@ pub fn format_bytes(bytes: u64) -> String {
 
 fn dash() -> String {
     "-".to_owned()
-}
-
-/// A duration in nanoseconds, in the unit that keeps three significant figures readable.
-pub fn format_ns(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} us", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
 }
 
 #[cfg(test)]

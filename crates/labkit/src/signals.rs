@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::exit::Interrupted;
+use std::fmt;
 
 /// The signal that asked this process to shut down, if [`install`] was called and one came.
 pub fn requested() -> Option<Signal> {
@@ -79,3 +79,15 @@ impl Shutdown {
         self.wake.as_fd()
     }
 }
+
+/// The run stopped early, cleanly, because of this signal. Exit code 128 + its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted(pub Signal);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "interrupted by {}", self.0.as_str())
+    }
+}
+
+impl std::error::Error for Interrupted {}

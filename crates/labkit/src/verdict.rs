@@ -380,10 +380,23 @@ fn percent(p: f64) -> String {
     }
 }
 
+/// A duration in nanoseconds, in the unit that keeps three significant figures readable.
+pub fn format_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
 /// A block figure in its unit, as people read it: `5.07 us`, `8704 MiB/s`, `1.52 KiB`.
 pub fn format_figure(v: f64, unit: &str) -> String {
     if unit == "ns" {
-        crate::report::format_ns(v)
+        format_ns(v)
     } else if v.abs() >= 100.0 {
         format!("{v:.0} {unit}")
     } else {

@@ -179,7 +179,7 @@ fn run(args: Args) -> Result<Outcome> {
     } else {
         None
     };
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &plan, &rounds, separate);
     report.end(common.json)
 }

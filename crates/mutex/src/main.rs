@@ -150,7 +150,7 @@ fn run(args: Args) -> Result<Outcome> {
     } else {
         report.summary = format!("one side only: {}", exact.text);
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     report
         .emit(common.json)
         .context("write the report to stdout")?;

@@ -103,7 +103,7 @@ fn run(args: Args) -> Result<Outcome> {
     forker.finish()?;
 
     check_results(&mut report, &job, &small);
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &job, &small, cpus);
     report.end(common.json)
 }

@@ -180,7 +180,7 @@ fn run(args: Args) -> Result<Outcome> {
         show_fifo(&mut report, shutdown)?;
         separate = Some(probe_child_memory()?);
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &plan, &rounds, separate);
     report.end(common.json)
 }

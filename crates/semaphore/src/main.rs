@@ -145,7 +145,7 @@ fn run(args: Args) -> Result<Outcome> {
             }
         );
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     report
         .emit(common.json)
         .context("write the report to stdout")?;

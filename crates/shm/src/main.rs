@@ -182,7 +182,7 @@ fn run(args: Args) -> Result<Outcome> {
             memcpy = baselines.report(&mut report);
         }
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &series, &memcpy, sharing.as_ref());
     report.end(common.json)
 }

@@ -223,7 +223,7 @@ fn run(args: Args) -> Result<Outcome> {
         .wants(Variant::Process)
         .then(probe::child_memory)
         .transpose()?;
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &plan, &rounds, separate, &servers);
     report.end(common.json)
 }

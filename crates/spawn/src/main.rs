@@ -131,7 +131,7 @@ fn run(args: Args) -> Result<Outcome> {
                 .join(", ")
         );
     }
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     report.end(common.json)
 }
 

@@ -103,7 +103,7 @@ fn run(args: Args) -> Result<Outcome> {
     }
     let switched = check_switches(&mut report, &results);
     run_perf_bench(&mut report, &placements, messages, common)?;
-    common.note_one_side(&mut report);
+    report.note_one_side(common);
     judge_claims(&mut report, &results, switched);
     report.end(common.json)
 }
