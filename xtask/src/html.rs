@@ -10,9 +10,17 @@ use labkit::Verdict;
 use crate::plots;
 use crate::summary::{self, Summary};
 use crate::text::{
-    capital, claim_words, duration_text, figure_cell, headline, pin_text, ratio_cell, run_verdicts,
-    sizes, topic_text,
+    capital, claim_words, figure_rows, headline, ratio_cell, reference_rows, run_verdicts, sizes,
+    topic_text,
 };
+
+/// Table rows, a `<tr>` each, every cell escaped.
+fn rows(out: &mut String, rows: &[Vec<String>]) {
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| format!("<td>{}</td>", esc(c))).collect();
+        let _ = writeln!(out, "<tr>{}</tr>", cells.concat());
+    }
+}
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -142,15 +150,7 @@ pub fn page(s: &Summary) -> Result<String> {
             "<h2>Reference: perf bench sched pipe</h2>\n<table>\n<tr><th>variant</th>\
              <th>placement</th><th>mean round trip (median of runs)</th></tr>"
         );
-        for r in &s.reference {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.variant),
-                pin_text(&r.pin),
-                duration_text(r.figure.median)
-            );
-        }
+        rows(&mut out, &reference_rows(s));
         let _ = writeln!(out, "</table>");
     }
     for (heading, items) in [("Notes", &s.notes), ("Problems", &s.problems)] {
@@ -169,18 +169,7 @@ pub fn page(s: &Summary) -> Result<String> {
          <th>figure</th></tr>",
         s.figures.len()
     );
-    for f in &s.figures {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}/{}/{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f.topic),
-            esc(&f.name),
-            esc(&f.variant),
-            esc(&f.mechanism),
-            esc(&labkit::report::config_text(&f.config)),
-            esc(&figure_cell(f))
-        );
-    }
+    rows(&mut out, &figure_rows(s));
     let _ = writeln!(out, "</table>\n</details>\n</body>\n</html>");
     Ok(out)
 }

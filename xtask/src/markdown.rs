@@ -6,12 +6,22 @@ use std::fmt::Write as _;
 use crate::plots;
 use crate::summary::{self, Summary};
 use crate::text::{
-    capital, claim_words, duration_text, figure_cell, headline, pin_text, ratio_cell, run_verdicts,
-    sizes, topic_text,
+    capital, claim_words, figure_rows, headline, ratio_cell, reference_rows, run_verdicts, sizes,
+    topic_text,
 };
 
 fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A Markdown table: the header, its rule, a line per row (cells escaped).
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| md_cell(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
 }
 
 /// `report.md`: the ledger, the plots' captions, the reference, and every figure.
@@ -81,20 +91,8 @@ pub fn markdown(s: &Summary) -> String {
     }
     if !s.reference.is_empty() {
         let _ = writeln!(out, "\n## Reference: perf bench sched pipe\n");
-        let _ = writeln!(
-            out,
-            "| variant | placement | mean round trip (median of runs) |"
-        );
-        let _ = writeln!(out, "|---|---|---|");
-        for r in &s.reference {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                r.variant,
-                pin_text(&r.pin),
-                duration_text(r.figure.median)
-            );
-        }
+        let header = ["variant", "placement", "mean round trip (median of runs)"];
+        table(&mut out, &header, &reference_rows(s));
     }
     for (heading, items) in [("Notes", &s.notes), ("Problems", &s.problems)] {
         if !items.is_empty() {
@@ -105,20 +103,8 @@ pub fn markdown(s: &Summary) -> String {
         }
     }
     let _ = writeln!(out, "\n## Every figure (median over runs, min..max)\n");
-    let _ = writeln!(out, "| topic | measurement | config | figure |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    for f in &s.figures {
-        let _ = writeln!(
-            out,
-            "| {} | {}/{}/{} | {} | {} |",
-            f.topic,
-            f.name,
-            f.variant,
-            f.mechanism,
-            md_cell(&labkit::report::config_text(&f.config)),
-            figure_cell(f)
-        );
-    }
+    let header = ["topic", "measurement", "config", "figure"];
+    table(&mut out, &header, &figure_rows(s));
     out
 }
 

@@ -13,7 +13,7 @@ use labkit::Verdict;
 
 use crate::bench::{self, Options};
 use crate::summary::{self, Finding, Summary};
-use crate::text::{headline, pin_text, ratio_text, run_verdicts, say, topic_text, verdict_letter};
+use crate::text::{headline, ratio_text, run_verdicts, say, topic_text, verdict_letter};
 use crate::{browser, html, markdown};
 
 const USAGE: &str =
@@ -187,14 +187,8 @@ pub fn ledger_text(s: &Summary) -> String {
     );
     if !s.reference.is_empty() {
         let _ = writeln!(out, "\nReference, perf bench sched pipe (mean round trip):");
-        for r in &s.reference {
-            let _ = writeln!(
-                out,
-                "  {:<8} {:<32} {}",
-                r.variant,
-                pin_text(&r.pin),
-                crate::text::duration_text(r.figure.median)
-            );
+        for r in crate::text::reference_rows(s) {
+            let _ = writeln!(out, "  {:<8} {:<32} {}", r[0], r[1], r[2]);
         }
     }
     out.push_str(&s.trouble_lines());

@@ -170,6 +170,28 @@ pub fn figure_cell(f: &Figure) -> String {
     s
 }
 
+/// The reference table of a bench, a row per run of perf: variant, placement, mean round trip
+/// (median of runs).
+pub fn reference_rows(s: &Summary) -> Vec<Vec<String>> {
+    (s.reference.iter())
+        .map(|r| {
+            let mean = duration_text(r.figure.median);
+            vec![r.variant.clone(), pin_text(&r.pin).to_owned(), mean]
+        })
+        .collect()
+}
+
+/// Every figure of a bench, a row each: topic, measurement, config, figure.
+pub fn figure_rows(s: &Summary) -> Vec<Vec<String>> {
+    (s.figures.iter())
+        .map(|f| {
+            let key = format!("{}/{}/{}", f.name, f.variant, f.mechanism);
+            let config = labkit::report::config_text(&f.config);
+            vec![f.topic.clone(), key, config, figure_cell(f)]
+        })
+        .collect()
+}
+
 /// A number with about three significant digits (at most two decimals).
 pub fn three_digits(v: f64) -> String {
     if v.abs() >= 100.0 {
