@@ -37,8 +37,14 @@
 //! ([`shm::wait`]) are this crate's library; the ring's protocol is model-checked with loom
 //! (`cargo xtask ci`).
 //!
+//! A slot carries its own signal: a 4 B stamp, then the message, in whole cache lines. The
+//! consumer spins on the stamp, so a message of up to 60 B arrives with its "ready" in one
+//! cache-line transfer; a 64 B message spills 4 bytes into a second line (`params.slot_lines`
+//! gives each size's lines). `benches/reference/compare-shm.sh` puts the spinning round trip
+//! beside two C threads bouncing one cache line.
+//!
 //! **Run it**: `cargo run --release -p shm` (about a second), `-- --json`,
-//! `-- --pin split --wait spin --bytes 64`.
+//! `-- --pin split --wait spin --bytes 60`.
 
 mod baselines;
 mod link;
@@ -67,9 +73,10 @@ use sharing::{Sharing, show_private_vs_shared};
 
 /// Slots per ring.
 const SLOTS: u64 = 8;
-/// Message sizes by default: 64 B to 1 MiB. The smallest holds a sequence number and a receipt.
+/// Message sizes by default: 64 B to 1 MiB. The smallest `--bytes` holds a receipt (32 B); a
+/// message of up to 60 B shares its slot's first cache line with the stamp (see `ring.rs`).
 const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
-const MIN_BYTES: u64 = 64;
+const MIN_BYTES: u64 = 32;
 const MAX_BYTES: u64 = 1 << 20;
 /// Round trips per size and contender, and bytes per stream, by default and with `--quick`.
 const ROUND_TRIPS: u64 = 2_000;
@@ -113,7 +120,7 @@ impl Wait {
     about = "A ring buffer in POSIX shared memory between processes vs the same ring and a channel between threads.",
     after_help = labkit::examples!(
         "",
-        " -- --bytes 64 --pin split --wait spin",
+        " -- --bytes 60 --pin split --wait spin",
         " -- --json | jq .claims"
     )
 )]
@@ -124,8 +131,8 @@ struct Args {
     #[command(flatten)]
     placing: PinArgs,
 
-    /// One message size instead of 64 B, 4 KiB, 64 KiB and 1 MiB [default: all four; from 64 to
-    /// 1MiB].
+    /// One message size instead of 64 B, 4 KiB, 64 KiB and 1 MiB (60 B or less travels in one
+    /// cache line with its slot's stamp) [default: all four; from 32 to 1MiB].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(MIN_BYTES, MAX_BYTES))]
     bytes: Option<u64>,
 
@@ -192,6 +199,7 @@ fn run(args: Args) -> Result<Outcome> {
 fn note_params(report: &mut Report, args: &Args, sizes: &[u64], left_out: Option<String>) {
     report.param("sizes", sizes.to_vec());
     report.param("slots", SLOTS);
+    region::note_layout(report, sizes);
     report.param("wait", args.wait.name());
     report.param("pin", args.placing.pin.as_str());
     if let Some(why) = left_out {

@@ -29,10 +29,36 @@ fn template() -> &'static [u8] {
     TEMPLATE.get_or_init(|| (0..MAX_BYTES).map(|i| (i % 251) as u8).collect())
 }
 
+/// Copies `src` into `dst`, of the same length. A message of one cache line (up to 64 bytes)
+/// is copied inline, as two overlapping unaligned 32-byte moves (what `memcpy` does for such
+/// sizes, without the call and its dispatch on the size); a longer one by `memcpy`.
+#[inline(always)]
+pub fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    assert_eq!(n, dst.len(), "a copy between buffers of one length");
+    if (32..=64).contains(&n) {
+        type Half = [u8; 32];
+        // SAFETY: both buffers hold `n` bytes, 32 <= n <= 64, so [0, 32) and [n - 32, n) lie
+        // inside each; unaligned reads and writes of a byte array need no alignment; `src` and
+        // `dst` are a shared and an exclusive borrow, so they do not overlap.
+        unsafe {
+            let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+            let (head, tail) = (
+                s.cast::<Half>().read_unaligned(),
+                s.add(n - 32).cast::<Half>().read_unaligned(),
+            );
+            d.cast::<Half>().write_unaligned(head);
+            d.add(n - 32).cast::<Half>().write_unaligned(tail);
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// Fills a message: its sequence number, a CRC-32 of its payload, its kind, then the payload.
 pub fn fill(msg: &mut [u8], seq: u64, kind: u32) {
     let payload = &template()[..msg.len() - 16];
-    msg[16..].copy_from_slice(payload);
+    copy(&mut msg[16..], payload);
     msg[..8].copy_from_slice(&seq.to_le_bytes());
     msg[8..12].copy_from_slice(&payload_crc(payload.len()).to_le_bytes());
     set_kind(msg, kind);
@@ -104,16 +130,27 @@ impl Receipt {
     }
 }
 
-/// One round trip through `out` and `back`: message `seq` goes out as ECHO; returns whether
-/// the message that came back is it, intact.
+/// One round trip through `out` and `back`: message `seq` goes out as ECHO, and this returns
+/// once the answer is in `back`'s next slot, untaken: the caller stops its clock, then takes
+/// it with [`came_back`] (a CRC over the payload is work of its own, not the hand-off's).
 pub fn round_trip_ring(
     out: &Ring<'_>,
     back: &Ring<'_>,
     mode: WaitMode,
     alive: &dyn Fn() -> bool,
     seq: u64,
-) -> io::Result<bool> {
+) -> io::Result<()> {
     wait::push(out, mode, alive, |m| fill(m, seq, ECHO))?;
+    wait::wait_item(back, mode, alive)
+}
+
+/// Takes the answer a [`round_trip_ring`] waited for: whether it is message `seq`, intact.
+pub fn came_back(
+    back: &Ring<'_>,
+    mode: WaitMode,
+    alive: &dyn Fn() -> bool,
+    seq: u64,
+) -> io::Result<bool> {
     wait::pop(back, mode, alive, |m| is_message(m, seq))
 }
 
@@ -161,7 +198,7 @@ pub fn echo_loop(
         let kind = wait::pop(inbox, mode, alive, |m| {
             let kind = kind_of(m);
             match kind {
-                ECHO => wait::push(outbox, mode, alive, |slot| slot.copy_from_slice(m))?,
+                ECHO => wait::push(outbox, mode, alive, |slot| copy(slot, m))?,
                 DATA => stream.check(m),
                 END => {
                     let receipt = std::mem::take(&mut stream);
@@ -186,22 +223,20 @@ pub fn echo_loop(
 /// The message buffers that travel over channels, as a ring's slots do.
 pub type Buffer = Box<[u8]>;
 
-/// One round trip over channels: `buf` goes out as message `seq` and comes back into `buf`;
-/// returns whether it is that message, intact.
+/// One round trip over channels: `buf` goes out as message `seq` and comes back into `buf`
+/// (check it with [`is_message`], after the clock has stopped).
 pub fn round_trip_channel(
     out: &Sender<Buffer>,
     back: &Receiver<Buffer>,
     buf: &mut Option<Buffer>,
     seq: u64,
-) -> Result<bool> {
+) -> Result<()> {
     let gone = "the echo thread is gone";
     let mut m = buf.take().expect("the buffer came back");
     fill(&mut m, seq, ECHO);
     out.send(m).context(gone)?;
-    let m = back.recv().context(gone)?;
-    let ok = is_message(&m, seq);
-    *buf = Some(m);
-    Ok(ok)
+    *buf = Some(back.recv().context(gone)?);
+    Ok(())
 }
 
 /// The same stream over channels: the buffers of `pool` travel, the far side sends each back

@@ -3,15 +3,16 @@
 //! sensible only with the two sides on two CPUs: on one CPU a spinner waits for preemption,
 //! milliseconds per hand-off).
 //!
-//! The futex words are not `FUTEX_PRIVATE`, so a sleeper in one process is woken by a store and
-//! `FUTEX_WAKE` in another. The order that loses no wake-up: the sleeper reads the sequence
-//! word, raises its `waiting` flag, checks its condition once more, and sleeps only if the word
-//! still holds what it read; the other side publishes, bumps the word, and wakes if the flag is
-//! up (all SeqCst). Sleeps last at most [`RECHECK`], after which the sleeper asks whether its
-//! peer is alive.
+//! A consumer sleeps on the stamp of the slot it waits for, a producer on the consumer's
+//! position (see `ring.rs`): each on the very word the other side stores to. The futex words
+//! are not `FUTEX_PRIVATE`, so a sleeper in one process is woken by a store and `FUTEX_WAKE` in
+//! another. The order that loses no wake-up: the sleeper reads the word, raises its `waiting`
+//! flag, checks its condition once more, and sleeps only if the word still holds what it read;
+//! the other side stores the word, then (after a full fence) wakes if the flag is up. Sleeps
+//! last at most [`RECHECK`], after which the sleeper asks whether its peer is alive.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::ring::Ring;
@@ -83,9 +84,10 @@ fn futex_wake(word: &AtomicU32) {
     };
 }
 
-/// Waits until `ready()`; `seq` is the word the other side bumps, `waiting` our flag.
+/// Waits until `ready()`; `seq` is the word the other side stores to, `waiting` our flag.
+#[inline(always)]
 fn wait_until(
-    ready: &dyn Fn() -> bool,
+    ready: impl Fn() -> bool,
     seq: &AtomicU32,
     waiting: &AtomicU32,
     mode: Mode,
@@ -142,6 +144,22 @@ fn wait_until(
     }
 }
 
+/// After storing `word`: wakes the other side if its flag says it sleeps (or is about to) on
+/// it. Between sides that block, a full fence orders our store before our reading of the flag,
+/// as the sleeper's orders its flag before its second look at the word: one of the two sees
+/// the other, and no wake-up is lost. Between spinning sides the fence is left out, for it
+/// would cost every hand-off the drain of our store buffer: there the only sleeper is an idle
+/// [`Mode::Patient`] echo, whose futex re-reads the word in the kernel (long after our store
+/// has drained) and whose sleep lasts at most [`RECHECK`] in any case.
+fn wake_if_waiting(word: &AtomicU32, waiting: &AtomicU32, mode: Mode) {
+    if matches!(mode, Mode::Block | Mode::Sleep) {
+        fence(Ordering::SeqCst);
+    }
+    if waiting.load(Ordering::Relaxed) != 0 {
+        futex_wake(word);
+    }
+}
+
 /// Producer: waits for a free slot, fills it, publishes it, wakes a sleeping consumer.
 pub fn push(
     ring: &Ring<'_>,
@@ -151,18 +169,34 @@ pub fn push(
 ) -> io::Result<()> {
     let h = ring.header;
     wait_until(
-        &|| ring.has_space(),
-        &h.tail_seq.0,
+        || ring.has_space(),
+        &h.tail.0,
         &h.producer_waiting.0,
         mode,
         peer_alive,
     )?;
-    let pushed = ring.try_push(fill);
-    debug_assert!(pushed, "the only producer found space a moment ago");
-    if h.consumer_waiting.0.load(Ordering::SeqCst) != 0 {
-        futex_wake(&h.head_seq.0);
-    }
+    let stamp = ring
+        .try_push(fill)
+        .expect("the only producer found space a moment ago");
+    wake_if_waiting(stamp, &h.consumer_waiting.0, mode);
     Ok(())
+}
+
+/// Consumer: waits until the next slot holds a message, without taking it (then
+/// [`pop`] takes it at once).
+pub fn wait_item(ring: &Ring<'_>, mode: Mode, peer_alive: &dyn Fn() -> bool) -> io::Result<()> {
+    let h = ring.header;
+    let (stamp, there) = ring.item();
+    if there {
+        return Ok(());
+    }
+    wait_until(
+        || ring.item().1,
+        stamp,
+        &h.consumer_waiting.0,
+        mode,
+        peer_alive,
+    )
 }
 
 /// Consumer: waits for a published slot, reads it, frees it, wakes a sleeping producer.
@@ -172,19 +206,13 @@ pub fn pop<T>(
     peer_alive: &dyn Fn() -> bool,
     read: impl FnOnce(&[u8]) -> T,
 ) -> io::Result<T> {
-    let h = ring.header;
-    wait_until(
-        &|| ring.has_item(),
-        &h.head_seq.0,
-        &h.consumer_waiting.0,
-        mode,
-        peer_alive,
-    )?;
+    wait_item(ring, mode, peer_alive)?;
     let out = ring
         .try_pop(read)
         .expect("the only consumer found an item a moment ago");
-    if h.producer_waiting.0.load(Ordering::SeqCst) != 0 {
-        futex_wake(&h.tail_seq.0);
+    if ring.show_tail() {
+        let h = ring.header;
+        wake_if_waiting(&h.tail.0, &h.producer_waiting.0, mode);
     }
     Ok(out)
 }
