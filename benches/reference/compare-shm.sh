@@ -34,19 +34,22 @@ done
 python3 - "$out" "$pairs" "${old:+yes}" <<'PY'
 import json, statistics, sys
 out, pairs, old = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "yes"
-def ring(path, variant, mech):
+def ring(path, variant, mech, stat="p50"):
     r = json.load(open(path))
-    return next(m["p50"] for m in r["measurements"] if m["name"] == "round_trip"
+    return next(m[stat] for m in r["measurements"] if m["name"] == "round_trip"
                 and m["variant"] == variant and m["mechanism"] == mech)
 def stream(path, variant, mech):
     r = json.load(open(path))
     return next(m["value"] for m in r["measurements"] if m["name"] == "throughput"
                 and m["variant"] == variant and m["mechanism"] == mech)
 rows = {k: [] for k in ("process 60 B", "thread 60 B", "process 64 B", "thread 64 B", "atomic")}
+means = {k: [] for k in ("process 60 B", "process 64 B")}
 tp = {k: [] for k in ("64 B process", "64 B thread", "64 KiB process", "64 KiB thread")}
 for i in range(1, pairs + 1):
-    line, mean, *_ = open(f"{out}/c-{i}").read().split()[1:4]
-    line = float(line)
+    line, line_mean, *_ = open(f"{out}/c-{i}").read().split()[1:4]
+    line, line_mean = float(line), float(line_mean)
+    means["process 60 B"].append(ring(f"{out}/s60-{i}.json", "process", "shm-ring", "mean") / line_mean)
+    means["process 64 B"].append(ring(f"{out}/s64-{i}.json", "process", "shm-ring", "mean") / line_mean)
     got = {
         "process 60 B": ring(f"{out}/s60-{i}.json", "process", "shm-ring"),
         "thread 60 B": ring(f"{out}/s60-{i}.json", "thread", "ring"),
@@ -66,6 +69,8 @@ for i in range(1, pairs + 1):
                 tp[f"{name} {variant}"].append(n / o)
 print("ring p50 / C line, median (min-max) over pairs: " +
       ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in rows.items()))
+print("ring mean / C line mean (the clock counts in steps of ~10 ns; means are finer): " +
+      ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in means.items()))
 if old:
     print("stream throughput new / old (default wait, two CPUs), median (min-max): " +
           ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in tp.items()))
