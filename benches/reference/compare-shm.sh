@@ -2,7 +2,7 @@
 # Measures `shm`'s spinning ring beside the hardware's floor on this machine, alternating, and
 # prints ratios (ours / C: 1.0 would be the floor itself).
 #
-#   benches/reference/compare-shm.sh [PAIRS] [OLD_SHM]     (needs cc, python3, jq)
+#   benches/reference/compare-shm.sh [PAIRS] [OLD_SHM]     (needs cc, python3)
 #
 # The floor is cacheline.c here: two threads on CPUs 0 and 1 bouncing one cache line, each
 # round trip timed on its own, the median taken; then memcpy through memory (64 MiB buffers).
