@@ -30,6 +30,7 @@ use crate::workspace::{self, Topic};
 
 mod clean;
 mod kill;
+mod limits;
 mod refusals;
 mod runs;
 mod squat;
@@ -37,6 +38,7 @@ mod squat;
 pub use clean::leave_one;
 use clean::*;
 use kill::*;
+use limits::*;
 use refusals::*;
 use runs::*;
 use squat::*;
@@ -76,7 +78,9 @@ const USAGE: &str =
   --refusals N  refused flag sets run end to end per topic [default: 5]
   --cases N     in-process parser fuzz cases per topic, run here through each topic's unit test
                 [default: 0: `cargo test` already ran 100 per topic]
-  --seed N      the seed of the random moments [default: from the clock]";
+  --seed N      the seed of the random moments [default: from the clock]
+  --limits      also run every topic under resource limits (descriptors, address space, queue
+                bytes, a pids cgroup, a tiny /dev/shm) and count what became of each run";
 
 struct Options {
     cases: u32,
@@ -85,6 +89,7 @@ struct Options {
     signals: u32,
     copies: usize,
     seed: u64,
+    limits: bool,
     topics: Vec<String>,
 }
 
@@ -98,6 +103,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
+        limits: false,
         topics: Vec::new(),
     };
     let mut it = args.iter();
@@ -119,6 +125,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--refusals" => o.refusals = number(10_000)? as u32,
             "--cases" => o.cases = number(1_000_000)? as u32,
             "--seed" => o.seed = number(u64::MAX)?,
+            "--limits" => o.limits = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -209,6 +216,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.add(t);
     }
     let clean_ok = prove_clean(&mut tally)?;
+    let limits_ok = !o.limits || limits_stage(&topics)?.bad.is_empty();
     squat(&topics, &debug, &mq, &mut tally)?;
     say(&table(&rows));
     for u in &tally.unnoticed_what {
@@ -244,7 +252,7 @@ pub fn run(args: &[String]) -> Result<bool> {
         tally.hangs,
         tally.panics
     ));
-    Ok(tally.failures.is_empty() && clean_ok)
+    Ok(tally.failures.is_empty() && clean_ok && limits_ok)
 }
 
 /// Counts over the rounds, and what went wrong.

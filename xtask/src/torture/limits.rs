@@ -1,0 +1,332 @@
+//! The limits stage (`--limits`): every topic's `--quick` run under a resource limit of the
+//! machine, each set soft and hard in the child before `exec`, and what became of it.
+//!
+//! * `RLIMIT_NOFILE` at a few values around what the topics need;
+//! * `RLIMIT_AS` low enough that a mapping or a thread's stack fails;
+//! * `RLIMIT_MSGQUEUE` at a few bytes: any queue of real size is refused;
+//! * process and thread creation capped by a pids cgroup (`pids.max`), where one can be made
+//!   (this stage runs as root, whom `RLIMIT_NPROC` does not bind); skipped, saying why, else;
+//! * a tiny `/dev/shm`: a tmpfs of a few KiB mounted over it in a private mount namespace; what
+//!   the run leaves in it is listed inside the namespace, before it ends.
+//!
+//! A run passes (exit 0), or refuses cleanly: exit 1 or 2 with a message that names the
+//! resource and the limit's value. Anything else is counted: an abort (Rust's answer to a heap
+//! allocation that fails), a crash by another signal, a panic, a hang, a leftover, or an error
+//! that does not say which limit it met.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+
+use super::*;
+
+/// One limit a run is held to.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// `RLIMIT_NOFILE`: descriptors.
+    Nofile(u64),
+    /// `RLIMIT_AS`: bytes of address space.
+    AddressSpace(u64),
+    /// `RLIMIT_MSGQUEUE`: bytes of message queues.
+    MsgQueue(u64),
+    /// A pids cgroup's `pids.max`: processes and threads.
+    Pids(u64),
+    /// A tmpfs of this many bytes over `/dev/shm`.
+    TinyShm(u64),
+}
+
+/// The limits tried, in order.
+const LIMITS: [Limit; 11] = [
+    Limit::Nofile(8),
+    Limit::Nofile(16),
+    Limit::Nofile(32),
+    Limit::AddressSpace(64 << 20),
+    Limit::AddressSpace(512 << 20),
+    Limit::MsgQueue(256),
+    Limit::Pids(2),
+    Limit::Pids(8),
+    Limit::TinyShm(16 << 10),
+    Limit::TinyShm(256 << 10),
+    Limit::Nofile(1024),
+];
+
+impl Limit {
+    fn name(self) -> String {
+        match self {
+            Limit::Nofile(n) => format!("RLIMIT_NOFILE={n}"),
+            Limit::AddressSpace(b) => format!("RLIMIT_AS={}MiB", b >> 20),
+            Limit::MsgQueue(b) => format!("RLIMIT_MSGQUEUE={b}"),
+            Limit::Pids(n) => format!("pids.max={n}"),
+            Limit::TinyShm(b) => format!("/dev/shm={}KiB", b >> 10),
+        }
+    }
+
+    /// Words one of which a message that names this limit contains, and its value as written.
+    fn named_by(self) -> (&'static [&'static str], String) {
+        match self {
+            Limit::Nofile(n) => (&["RLIMIT_NOFILE", "open files"], n.to_string()),
+            Limit::AddressSpace(b) => (&["RLIMIT_AS", "address space"], (b >> 20).to_string()),
+            Limit::MsgQueue(b) => (&["RLIMIT_MSGQUEUE", "message queue"], b.to_string()),
+            Limit::Pids(n) => (&["pids.max", "RLIMIT_NPROC", "threads-max"], n.to_string()),
+            Limit::TinyShm(b) => (&["/dev/shm", "ENOSPC", "No space"], (b >> 10).to_string()),
+        }
+    }
+}
+
+/// How one run under one limit ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Refused,
+    Aborted,
+    Crashed,
+    Panicked,
+    Hung,
+    Unnamed,
+}
+
+impl Outcome {
+    fn letter(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Aborted => "ABORT",
+            Outcome::Crashed => "CRASH",
+            Outcome::Panicked => "PANIC",
+            Outcome::Hung => "HANG",
+            Outcome::Unnamed => "unnamed",
+        }
+    }
+}
+
+/// A pids cgroup of our own (cgroup v1 or v2), removed on drop; `None` where none can be made.
+struct PidsCgroup(PathBuf);
+
+impl PidsCgroup {
+    fn make() -> Option<PidsCgroup> {
+        // cgroup v1 has a pids hierarchy of its own; v2 one tree, whose controllers say.
+        let v1 = PathBuf::from("/sys/fs/cgroup/pids");
+        let v2 = PathBuf::from("/sys/fs/cgroup");
+        let base = if v1.join("cgroup.procs").exists() {
+            v1
+        } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|w| w == "pids"))
+        {
+            v2
+        } else {
+            return None;
+        };
+        let dir = base.join(format!("xtask-limits-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        dir.join("pids.max").exists().then_some(PidsCgroup(dir))
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The tally of the stage: per outcome, how many runs; and the lines that say what went wrong.
+#[derive(Default)]
+pub(super) struct LimitsTally {
+    counts: BTreeMap<&'static str, u64>,
+    pub(super) bad: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Runs every topic under every limit; prints the table and the totals.
+pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
+    let cgroup = PidsCgroup::make();
+    let mut tally = LimitsTally::default();
+    if cgroup.is_none() {
+        tally.skipped.push(
+            "pids.max: no pids cgroup could be made here, and RLIMIT_NPROC does not bind root"
+                .to_owned(),
+        );
+    }
+    let mut rows = vec![
+        std::iter::once("topic".to_owned())
+            .chain(LIMITS.iter().map(|l| l.name()))
+            .collect::<Vec<_>>(),
+    ];
+    for topic in topics {
+        let mut row = vec![topic.name.clone()];
+        for limit in LIMITS {
+            let outcome = match (limit, &cgroup) {
+                (Limit::Pids(_), None) => {
+                    row.push("skip".to_owned());
+                    continue;
+                }
+                _ => run_under(topic, limit, cgroup.as_ref(), &mut tally)?,
+            };
+            *tally.counts.entry(outcome.letter()).or_default() += 1;
+            row.push(outcome.letter().to_owned());
+        }
+        rows.push(row);
+    }
+    say(&table(&rows));
+    for s in &tally.skipped {
+        say(&format!("  skipped: {s}"));
+    }
+    for b in &tally.bad {
+        say(&format!("  - {b}"));
+    }
+    let count = |k: &str| tally.counts.get(k).copied().unwrap_or(0);
+    say(&format!(
+        "limits: {} runs: {} passed, {} refused naming the limit, {} aborts, {} crashes, {} \
+         panics, {} hangs, {} with leftovers, {} errors that name no limit",
+        tally.counts.values().sum::<u64>(),
+        count("ok"),
+        count("refused"),
+        count("ABORT"),
+        count("CRASH"),
+        count("PANIC"),
+        count("HANG"),
+        tally.bad.iter().filter(|b| b.contains("left ")).count(),
+        count("unnamed"),
+    ));
+    Ok(tally)
+}
+
+/// One `--quick --json` run of `topic` under `limit`.
+fn run_under(
+    topic: &Topic,
+    limit: Limit,
+    cgroup: Option<&PidsCgroup>,
+    tally: &mut LimitsTally,
+) -> Result<Outcome> {
+    let before = Snapshot::take();
+    let shm_left = std::env::temp_dir().join(format!("xtask-limits-{}.left", std::process::id()));
+    let mut command = match limit {
+        Limit::TinyShm(bytes) => {
+            // A private mount namespace with a tiny tmpfs over /dev/shm; what the run leaves
+            // there is listed before the namespace (and the tmpfs) goes.
+            let mut c = Command::new("unshare");
+            c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(format!(
+                    "mount -t tmpfs -o size={bytes},mode=1777 tmpfs /dev/shm || exit 99; \
+                     \"$0\" --quick --json; rc=$?; ls -A /dev/shm > {}; exit $rc",
+                    shm_left.display()
+                ))
+                .arg(&topic.binary);
+            c
+        }
+        _ => {
+            let mut c = Command::new(&topic.binary);
+            c.args(["--quick", "--json"]);
+            c
+        }
+    };
+    let procs =
+        cgroup.map(|g| CString::new(g.0.join("cgroup.procs").as_os_str().as_encoded_bytes()));
+    let procs = procs.transpose().context("a cgroup path with a NUL")?;
+    if let Limit::Pids(n) = limit {
+        let g = cgroup.context("no pids cgroup")?;
+        std::fs::write(g.0.join("pids.max"), n.to_string()).context("write pids.max")?;
+    }
+    // SAFETY: the closure runs in the forked child before exec; it makes only plain system
+    // calls (setrlimit, open, write, close) and allocates nothing (`procs` was built before).
+    unsafe {
+        command.pre_exec(move || {
+            let set = |resource, value: u64| {
+                let l = libc::rlimit {
+                    rlim_cur: value,
+                    rlim_max: value,
+                };
+                if libc::setrlimit(resource, &l) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            };
+            match limit {
+                Limit::Nofile(n) => set(libc::RLIMIT_NOFILE, n)?,
+                Limit::AddressSpace(b) => set(libc::RLIMIT_AS, b)?,
+                Limit::MsgQueue(b) => set(libc::RLIMIT_MSGQUEUE, b)?,
+                Limit::Pids(_) => {
+                    if let Some(path) = &procs {
+                        let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+                        if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        libc::close(fd);
+                    }
+                }
+                Limit::TinyShm(_) => {}
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {} under {}", topic.name, limit.name()))?;
+    let stderr = workspace::drain(child.stderr.take().expect("piped"));
+    let stdout = workspace::drain(child.stdout.take().expect("piped"));
+    let e = finish(Running {
+        child,
+        stderr,
+        stdout,
+    })?;
+    let mut left = e.leftovers.clone();
+    left.extend(Snapshot::take().new_since(&before));
+    if let Limit::TinyShm(_) = limit {
+        let inside = std::fs::read_to_string(&shm_left).unwrap_or_default();
+        let _ = std::fs::remove_file(&shm_left);
+        if e.code == Some(99) {
+            tally.skipped.push(format!(
+                "{}: mounting a tmpfs over /dev/shm failed",
+                limit.name()
+            ));
+            return Ok(Outcome::Passed);
+        }
+        let prefix = format!("{}-", labkit::PREFIX);
+        left.extend(
+            (inside.lines())
+                .filter(|n| n.trim_start_matches("sem.").starts_with(&prefix))
+                .map(|n| format!("/dev/shm/{n} (inside the namespace)")),
+        );
+    }
+    let (words, value) = limit.named_by();
+    let named = words.iter().any(|w| e.stderr.contains(w)) && e.stderr.contains(&value);
+    // Through the shell of the /dev/shm namespace, a death by signal n reads as exit 128 + n.
+    let signal = e.signal.or(match (limit, e.code) {
+        (Limit::TinyShm(_), Some(c)) if c > 128 => Some(c - 128),
+        _ => None,
+    });
+    let outcome = if e.hung {
+        Outcome::Hung
+    } else if let Some(signal) = signal {
+        if signal == libc::SIGABRT {
+            Outcome::Aborted
+        } else {
+            Outcome::Crashed
+        }
+    } else if e.code == Some(101) || e.stderr.contains("panicked") {
+        Outcome::Panicked
+    } else if e.code == Some(0) {
+        Outcome::Passed
+    } else if matches!(e.code, Some(1 | 2)) && named {
+        Outcome::Refused
+    } else {
+        Outcome::Unnamed
+    };
+    let what = format!("{} under {}", topic.name, limit.name());
+    if !matches!(outcome, Outcome::Passed | Outcome::Refused) {
+        let how = e
+            .signal
+            .map_or_else(|| format!("exit {:?}", e.code), |s| format!("signal {s}"));
+        tally.bad.push(format!(
+            "{what}: {} ({how}): {}",
+            outcome.letter(),
+            last_line(&e.stderr)
+        ));
+    }
+    if !left.is_empty() {
+        tally.bad.push(format!("{what}: left {}", left.join(", ")));
+    }
+    Ok(outcome)
+}
