@@ -5,7 +5,9 @@ use std::io::{PipeReader, PipeWriter};
 use std::os::fd::AsFd;
 
 use anyhow::{Context, Result};
-use labkit::child::{Far, Peer};
+use labkit::child::Peer;
+
+use crate::far::Far;
 use labkit::{CommonArgs, Measurement, Variant};
 
 use crate::child;

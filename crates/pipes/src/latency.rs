@@ -5,9 +5,9 @@
 use std::io::{PipeReader, PipeWriter};
 use std::time::{Duration, Instant};
 
+use crate::far::Far;
 use anyhow::Result;
 use crossbeam_channel::bounded;
-use labkit::child::Far;
 use labkit::measure::{block_sizes, cpu_ns_per_op};
 use labkit::report::placement_text;
 use labkit::signals::Shutdown;

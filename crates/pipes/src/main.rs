@@ -38,6 +38,7 @@
 
 mod child;
 mod contender;
+mod far;
 mod latency;
 mod nonce;
 mod pingpong;

@@ -5,9 +5,9 @@
 use std::io::{PipeReader, PipeWriter};
 use std::time::{Duration, Instant};
 
+use crate::far::Far;
 use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use labkit::child::Far;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use labkit::child::{Far, HANG_GUARD, Watch, liveness};
+use labkit::child::{HANG_GUARD, Watch, liveness};
+
+use crate::far::Far;
 use labkit::names::PrivateDir;
 use labkit::report::format_ns;
 use labkit::{CommonArgs, Measurement, Variant};

@@ -4,8 +4,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::far::Far;
 use anyhow::Result;
-use labkit::child::Far;
 use labkit::measure::{block_sizes, cpu_ns_per_op};
 use labkit::report::placement_text;
 use labkit::signals::Shutdown;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::far::Far;
 use anyhow::Result;
-use labkit::child::Far;
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::report::{format_bytes, placement_text};
 use labkit::signals::Shutdown;
