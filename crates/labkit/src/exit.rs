@@ -76,6 +76,9 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
                 128 + signal as u8
             } else {
                 let _ = writeln!(stderr, "{topic}: error: {err:#}");
+                if let Some(note) = crate::limits::note(&err) {
+                    let _ = writeln!(stderr, "{topic}: {note}");
+                }
                 if err.downcast_ref::<UsageError>().is_some() {
                     USAGE
                 } else {

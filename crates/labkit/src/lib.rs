@@ -14,6 +14,7 @@
 //! | [`child`] | re-executed children that never outlive their parent, and liveness pipes |
 //! | [`signals`] | SIGINT/SIGTERM as a flag (and a self-pipe for blocked calls) |
 //! | [`pin`] | CPU placement from the process's allowed set |
+//! | [`limits`] | which limit of the machine a failed creation met, its value, how to raise it |
 //! | [`host`] | what machine the figures come from |
 //! | [`procfs`] | parent, start time and children of a process, from `/proc` |
 //!
@@ -31,6 +32,7 @@ pub mod child;
 pub mod cli;
 pub mod exit;
 pub mod host;
+pub mod limits;
 pub mod measure;
 pub mod names;
 pub mod pin;

@@ -28,8 +28,10 @@ impl SharedMemory {
         }
         // SAFETY: memfd_create just returned this descriptor, and nothing else owns it.
         let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        file.set_len(len as u64)
-            .context("ftruncate the memory file")?;
+        // posix_fallocate, not ftruncate: the pages are taken now, so memory that cannot be had
+        // fails here (ENOSPC) rather than as SIGBUS at the first touch.
+        nix::fcntl::posix_fallocate(&file, 0, len as i64)
+            .context("posix_fallocate the memory file")?;
         Self::open(OwnedFd::from(file))
     }
 

@@ -27,8 +27,11 @@ pub fn shm_object(len: u64) -> Result<OwnedFd> {
     .with_context(|| format!("shm_open({}, O_CREAT|O_EXCL, 0600)", r.name()))?;
     r.mark_created();
     r.unlink().context("shm_unlink")?;
-    // A new object is empty; ftruncate gives it its size, zero-filled.
-    nix::unistd::ftruncate(&fd, len as i64).context("ftruncate the shared-memory object")?;
+    // A new object is empty; posix_fallocate gives it its size, zero-filled, and takes the
+    // pages now: on a full /dev/shm it fails here with ENOSPC (ftruncate would succeed, and the
+    // first touch of a page that cannot be had would kill us with SIGBUS).
+    nix::fcntl::posix_fallocate(&fd, 0, len as i64)
+        .context("posix_fallocate the shared-memory object")?;
     Ok(fd)
 }
 
