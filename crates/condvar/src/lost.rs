@@ -10,25 +10,30 @@
 
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
+use std::thread::Builder;
 use std::time::Duration;
 
+use anyhow::{Context, Result};
+
 /// The buggy waiter: checks unlocked, then waits once. Returns whether its wait timed out (the
-/// wake-up was lost).
-pub fn unlocked_check_loses_the_wakeup(patience: Duration) -> bool {
+/// wake-up was lost); an error if the notifier thread could not be created.
+pub fn unlocked_check_loses_the_wakeup(patience: Duration) -> Result<bool> {
     let (flag, cv) = (Mutex::new(false), Condvar::new());
     let (ready_tx, ready_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel();
     let (flag, cv) = (&flag, &cv);
     std::thread::scope(|s| {
-        s.spawn(move || {
-            let _ = ready_rx.recv(); // The waiter has checked the flag: false.
-            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            cv.notify_one(); // Nobody is waiting: this wake-up goes nowhere.
-            let _ = go_tx.send(());
-        });
+        notifier()
+            .spawn_scoped(s, move || {
+                let _ = ready_rx.recv(); // The waiter has checked the flag: false.
+                *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                cv.notify_one(); // Nobody is waiting: this wake-up goes nowhere.
+                let _ = go_tx.send(());
+            })
+            .context("spawn the notifier thread")?;
         let seen = *flag.lock().unwrap_or_else(|p| p.into_inner()); // The check, lock dropped at once.
         if seen {
-            return false;
+            return Ok(false);
         }
         let _ = ready_tx.send(());
         let _ = go_rx.recv(); // Forced: the notification happens here, before we wait.
@@ -36,24 +41,26 @@ pub fn unlocked_check_loses_the_wakeup(patience: Duration) -> bool {
         let (_guard, result) = cv
             .wait_timeout(guard, patience)
             .unwrap_or_else(|p| p.into_inner());
-        result.timed_out()
+        Ok(result.timed_out())
     })
 }
 
 /// The correct waiter: checks and waits under the lock, in a loop, `rounds` times. Returns how
-/// many rounds lost their wake-up (0).
-pub fn locked_check_never_loses_it(rounds: u64, patience: Duration) -> u64 {
+/// many rounds lost their wake-up (0); an error if a notifier thread could not be created.
+pub fn locked_check_never_loses_it(rounds: u64, patience: Duration) -> Result<u64> {
     let mut lost = 0;
     for _ in 0..rounds {
         let (flag, cv) = (Mutex::new(false), Condvar::new());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (flag, cv) = (&flag, &cv);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let _ = ready_rx.recv();
-                *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                cv.notify_one();
-            });
+        std::thread::scope(|s| -> Result<()> {
+            notifier()
+                .spawn_scoped(s, move || {
+                    let _ = ready_rx.recv();
+                    *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                    cv.notify_one();
+                })
+                .context("spawn the notifier thread")?;
             let mut guard = flag.lock().unwrap_or_else(|p| p.into_inner());
             let _ = ready_tx.send(()); // Same moment as the buggy version: but we hold the lock.
             while !*guard {
@@ -66,9 +73,15 @@ pub fn locked_check_never_loses_it(rounds: u64, patience: Duration) -> u64 {
                     break;
                 }
             }
-        });
+            Ok(())
+        })?;
     }
-    lost
+    Ok(lost)
+}
+
+/// The notifying thread's builder, named for `ps` and `perf`.
+fn notifier() -> Builder {
+    Builder::new().name("cv-notifier".into())
 }
 
 #[cfg(test)]
@@ -76,8 +89,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bug_shows_and_the_cure_works() {
-        assert!(unlocked_check_loses_the_wakeup(Duration::from_millis(100)));
-        assert_eq!(locked_check_never_loses_it(20, Duration::from_secs(10)), 0);
+    fn the_bug_shows_and_the_cure_works() -> Result<()> {
+        assert!(unlocked_check_loses_the_wakeup(Duration::from_millis(100))?);
+        assert_eq!(locked_check_never_loses_it(20, Duration::from_secs(10))?, 0);
+        Ok(())
     }
 }

@@ -92,7 +92,7 @@ fn run(args: Args) -> Result<Outcome> {
     // The lost wake-up is shown between threads: the thread side's lesson.
     if common.wants(Variant::Thread) {
         let rounds = common.sized(CURE_ROUNDS, QUICK_CURE_ROUNDS);
-        let (lost, cured) = show_lost_wakeup(&mut report, rounds);
+        let (lost, cured) = show_lost_wakeup(&mut report, rounds)?;
         if common.both_sides() {
             judge_claims(&mut report, &ping, lost, cured);
         }
@@ -140,8 +140,8 @@ fn measure_ping_pong(
 }
 
 /// Step 2: the lost wake-up, and the cure.
-fn show_lost_wakeup(report: &mut Report, rounds: u64) -> (bool, bool) {
-    let lost = lost::unlocked_check_loses_the_wakeup(LOST_PATIENCE);
+fn show_lost_wakeup(report: &mut Report, rounds: u64) -> Result<(bool, bool)> {
+    let lost = lost::unlocked_check_loses_the_wakeup(LOST_PATIENCE)?;
     report.check(
         "checking the condition without the lock loses the wake-up",
         lost,
@@ -152,13 +152,13 @@ fn show_lost_wakeup(report: &mut Report, rounds: u64) -> (bool, bool) {
             LOST_PATIENCE.as_millis()
         ),
     );
-    let missed = lost::locked_check_never_loses_it(rounds, HANG_GUARD);
+    let missed = lost::locked_check_never_loses_it(rounds, HANG_GUARD)?;
     report.check(
         "checking and waiting under the lock, in a loop, never loses it",
         missed == 0,
         format!("the same handshake, {rounds} times, with the check under the lock: {missed} lost"),
     );
-    (lost, missed == 0)
+    Ok((lost, missed == 0))
 }
 
 /// Step 3: the claim, from what steps 1 and 2 observed, quoting step 1's round trips.

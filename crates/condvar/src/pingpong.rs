@@ -177,7 +177,10 @@ fn with_pong_thread(
 ) -> Result<(u64, Waits)> {
     let local = ping.local;
     std::thread::scope(|s| {
-        let pong = s.spawn(|| thread_pong(local));
+        let pong = std::thread::Builder::new()
+            .name("cv-pong".into())
+            .spawn_scoped(s, || thread_pong(local))
+            .context("spawn the pong thread")?;
         let result = ping.alternate(sides, messages, blocks);
         local.set(STOP);
         let (served, waits) = pong

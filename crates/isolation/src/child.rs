@@ -4,7 +4,7 @@
 use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -73,23 +73,31 @@ fn read_until_eof(pipe: &mut PipeReader, limit: Duration) -> std::io::Result<Opt
 /// ends the whole process; returning at all is a failure.
 pub fn sacrifice(progress: PipeWriter) -> Result<Outcome> {
     fault::no_core_dumps().context("no core dumps")?;
-    let done = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for unit in 1..=PLANNED_UNITS {
-                std::thread::sleep(Duration::from_micros(100));
-                done.store(unit, Ordering::SeqCst);
-                if (&progress).write_all(&unit.to_le_bytes()).is_err() {
-                    return;
+    let (done, abandon) = (AtomicU64::new(0), AtomicBool::new(false));
+    std::thread::scope(|s| -> Result<()> {
+        crate::named("iso-worker")
+            .spawn_scoped(s, || {
+                for unit in 1..=PLANNED_UNITS {
+                    std::thread::sleep(Duration::from_micros(100));
+                    done.store(unit, Ordering::SeqCst);
+                    let sent = (&progress).write_all(&unit.to_le_bytes());
+                    if sent.is_err() || abandon.load(Ordering::SeqCst) {
+                        return;
+                    }
                 }
-            }
-        });
-        s.spawn(|| {
+            })
+            .context("spawn the worker thread")?;
+        let faulter = crate::named("iso-faulter").spawn_scoped(s, || {
             while done.load(Ordering::SeqCst) < FAULT_AFTER {
                 std::thread::sleep(Duration::from_micros(100));
             }
             fault::segfault_now()
         });
-    });
+        if faulter.is_err() {
+            abandon.store(true, Ordering::SeqCst); // No fault to wait for: the worker stops.
+        }
+        faulter.context("spawn the faulting thread")?;
+        Ok(())
+    })?;
     bail!("the faulting thread did not end the process")
 }

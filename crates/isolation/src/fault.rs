@@ -9,6 +9,8 @@
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::{Context, Result};
+
 /// No core file from this process: `RLIMIT_CORE` 0, and not dumpable, since a `core_pattern`
 /// that pipes to a helper ignores the limit.
 pub fn no_core_dumps() -> io::Result<()> {
@@ -60,17 +62,26 @@ pub fn segfault_now() -> ! {
 }
 
 /// A thread panics while its sibling does `units` units of work. Returns whether joining gave
-/// `Err` for the panicking thread and `Ok` for its sibling, and the units the sibling finished.
-/// The panic is on purpose: the panic hook is silenced meanwhile, to keep stderr clean.
-pub fn panic_beside_worker(units: u64) -> ((bool, bool), u64) {
+/// `Err` for the panicking thread and `Ok` for its sibling, and the units the sibling finished;
+/// an error if either thread could not be created. The panic is on purpose: the panic hook is
+/// silenced meanwhile, to keep stderr clean.
+pub fn panic_beside_worker(units: u64) -> Result<((bool, bool), u64)> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let worker = AtomicU64::new(0);
-    let joined = std::thread::scope(|s| {
-        let panicking = s.spawn(|| panic!("on purpose"));
-        let working = s.spawn(|| (0..units).for_each(|i| worker.store(i + 1, Ordering::Relaxed)));
-        (panicking.join().is_err(), working.join().is_ok())
+    let joined = std::thread::scope(|s| -> Result<_> {
+        let panicking = crate::named("iso-panicker")
+            .spawn_scoped(s, || panic!("on purpose"))
+            .context("spawn the panicking thread")?;
+        let working = crate::named("iso-worker")
+            .spawn_scoped(s, || {
+                (0..units).for_each(|i| worker.store(i + 1, Ordering::Relaxed))
+            })
+            .context("spawn the worker thread");
+        // Joined before any error goes up: a scope panics if a thread that panicked is unjoined.
+        let panicked = panicking.join().is_err();
+        Ok((panicked, working?.join().is_ok()))
     });
-    std::panic::set_hook(previous);
-    (joined, worker.load(Ordering::Relaxed))
+    std::panic::set_hook(previous); // Put back before any error, which is then reported as usual.
+    Ok((joined?, worker.load(Ordering::Relaxed)))
 }

@@ -81,7 +81,8 @@ pub fn demonstrate(path: &Path, moved_by: usize) -> io::Result<Tables> {
     // 1. A thread closes a descriptor: it is gone for the whole process.
     let fd = open_raw(path)?;
     std::thread::scope(|s| {
-        s.spawn(|| close_raw(fd))
+        crate::named("iso-closer")
+            .spawn_scoped(s, || close_raw(fd))?
             .join()
             .expect("the closing thread does not panic")
     })?;

@@ -87,6 +87,11 @@ fn main() -> ExitCode {
     labkit::dispatch(Args::parse(), |a| &a.role, run, run_child)
 }
 
+/// A builder for one of this topic's threads, named for `ps` and `perf` (at most 15 bytes).
+fn named(name: &str) -> std::thread::Builder {
+    std::thread::Builder::new().name(name.into())
+}
+
 fn run(args: Args) -> Result<Outcome> {
     let (mut report, _shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
@@ -122,11 +127,14 @@ fn show_memory(report: &mut Report) -> Result<Memory> {
     }
     // The same writes from a thread: one address space, one value.
     std::thread::scope(|s| {
-        s.spawn(|| {
-            fork::GLOBAL.store(THREAD_VALUE, Ordering::SeqCst);
-            *heap = THREAD_VALUE;
-        });
-    });
+        named("iso-writer")
+            .spawn_scoped(s, || {
+                fork::GLOBAL.store(THREAD_VALUE, Ordering::SeqCst);
+                *heap = THREAD_VALUE;
+            })
+            .map(drop)
+    })
+    .context("spawn the writing thread")?;
     let memory = Memory::observe(&cow, (fork::GLOBAL.load(Ordering::SeqCst), *heap));
     report.check(
         "a forked child's writes stay in the child",
@@ -231,7 +239,7 @@ fn show_faults(report: &mut Report) -> Result<Faults> {
     );
 
     // A thread panics: it ends, and the process does not.
-    let (joined, units) = fault::panic_beside_worker(PANIC_UNITS);
+    let (joined, units) = fault::panic_beside_worker(PANIC_UNITS)?;
     let (panic_contained, panic_seen) = observe::thread_panic(joined, units, PANIC_UNITS);
     report.check(
         "a thread that panics ends alone",

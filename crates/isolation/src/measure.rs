@@ -1,7 +1,7 @@
 //! The timing of step 2: the first write to each page of a buffer, by a forked child (each
 //! one a copy-on-write fault) and by a thread (a plain store), as latency histograms.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use labkit::{LatencyRecorder, Variant};
 use nix::sys::wait::WaitStatus;
 
@@ -35,11 +35,13 @@ fn first_writes_in_child(pages: usize, page: usize) -> Result<LatencyRecorder> {
 fn first_writes_in_thread(pages: usize, page: usize) -> Result<LatencyRecorder> {
     let mut buf = vec![1u8; pages * page];
     let mut times = vec![0u64; pages];
-    std::thread::scope(|s| {
-        s.spawn(|| fork::time_first_writes(&mut buf, page, &mut times))
+    std::thread::scope(|s| -> Result<()> {
+        crate::named("iso-timer")
+            .spawn_scoped(s, || fork::time_first_writes(&mut buf, page, &mut times))
+            .context("spawn the timing thread")?
             .join()
-    })
-    .map_err(|_| anyhow::anyhow!("the timing thread panicked"))?;
+            .map_err(|_| anyhow!("the timing thread panicked"))
+    })?;
     Ok(record(&times))
 }
 

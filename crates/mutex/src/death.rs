@@ -117,21 +117,24 @@ pub fn hold(which: &Guarded, mut ready: PipeWriter) -> Result<()> {
     bail!("the holder was never killed");
 }
 
-/// Step 4: the thread analogue: a panic poisons the `Mutex`.
-pub fn show_poisoning(report: &mut Report) -> Seen {
+/// Step 4: the thread analogue: a panic poisons the `Mutex`. An error if the panicking thread
+/// could not be created.
+pub fn show_poisoning(report: &mut Report) -> Result<Seen> {
     let data = Mutex::new(vec![1, 2, 3]);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {})); // This panic is on purpose: keep stderr clean.
     let panicked = std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut guard = data.lock().unwrap_or_else(|p| p.into_inner());
-            guard.push(4); // Half an update…
-            panic!("on purpose, holding the lock");
-        })
-        .join()
-        .is_err()
+        let panicking = std::thread::Builder::new()
+            .name("mutex-panicker".into())
+            .spawn_scoped(s, || {
+                let mut guard = data.lock().unwrap_or_else(|p| p.into_inner());
+                guard.push(4); // Half an update…
+                panic!("on purpose, holding the lock");
+            })?;
+        Ok::<_, std::io::Error>(panicking.join().is_err())
     });
-    std::panic::set_hook(previous);
+    std::panic::set_hook(previous); // Put back before any error, which is then reported as usual.
+    let panicked = panicked.context("spawn the panicking thread")?;
     let (poisoned, recovered) = match data.lock() {
         Ok(_) => (false, Vec::new()),
         Err(poison) => (true, poison.into_inner().clone()),
@@ -161,5 +164,5 @@ pub fn show_poisoning(report: &mut Report) -> Seen {
         seen.ok,
         &seen.text,
     );
-    seen
+    Ok(seen)
 }

@@ -144,7 +144,9 @@ fn run(args: Args) -> Result<Outcome> {
     } else {
         None
     };
-    let poison = sides[1].then(|| death::show_poisoning(&mut report));
+    let poison = sides[1]
+        .then(|| death::show_poisoning(&mut report))
+        .transpose()?;
     if let (Some(death), Some(poison)) = (death, poison) {
         judge_claims(&mut report, &alone, &exact, &death, &poison);
     } else {

@@ -196,19 +196,23 @@ pub fn threads(parties: u64, increments: u64, shutdown: &'static Shutdown) -> Re
                 Arc::clone(&start_line),
                 done_tx.clone(),
             );
-            std::thread::spawn(move || {
-                start_line.wait();
-                for i in 0..increments {
-                    // A Ctrl-C stops the count within 4096 increments.
-                    if i % 4096 == 0 && shutdown.requested().is_some() {
-                        break;
+            std::thread::Builder::new()
+                .name("mutex-counter".into())
+                .spawn(move || {
+                    start_line.wait();
+                    for i in 0..increments {
+                        // A Ctrl-C stops the count within 4096 increments.
+                        if i % 4096 == 0 && shutdown.requested().is_some() {
+                            break;
+                        }
+                        *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                     }
-                    *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                }
-                let _ = done.send(());
-            })
+                    let _ = done.send(());
+                })
+                .context("spawn a counting thread")
         })
-        .collect();
+        // On an error, the threads already made wait at the start line until the process exits.
+        .collect::<Result<_>>()?;
     let cpu_before = CpuClock::now(&[])?;
     start_line.wait();
     let start = Instant::now();

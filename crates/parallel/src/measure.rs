@@ -72,7 +72,8 @@ impl Contender {
                 self.pool.as_ref().expect("a rayon contender has a pool"),
                 limit,
             ),
-            "scoped-threads" => workers::scoped_threads(limit, self.workers),
+            "scoped-threads" => workers::scoped_threads(limit, self.workers)
+                .context("spawn the scoped worker threads")?,
             "thread-pool" => self
                 .threads
                 .as_ref()

@@ -36,16 +36,21 @@ pub fn rayon(pool: &rayon::ThreadPool, limit: u64) -> Tally {
     })
 }
 
-/// The job on `workers` scoped threads, each with an interleaved share.
-pub fn scoped_threads(limit: u64, workers: u64) -> Tally {
+/// The job on `workers` scoped threads, each with an interleaved share; the error of a thread
+/// that could not be created (those already made finish their shares first).
+pub fn scoped_threads(limit: u64, workers: u64) -> io::Result<Tally> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| s.spawn(move || share(limit, w, workers)))
-            .collect();
-        handles
+        let handles = (0..workers)
+            .map(|w| {
+                std::thread::Builder::new()
+                    .name(format!("scoped-{w}"))
+                    .spawn_scoped(s, move || share(limit, w, workers))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(handles
             .into_iter()
             .map(|h| h.join().expect("a worker thread panicked"))
-            .fold(Tally::default(), |a, b| a + b)
+            .fold(Tally::default(), |a, b| a + b))
     })
 }
 
@@ -294,7 +299,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(rayon(&pool, limit), expected);
-        assert_eq!(scoped_threads(limit, 3), expected);
+        assert_eq!(scoped_threads(limit, 3).unwrap(), expected);
         assert_eq!(ThreadPool::start(3).unwrap().run(limit).unwrap(), expected);
         // A process pool's protocol, served by threads over pipes here.
         let mut links = Vec::new();

@@ -129,7 +129,8 @@ impl Drop for Idle {
     }
 }
 
-/// Memory added by `k` idle threads, per thread, in KiB (PSS of this process).
+/// Memory added by `k` idle threads, per thread, in KiB (PSS of this process); the error of a
+/// thread that could not be created.
 pub fn per_thread(k: usize) -> io::Result<f64> {
     let me = std::process::id();
     let before = pss_kib(me)?;
@@ -138,9 +139,14 @@ pub fn per_thread(k: usize) -> io::Result<f64> {
     let mut threads = Vec::new();
     for _ in 0..k {
         let rx = std::sync::Arc::clone(&rx);
-        threads.push(std::thread::spawn(move || {
-            let _ = rx.lock().map(|r| r.recv());
-        }));
+        // On an error, `tx` goes with this frame: the threads already made wake up and end.
+        threads.push(
+            std::thread::Builder::new()
+                .name("spawn-idle".into())
+                .spawn(move || {
+                    let _ = rx.lock().map(|r| r.recv());
+                })?,
+        );
     }
     std::thread::sleep(Duration::from_millis(20));
     let after = pss_kib(me)?;
