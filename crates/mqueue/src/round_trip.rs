@@ -102,25 +102,31 @@ impl Echoes {
         let (to_thread, thread_in) = bounded::<Box<[u8]>>(plan.depth as usize);
         let (thread_out, from_thread) = bounded::<Box<[u8]>>(plan.depth as usize);
         let cpu = plan.cpus.peer;
-        let thread = std::thread::spawn(move || {
-            pin_thread_to(cpu);
-            for msg in thread_in {
-                if thread_out.send(msg).is_err() {
-                    break;
+        let thread = std::thread::Builder::new()
+            .name("echo".into())
+            .spawn(move || {
+                pin_thread_to(cpu);
+                for msg in thread_in {
+                    if thread_out.send(msg).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            })
+            .context("spawn the echo thread")?;
         // The parent waits untimed, as C does (a timed wait arms a timer on every sleep). To
         // wake it if the child dies or a signal comes, a watchdog posts an empty message to
         // its queue.
         let exits = vec![child.exit_fd()?];
         let (stop, stop_watchdog) = std::io::pipe().context("pipe")?;
         let marker = child.from.try_clone().context("dup a queue descriptor")?;
-        let watchdog = std::thread::spawn(move || {
-            if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
-                let _ = marker.send_untimed(END, 0);
-            }
-        });
+        let watchdog = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
+                    let _ = marker.send_untimed(END, 0);
+                }
+            })
+            .context("spawn the watchdog thread")?;
         let bytes = plan.bytes as usize;
         Ok(Echoes {
             stop_watchdog,

@@ -126,19 +126,22 @@ fn stream_threads(
             .send(vec![0u8; bytes].into_boxed_slice())
             .expect("the pool has room");
     }
-    let producer = std::thread::spawn(move || {
-        pin_thread_to(cpu);
-        let mut crc = crc32fast::Hasher::new();
-        for seq in 0..messages {
-            let Ok(mut msg) = pool.recv() else { break };
-            queue::fill(&mut msg, seq);
-            crc.update(&msg);
-            if tx.send(msg).is_err() {
-                break;
+    let producer = std::thread::Builder::new()
+        .name("producer".into())
+        .spawn(move || {
+            pin_thread_to(cpu);
+            let mut crc = crc32fast::Hasher::new();
+            for seq in 0..messages {
+                let Ok(mut msg) = pool.recv() else { break };
+                queue::fill(&mut msg, seq);
+                crc.update(&msg);
+                if tx.send(msg).is_err() {
+                    break;
+                }
             }
-        }
-        crc.finalize()
-    });
+            crc.finalize()
+        })
+        .context("spawn the producer thread")?;
     let mut r = Receipt::default();
     let mut crc = crc32fast::Hasher::new();
     for msg in rx.iter() {

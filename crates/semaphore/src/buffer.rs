@@ -203,13 +203,22 @@ fn with_threads(producers: u64, items: u64, shutdown: &Shutdown) -> Result<Run> 
     let start = Instant::now();
     // "Alive" here means "not interrupted": a Ctrl-C stops the consumer within 4096 items, and
     // producers blocked on a full buffer within one recheck.
-    let going = || shutdown.check().is_ok();
-    let wrong = std::thread::scope(|s| {
+    // A producer that could not be started stops the others too, else they would wait for room
+    // forever.
+    let failed = AtomicBool::new(false);
+    let going = || !failed.load(Ordering::Relaxed) && shutdown.check().is_ok();
+    let wrong = std::thread::scope(|s| -> Result<u64> {
         for p in 0..producers {
             let (buffer, going) = (&buffer, &going);
-            s.spawn(move || buffer.produce(p, items, going));
+            let spawned = std::thread::Builder::new()
+                .name("producer".into())
+                .spawn_scoped(s, move || buffer.produce(p, items, going));
+            if let Err(e) = spawned {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e).context("spawn a producer thread");
+            }
         }
-        buffer.consume(producers, producers * items, &going)
+        Ok(buffer.consume(producers, producers * items, &going)?)
     });
     shutdown.check()?;
     let wrong = wrong?;

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use labkit::pin::{Placement, pin_thread_to};
 use labkit::signals::Shutdown;
 use labkit::{CpuClock, LatencyRecorder, Measurement, Pin, Report, Variant};
@@ -48,10 +48,13 @@ pub fn measure(report: &mut Report, page: &Page, w: &Sizes, shutdown: &Shutdown)
         let _watchdog = watchdog::start(s, &peers, shutdown, vec![&sems.pong], &dead)?;
         let peer_cpu = w.cpus.peer;
         let (ping, pong_back, stop) = (&t_ping, &t_pong, &t_stop);
-        s.spawn(move || {
-            pin_thread_to(peer_cpu);
-            pong(ping, pong_back, stop, &|| true)
-        });
+        std::thread::Builder::new()
+            .name("pong".into())
+            .spawn_scoped(s, move || {
+                pin_thread_to(peer_cpu);
+                pong(ping, pong_back, stop, &|| true)
+            })
+            .context("spawn the pong thread")?;
         let sides: [(&dyn Semaphore, &dyn Semaphore); 2] =
             [(&sems.ping, &sems.pong), (&t_ping, &t_pong)];
         let alive = || !dead.load(Ordering::Relaxed);

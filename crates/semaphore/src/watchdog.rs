@@ -29,16 +29,19 @@ pub fn start<'scope, 'env>(
 ) -> Result<PipeWriter> {
     let exits = exit_fds(peers)?;
     let (stop, stop_tx) = std::io::pipe().context("pipe")?;
-    s.spawn(move || {
-        if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
-            dead.store(true, Ordering::SeqCst);
-            for sem in &sems {
-                for _ in 0..16 {
-                    let _ = sem.post();
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn_scoped(s, move || {
+            if labkit::child::watch_peers(stop.as_fd(), shutdown, exits) {
+                dead.store(true, Ordering::SeqCst);
+                for sem in &sems {
+                    for _ in 0..16 {
+                        let _ = sem.post();
+                    }
                 }
             }
-        }
-    });
+        })
+        .context("spawn the watchdog thread")?;
     Ok(stop_tx)
 }
 

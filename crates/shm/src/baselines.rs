@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::pin::pin_thread_to;
 use labkit::{CpuClock, LatencyRecorder, Measurement, Pin, Report, Variant};
@@ -134,21 +134,24 @@ pub fn stream_size_to_compare(sizes: &[u64]) -> u64 {
 
 /// Two threads, this one and one on `peer`, spinning on one atomic word: `n` round trips of a
 /// cache line, the floor under any spinning hand-off (with `--pin split`).
-pub fn atomic_ping_pong(n: u64, peer: Option<usize>) -> LatencyRecorder {
+pub fn atomic_ping_pong(n: u64, peer: Option<usize>) -> Result<LatencyRecorder> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let word = AtomicU64::new(0);
     let mut lat = LatencyRecorder::new();
-    std::thread::scope(|s| {
+    std::thread::scope(|s| -> Result<()> {
         let word = &word;
-        s.spawn(move || {
-            pin_thread_to(peer);
-            for i in 0..n {
-                while word.load(Ordering::Acquire) != 2 * i + 1 {
-                    std::hint::spin_loop();
+        std::thread::Builder::new()
+            .name("atomic-pong".into())
+            .spawn_scoped(s, move || {
+                pin_thread_to(peer);
+                for i in 0..n {
+                    while word.load(Ordering::Acquire) != 2 * i + 1 {
+                        std::hint::spin_loop();
+                    }
+                    word.store(2 * i + 2, Ordering::Release);
                 }
-                word.store(2 * i + 2, Ordering::Release);
-            }
-        });
+            })
+            .context("spawn the atomic ping-pong thread")?;
         for i in 0..n {
             let start = Instant::now();
             word.store(2 * i + 1, Ordering::Release);
@@ -157,8 +160,9 @@ pub fn atomic_ping_pong(n: u64, peer: Option<usize>) -> LatencyRecorder {
             }
             lat.record(start.elapsed());
         }
-    });
-    lat
+        Ok(())
+    })?;
+    Ok(lat)
 }
 
 /// The atomic ping-pong's figure, measured beside the round trips of this run's `--wait`
@@ -191,24 +195,27 @@ fn cross_core_copy(blocks: u64, peer: Option<usize>) -> Result<Duration> {
     let src = vec![7u8; BLOCK];
     let took = std::thread::scope(|s| {
         let (bufs, filled, drained) = (&bufs, &filled, &drained);
-        let reader = s.spawn(move || {
-            pin_thread_to(peer);
-            let mut out = vec![0u8; BLOCK];
-            for k in 0..blocks {
-                while filled.load(Ordering::Acquire) <= k {
-                    std::hint::spin_loop();
+        let reader = std::thread::Builder::new()
+            .name("copy-reader".into())
+            .spawn_scoped(s, move || {
+                pin_thread_to(peer);
+                let mut out = vec![0u8; BLOCK];
+                for k in 0..blocks {
+                    while filled.load(Ordering::Acquire) <= k {
+                        std::hint::spin_loop();
+                    }
+                    // Nothing here panics while holding the lock (equal lengths), so it is never
+                    // poisoned; if it were, the bytes would still be there.
+                    out.copy_from_slice(
+                        &bufs[(k % 2) as usize]
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()),
+                    );
+                    std::hint::black_box(&mut out);
+                    drained.store(k + 1, Ordering::Release);
                 }
-                // Nothing here panics while holding the lock (equal lengths), so it is never
-                // poisoned; if it were, the bytes would still be there.
-                out.copy_from_slice(
-                    &bufs[(k % 2) as usize]
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
-                std::hint::black_box(&mut out);
-                drained.store(k + 1, Ordering::Release);
-            }
-        });
+            })
+            .context("spawn the cross-core copy's reader thread")?;
         // Waits until the reader has drained `k` blocks, or fails if it is gone.
         let wait_drained = |k: u64| -> Result<()> {
             while drained.load(Ordering::Acquire) < k {

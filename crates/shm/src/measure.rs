@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use crossbeam_channel::bounded;
 use labkit::child::{Peer, cpu_arg, fd_arg, this_binary};
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
@@ -128,16 +128,26 @@ pub fn measure(
         // (a ring's side keeps its indices to itself). A STOP message, or an empty buffer, ends
         // them.
         let (echo_in, echo_out) = (&l_out, &l_in);
-        s.spawn(move || {
-            pin_thread_to(cpu);
-            echo_loop(&echo_in.ring(), &echo_out.ring(), echo_mode(mode), &|| true)
-        });
-        s.spawn(move || {
-            pin_thread_to(cpu);
-            echo_channel(echo_rx, echo_tx);
-        });
-        let result = alternate(plan, bytes, &mut links, atomic, baselines, shutdown);
-        // Stop the thread echoes whatever happened.
+        let echoes = std::thread::Builder::new()
+            .name("ring-echo".into())
+            .spawn_scoped(s, move || {
+                pin_thread_to(cpu);
+                echo_loop(&echo_in.ring(), &echo_out.ring(), echo_mode(mode), &|| true)
+            })
+            .context("spawn the ring echo thread")
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name("channel-echo".into())
+                    .spawn_scoped(s, move || {
+                        pin_thread_to(cpu);
+                        echo_channel(echo_rx, echo_tx);
+                    })
+                    .context("spawn the channel echo thread")
+            });
+        let result =
+            echoes.and_then(|_| alternate(plan, bytes, &mut links, atomic, baselines, shutdown));
+        // Stop the thread echoes whatever happened (one that did not start is not there to
+        // answer: the stop only fills a slot, or finds the channel closed).
         let _ = links[1].stop();
         let _ = links[2].stop();
         result
@@ -196,7 +206,7 @@ fn alternate(
         // The floor under any spinning hand-off, in the same alternation: the host may move
         // the vCPUs during a run, and a ratio of figures from different moments would mislead.
         if let Some(atomic) = atomic.as_mut() {
-            let spun = atomic_ping_pong(plan.round_trips / plan.blocks, plan.placement.peer);
+            let spun = atomic_ping_pong(plan.round_trips / plan.blocks, plan.placement.peer)?;
             if block > 0 {
                 atomic.add(&spun);
             }

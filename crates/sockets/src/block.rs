@@ -63,7 +63,10 @@ pub fn run(
     let mut peer = start_server(load.model, plan, requests_each, listener, stop_rx, stats_tx)?;
     // Read the records as they come: a full pipe would stall every connection's last write.
     let stats_rx = File::from(OwnedFd::from(stats_rx));
-    let stats = std::thread::spawn(move || server::read_stats(stats_rx));
+    let stats = std::thread::Builder::new()
+        .name("stats".into())
+        .spawn(move || server::read_stats(stats_rx))
+        .context("spawn the stats reader thread")?;
     // One client failing stops the others: the run ends now, not when they finish.
     let failed = AtomicBool::new(false);
     let keep_going = || !failed.load(Ordering::Relaxed) && shutdown.check().is_ok();
@@ -74,7 +77,7 @@ pub fn run(
         .map_err(|e| explain_break(std::slice::from_mut(&mut peer), e))
         .context("the warm-up connection")?;
     let server = peer.pid().as_raw() as u32;
-    let clients = drive(addr, plan, requests_each, server, &failed, &keep_going);
+    let clients = drive(addr, plan, requests_each, server, &failed, &keep_going)?;
     let requests = tally(load, clients.results, &mut peer)?;
     if rude {
         server::leave_mid_request(addr, bytes).context("the rude client")?;
@@ -127,7 +130,8 @@ fn start_server(
 }
 
 /// `--clients` client threads, each making `requests_each` requests, with the sampler beside
-/// them watching `server` and its children.
+/// them watching `server` and its children. If a thread cannot be started, those already
+/// running are stopped (`failed`, `done`) and the error returned.
 fn drive(
     addr: SocketAddr,
     plan: &Plan,
@@ -135,41 +139,56 @@ fn drive(
     server: u32,
     failed: &AtomicBool,
     keep_going: &(dyn Fn() -> bool + Sync),
-) -> Clients {
+) -> Result<Clients> {
     let done = AtomicBool::new(false);
     let start = Instant::now();
-    std::thread::scope(|s| {
-        let sampler = s.spawn(|| sample_server(server, &done));
-        let clients: Vec<_> = (0..plan.clients)
+    std::thread::scope(|s| -> Result<Clients> {
+        let sampler = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn_scoped(s, || sample_server(server, &done))
+            .context("spawn the memory sampler thread")?;
+        let clients = (0..plan.clients)
             .map(|_| {
-                s.spawn(|| {
-                    let mut latency = LatencyRecorder::new();
-                    let served = server::client(
-                        addr,
-                        requests_each,
-                        plan.per_connection,
-                        plan.bytes,
-                        HANG_GUARD,
-                        &mut |d| latency.record(d),
-                        keep_going,
-                    );
-                    if served.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                    }
-                    (served, latency)
-                })
+                std::thread::Builder::new()
+                    .name("client".into())
+                    .spawn_scoped(s, || {
+                        let mut latency = LatencyRecorder::new();
+                        let served = server::client(
+                            addr,
+                            requests_each,
+                            plan.per_connection,
+                            plan.bytes,
+                            HANG_GUARD,
+                            &mut |d| latency.record(d),
+                            keep_going,
+                        );
+                        if served.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        (served, latency)
+                    })
             })
-            .collect();
+            .collect::<io::Result<Vec<_>>>();
+        let clients = match clients {
+            Ok(clients) => clients,
+            Err(e) => {
+                // The clients already running stop before their next request, the sampler
+                // after its next sample; the scope waits for them.
+                failed.store(true, Ordering::Relaxed);
+                done.store(true, Ordering::Release);
+                return Err(e).context("spawn a client thread");
+            }
+        };
         let results: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
         let elapsed = start.elapsed();
         done.store(true, Ordering::Release);
         let (peak, sampling) = sampler.join().unwrap_or_default();
-        Clients {
+        Ok(Clients {
             results,
             elapsed,
             peak,
             sampling,
-        }
+        })
     })
 }
 

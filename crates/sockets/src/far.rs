@@ -179,7 +179,7 @@ impl<T: Send + 'static> Far<T> {
                 }
                 work()
             })
-            .with_context(|| format!("spawn thread {name}"))?;
+            .with_context(|| format!("spawn the {name} thread"))?;
         Ok(Far::Thread(Some(handle)))
     }
 }
