@@ -7,40 +7,34 @@ use std::io;
 
 use nix::sys::resource::{Resource, getrlimit};
 
-/// A note for `err`, if its chain holds an OS error that a resource limit gives.
+/// A note for `err`, if its chain holds an OS error (std's or nix's) that a limit gives.
 pub fn note(err: &anyhow::Error) -> Option<String> {
     use Resource::{RLIMIT_AS, RLIMIT_MSGQUEUE, RLIMIT_NOFILE, RLIMIT_NPROC};
-    let io = err.chain().find_map(|e| e.downcast_ref::<io::Error>())?;
+    let errno = err
+        .chain()
+        .find_map(|e| match e.downcast_ref::<io::Error>() {
+            Some(io) => io.raw_os_error(),
+            None => e.downcast_ref::<nix::errno::Errno>().map(|n| *n as i32),
+        })?;
     let (nofile, mq) = (rlimit(RLIMIT_NOFILE), rlimit(RLIMIT_MSGQUEUE));
-    Some(
-        match (io.raw_os_error()?, format!("{err:#}").contains("mq_")) {
-            (libc::EMFILE, false) => format!("limited by RLIMIT_NOFILE={nofile} (`ulimit -n`)"),
-            (libc::EMFILE, true) => format!(
-                "limited by RLIMIT_NOFILE={nofile} (`ulimit -n`) or RLIMIT_MSGQUEUE={mq} (`ulimit -q`)"
-            ),
-            (libc::EAGAIN, _) => format!(
-                "limited by one of RLIMIT_NPROC={} (`ulimit -u`; root is exempt), the cgroup's \
+    Some(match (errno, format!("{err:#}").contains("mq_")) {
+        (libc::EMFILE, false) => format!("limited by RLIMIT_NOFILE={nofile} (`ulimit -n`)"),
+        (libc::EMFILE, true) => format!(
+            "limited by RLIMIT_NOFILE={nofile} (`ulimit -n`) or RLIMIT_MSGQUEUE={mq} (`ulimit -q`)"
+        ),
+        (libc::EAGAIN, _) => format!(
+            "limited by one of RLIMIT_NPROC={} (`ulimit -u`; root is exempt), the cgroup's \
              pids.max={}, kernel.threads-max={}, kernel.pid_max={}",
-                rlimit(RLIMIT_NPROC),
-                pids_max(),
-                sys("kernel/threads-max"),
-                sys("kernel/pid_max")
-            ),
-            (libc::ENOMEM, _) => {
-                format!("limited by RLIMIT_AS={} (`ulimit -v`)", rlimit(RLIMIT_AS))
-            }
-            (libc::ENOSPC, true) => format!("fs.mqueue.queues_max={}", sys("fs/mqueue/queues_max")),
-            (libc::ENOSPC, false) => {
-                let kib = nix::sys::statvfs::statvfs("/dev/shm")
-                    .map(|v| v.blocks() * v.fragment_size() / 1024);
-                format!(
-                    "/dev/shm is full: a tmpfs of {} KiB",
-                    kib.map_or("unknown".into(), |k| k.to_string())
-                )
-            }
-            _ => return None,
-        },
-    )
+            rlimit(RLIMIT_NPROC),
+            pids_max(),
+            sys("kernel/threads-max"),
+            sys("kernel/pid_max")
+        ),
+        (libc::ENOMEM, _) => format!("limited by RLIMIT_AS={} (`ulimit -v`)", rlimit(RLIMIT_AS)),
+        (libc::ENOSPC, true) => format!("fs.mqueue.queues_max={}", sys("fs/mqueue/queues_max")),
+        (libc::ENOSPC, false) => format!("/dev/shm is full: a tmpfs of {} KiB", shm_kib()),
+        _ => return None,
+    })
 }
 
 /// A resource limit of this process, as `ulimit` prints it.
@@ -50,6 +44,12 @@ fn rlimit(resource: Resource) -> String {
         Ok((soft, _)) => soft.to_string(),
         Err(_) => "unknown".into(),
     }
+}
+
+/// The size of /dev/shm, in KiB.
+fn shm_kib() -> String {
+    let kib = nix::sys::statvfs::statvfs("/dev/shm").map(|v| v.blocks() * v.fragment_size() / 1024);
+    kib.map_or("unknown".into(), |k| k.to_string())
 }
 
 /// A value under /proc/sys.
