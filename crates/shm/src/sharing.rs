@@ -50,8 +50,17 @@ pub fn show_private_vs_shared(report: &mut Report) -> Result<Sharing> {
     let mut private = MmapMut::map_anon(4096).context("mmap a private page")?;
     let shared_fd = shm_object(4096)?;
     let shared = MmapRaw::map_raw(&shared_fd).context("mmap the shared page")?;
-    if labkit::procfs::thread_count(std::process::id()) != Some(1) {
-        bail!("refusing to fork: this process has more than one thread");
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .context("read /proc/self/status (to count our threads before fork)")?;
+    let threads = threads
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .map(str::trim);
+    if threads != Some("1") {
+        bail!(
+            "refusing to fork: this process has {} threads, not one",
+            threads.unwrap_or("?")
+        );
     }
     // SAFETY: this process has one thread (checked just above: this step runs first), so the
     // child is a consistent copy; it only writes two bytes and leaves with `_exit`.
