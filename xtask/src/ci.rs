@@ -33,10 +33,13 @@ const STAGES: [Stage; 6] = [
         crate::eject::check_all,
     ),
     // Small counts: two kills and two signals per topic at random moments, eight copies at
-    // once, and the proof that clean removes only the dead's leftovers (a few minutes).
-    ("torture", "2 kills, 2 signals, 8 copies per topic", || {
-        crate::torture::run(&[])
-    }),
+    // once, the proof that clean removes only the dead's leftovers, and every topic once under
+    // each resource limit (a few minutes).
+    (
+        "torture",
+        "2 kills, 2 signals, 8 copies per topic; every topic under resource limits",
+        || crate::torture::run(&["--limits".to_owned()]),
+    ),
     // Last, so the browser's helper processes can never be taken for a topic's leftovers.
     (
         "report",

@@ -91,7 +91,7 @@ pub fn clean_ledger(path: &Path, pid: u32, text: &str) -> Vec<Cleaned> {
     for line in text.lines().filter(|l| !l.starts_with("start ")) {
         let Some((kind, name)) = line
             .split_once(' ')
-            .and_then(|(k, n)| Some((Kind::parse(k)?, n)))
+            .and_then(|(k, n)| Some((kind_of(k)?, n)))
         else {
             continue;
         };
@@ -136,6 +136,13 @@ fn is_ours(kind: Kind, name: &str, pid: u32) -> bool {
         .strip_prefix(&mine)
         .or_else(|| bare.strip_prefix(&test));
     rest.is_some_and(|r| !r.is_empty() && !r.contains('/') && r != "." && r != "..")
+}
+
+/// The kind a ledger line's first word names.
+fn kind_of(word: &str) -> Option<Kind> {
+    [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir]
+        .into_iter()
+        .find(|k| k.as_str() == word)
 }
 
 #[cfg(test)]

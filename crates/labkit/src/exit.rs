@@ -53,6 +53,7 @@ pub fn start(topic: &str) -> anyhow::Result<(crate::Report, &'static crate::sign
 
 /// Ends a run: prints what went wrong, if anything, and gives the exit code.
 pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
+    crate::names::settle();
     let mut stderr = io::stderr().lock();
     let code = match result {
         Ok(Outcome::Passed) => OK,

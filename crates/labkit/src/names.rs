@@ -53,13 +53,6 @@ impl Kind {
             Kind::Dir => "dir",
         }
     }
-
-    /// The kind a ledger line's word names.
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Shm, Kind::Mq, Kind::Sem, Kind::Dir]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
 }
 
 /// Environment variable naming the ledger directory (tests point it somewhere private).
@@ -84,8 +77,8 @@ pub fn ledger_dir() -> PathBuf {
     base.join(format!("{PREFIX}-ledger"))
 }
 
-/// Serialises this process's edits of its own ledger file.
-static LEDGER_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises this process's edits of its own ledger file; holds the lines still to remove.
+static LEDGER_LOCK: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static TEST_NAME_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// A name written to the ledger; the object it names is removed when this is dropped.
@@ -294,21 +287,26 @@ pub fn recorded_start(text: &str) -> Option<u64> {
 }
 
 fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
-    let _lock = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut unremoved = LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    unremoved.push(format!("{} {name}", kind.as_str()));
+    remove_lines(&mut unremoved)
+}
+
+/// Removes from this process's ledger the lines whose removal is still due. Without a
+/// descriptor to spare (`RLIMIT_NOFILE` reached) they wait for the next removal, or for
+/// [`settle`] at the end of the run.
+fn remove_lines(unremoved: &mut Vec<String>) -> Result<()> {
     let path = ledger_path(std::process::id());
-    let Ok(text) = fs::read_to_string(&path) else {
-        return Ok(());
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(), // Nothing listed.
+        Err(_) => return Ok(()),
     };
-    let line = format!("{} {name}", kind.as_str());
-    let mut removed = false;
     let rest: Vec<&str> = text
         .lines()
-        .filter(|l| {
-            let drop = !removed && *l == line;
-            removed |= drop;
-            !drop
-        })
+        .filter(|l| !unremoved.iter().any(|u| u == l))
         .collect();
+    unremoved.clear();
     if rest.iter().all(|l| l.starts_with("start ")) {
         fs::remove_file(&path)
             .or_else(ignore_not_found)
@@ -319,6 +317,11 @@ fn ledger_remove(kind: Kind, name: &str) -> Result<()> {
             .with_context(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("rename {}", path.display()))
     }
+}
+
+/// At the end of a run: the ledger lines whose removal had to wait (see [`remove_lines`]).
+pub fn settle() {
+    let _ = remove_lines(&mut LEDGER_LOCK.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
 fn ignore_not_found(e: io::Error) -> io::Result<()> {

@@ -132,7 +132,11 @@ impl Drop for PidsCgroup {
 #[derive(Default)]
 pub(super) struct LimitsTally {
     counts: BTreeMap<&'static str, u64>,
+    /// What fails the stage: crashes, panics, hangs, leftovers, errors that name no limit.
     pub(super) bad: Vec<String>,
+    /// Aborts: a heap allocation that fails aborts, by Rust's design. Listed, not failed, when
+    /// they leave nothing behind (what a kill must not leave either).
+    aborts: Vec<String>,
     skipped: Vec<String>,
 }
 
@@ -169,6 +173,9 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
     say(&table(&rows));
     for s in &tally.skipped {
         say(&format!("  skipped: {s}"));
+    }
+    for a in &tally.aborts {
+        say(&format!("  abort: {a}"));
     }
     for b in &tally.bad {
         say(&format!("  - {b}"));
