@@ -323,14 +323,16 @@ fn run_under(
     };
     let what = format!("{} under {}", topic.name, limit.name());
     if !matches!(outcome, Outcome::Passed | Outcome::Refused) {
-        let how = e
-            .signal
-            .map_or_else(|| format!("exit {:?}", e.code), |s| format!("signal {s}"));
-        tally.bad.push(format!(
+        let how = signal.map_or_else(|| format!("exit {:?}", e.code), |s| format!("signal {s}"));
+        let line = format!(
             "{what}: {} ({how}): {}",
             outcome.letter(),
             last_line(&e.stderr)
-        ));
+        );
+        match outcome {
+            Outcome::Aborted => tally.aborts.push(line),
+            _ => tally.bad.push(line),
+        }
     }
     if !left.is_empty() {
         tally.bad.push(format!("{what}: left {}", left.join(", ")));
