@@ -24,11 +24,13 @@ pub fn note(err: &anyhow::Error) -> Option<String> {
         ),
         (libc::EAGAIN, _) => format!(
             "limited by one of RLIMIT_NPROC={} (`ulimit -u`; root is exempt), the cgroup's \
-             pids.max={}, kernel.threads-max={}, kernel.pid_max={}",
+             pids.max={}, kernel.threads-max={}, kernel.pid_max={}, or for a thread's stack \
+             RLIMIT_AS={}",
             rlimit(RLIMIT_NPROC),
             pids_max(),
             sys("kernel/threads-max"),
-            sys("kernel/pid_max")
+            sys("kernel/pid_max"),
+            rlimit(RLIMIT_AS)
         ),
         (libc::ENOMEM, _) => format!("limited by RLIMIT_AS={} (`ulimit -v`)", rlimit(RLIMIT_AS)),
         (libc::ENOSPC, true) => format!("fs.mqueue.queues_max={}", sys("fs/mqueue/queues_max")),

@@ -2,7 +2,7 @@
 //! machine, each set soft and hard in the child before `exec`, and what became of it.
 //!
 //! * `RLIMIT_NOFILE` at a few values around what the topics need;
-//! * `RLIMIT_AS` low enough that a mapping or a thread's stack fails;
+//! * `RLIMIT_AS` from low enough that a thread's stack or a mapping fails (16 MiB) to plenty;
 //! * `RLIMIT_MSGQUEUE` at a few bytes: any queue of real size is refused;
 //! * process and thread creation capped by a pids cgroup (`pids.max`), where one can be made
 //!   (this stage runs as root, whom `RLIMIT_NPROC` does not bind); skipped, saying why, else;
@@ -36,10 +36,12 @@ enum Limit {
 }
 
 /// The limits tried, in order.
-const LIMITS: [Limit; 11] = [
+const LIMITS: [Limit; 13] = [
     Limit::Nofile(8),
     Limit::Nofile(16),
     Limit::Nofile(32),
+    Limit::AddressSpace(16 << 20),
+    Limit::AddressSpace(24 << 20),
     Limit::AddressSpace(64 << 20),
     Limit::AddressSpace(512 << 20),
     Limit::MsgQueue(256),
@@ -65,7 +67,7 @@ impl Limit {
     fn named_by(self) -> (&'static [&'static str], String) {
         match self {
             Limit::Nofile(n) => (&["RLIMIT_NOFILE", "open files"], n.to_string()),
-            Limit::AddressSpace(b) => (&["RLIMIT_AS", "address space"], (b >> 20).to_string()),
+            Limit::AddressSpace(b) => (&["RLIMIT_AS"], b.to_string()),
             Limit::MsgQueue(b) => (&["RLIMIT_MSGQUEUE", "message queue"], b.to_string()),
             Limit::Pids(n) => (&["pids.max", "RLIMIT_NPROC", "threads-max"], n.to_string()),
             Limit::TinyShm(b) => (&["/dev/shm", "ENOSPC", "No space"], (b >> 10).to_string()),
