@@ -217,7 +217,12 @@ fn realtime_after(after: Duration) -> io::Result<TimeSpec> {
 fn explain(e: Errno, name: &str) -> io::Error {
     let why = match e {
         Errno::EMFILE => {
-            "EMFILE: the per-user quota RLIMIT_MSGQUEUE (bytes of queues) is used up".to_owned()
+            use nix::sys::resource::{Resource, getrlimit};
+            let quota = getrlimit(Resource::RLIMIT_MSGQUEUE).map_or(0, |(soft, _)| soft);
+            format!(
+                "EMFILE: the per-user quota RLIMIT_MSGQUEUE={quota} (bytes of every queue of this \
+                 user, `ulimit -q`) is used up, or RLIMIT_NOFILE (descriptors) is reached"
+            )
         }
         Errno::EINVAL => {
             "EINVAL: the size or depth is above /proc/sys/fs/mqueue/msgsize_max or msg_max"

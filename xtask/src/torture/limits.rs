@@ -3,7 +3,8 @@
 //!
 //! * `RLIMIT_NOFILE` at a few values around what the topics need;
 //! * `RLIMIT_AS` from low enough that a thread's stack or a mapping fails (16 MiB) to plenty;
-//! * `RLIMIT_MSGQUEUE` at a few bytes: any queue of real size is refused;
+//! * `RLIMIT_MSGQUEUE` at a few bytes, and the quota used up by another queue of this user (one
+//!   the stage holds while the run's limit is about what that queue is charged);
 //! * process and thread creation capped by a pids cgroup (`pids.max`), where one can be made
 //!   (this stage runs as root, whom `RLIMIT_NPROC` does not bind); skipped, saying why, else;
 //! * a tiny `/dev/shm`: a tmpfs of a few KiB mounted over it in a private mount namespace; what
@@ -29,6 +30,10 @@ enum Limit {
     AddressSpace(u64),
     /// `RLIMIT_MSGQUEUE`: bytes of message queues.
     MsgQueue(u64),
+    /// The same quota, used up by another queue of this user: the stage holds a queue of
+    /// 10 messages of 8 KiB (what `fs.mqueue` allows by default) while the run's limit is
+    /// this many bytes, about what that queue alone is charged.
+    MsgQueueUsed(u64),
     /// A pids cgroup's `pids.max`: processes and threads.
     Pids(u64),
     /// A tmpfs of this many bytes over `/dev/shm`.
@@ -36,7 +41,7 @@ enum Limit {
 }
 
 /// The limits tried, in order.
-const LIMITS: [Limit; 13] = [
+const LIMITS: [Limit; 14] = [
     Limit::Nofile(8),
     Limit::Nofile(16),
     Limit::Nofile(32),
@@ -45,6 +50,7 @@ const LIMITS: [Limit; 13] = [
     Limit::AddressSpace(64 << 20),
     Limit::AddressSpace(512 << 20),
     Limit::MsgQueue(256),
+    Limit::MsgQueueUsed(10 * 8192),
     Limit::Pids(2),
     Limit::Pids(8),
     Limit::TinyShm(16 << 10),
@@ -58,6 +64,7 @@ impl Limit {
             Limit::Nofile(n) => format!("RLIMIT_NOFILE={n}"),
             Limit::AddressSpace(b) => format!("RLIMIT_AS={}MiB", b >> 20),
             Limit::MsgQueue(b) => format!("RLIMIT_MSGQUEUE={b}"),
+            Limit::MsgQueueUsed(b) => format!("RLIMIT_MSGQUEUE={b},used"),
             Limit::Pids(n) => format!("pids.max={n}"),
             Limit::TinyShm(b) => format!("/dev/shm={}KiB", b >> 10),
         }
@@ -68,7 +75,7 @@ impl Limit {
         match self {
             Limit::Nofile(n) => (&["RLIMIT_NOFILE", "open files"], n.to_string()),
             Limit::AddressSpace(b) => (&["RLIMIT_AS"], b.to_string()),
-            Limit::MsgQueue(b) => (&["RLIMIT_MSGQUEUE", "message queue"], b.to_string()),
+            Limit::MsgQueue(b) | Limit::MsgQueueUsed(b) => (&["RLIMIT_MSGQUEUE"], b.to_string()),
             Limit::Pids(n) => (&["pids.max", "RLIMIT_NPROC", "threads-max"], n.to_string()),
             Limit::TinyShm(b) => (&["/dev/shm", "ENOSPC", "No space"], (b >> 10).to_string()),
         }
@@ -207,6 +214,12 @@ fn run_under(
     tally: &mut LimitsTally,
 ) -> Result<Outcome> {
     let before = Snapshot::take();
+    // For MsgQueueUsed: a queue of ours, its name unlinked at once, charged to this user's
+    // quota for as long as we hold it (the run's own queues then find the quota used up).
+    let _held = match limit {
+        Limit::MsgQueueUsed(_) => Some(hold_queue()?),
+        _ => None,
+    };
     let shm_left = std::env::temp_dir().join(format!("xtask-limits-{}.left", std::process::id()));
     let mut command = match limit {
         Limit::TinyShm(bytes) => {
@@ -252,7 +265,7 @@ fn run_under(
             match limit {
                 Limit::Nofile(n) => set(libc::RLIMIT_NOFILE, n)?,
                 Limit::AddressSpace(b) => set(libc::RLIMIT_AS, b)?,
-                Limit::MsgQueue(b) => set(libc::RLIMIT_MSGQUEUE, b)?,
+                Limit::MsgQueue(b) | Limit::MsgQueueUsed(b) => set(libc::RLIMIT_MSGQUEUE, b)?,
                 Limit::Pids(_) => {
                     if let Some(path) = &procs {
                         let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
@@ -340,4 +353,23 @@ fn run_under(
         tally.bad.push(format!("{what}: left {}", left.join(", ")));
     }
     Ok(outcome)
+}
+
+/// A message queue of 10 messages of 8 KiB, unlinked at once, held open: what it is charged
+/// stays charged to this user's `RLIMIT_MSGQUEUE` quota until the descriptor is closed.
+fn hold_queue() -> Result<nix::mqueue::MqdT> {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_unlink};
+    use nix::sys::stat::Mode;
+    let name = format!("/{}-xtask-quota-{}", labkit::PREFIX, std::process::id());
+    let attr = MqAttr::new(0, 10, 8192, 0);
+    let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
+    let q = mq_open(
+        name.as_str(),
+        flags,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+        Some(&attr),
+    )
+    .with_context(|| format!("mq_open {name} (to use up the queue quota)"))?;
+    mq_unlink(name.as_str()).context("mq_unlink the quota queue")?;
+    Ok(q)
 }
