@@ -216,7 +216,7 @@ fn run_under(
     let before = Snapshot::take();
     // For MsgQueueUsed: a queue of ours, its name unlinked at once, charged to this user's
     // quota for as long as we hold it (the run's own queues then find the quota used up).
-    let _held = match limit {
+    let held = match limit {
         Limit::MsgQueueUsed(_) => Some(hold_queue()?),
         _ => None,
     };
@@ -293,6 +293,9 @@ fn run_under(
         stderr,
         stdout,
     })?;
+    if let Some(q) = held {
+        nix::mqueue::mq_close(q).context("mq_close the quota queue")?;
+    }
     let mut left = e.leftovers.clone();
     left.extend(Snapshot::take().new_since(&before));
     if let Limit::TinyShm(_) = limit {
@@ -356,7 +359,8 @@ fn run_under(
 }
 
 /// A message queue of 10 messages of 8 KiB, unlinked at once, held open: what it is charged
-/// stays charged to this user's `RLIMIT_MSGQUEUE` quota until the descriptor is closed.
+/// stays charged to this user's `RLIMIT_MSGQUEUE` quota until the caller closes it
+/// (`mq_close`; nix's descriptor does not close itself).
 fn hold_queue() -> Result<nix::mqueue::MqdT> {
     use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_unlink};
     use nix::sys::stat::Mode;
