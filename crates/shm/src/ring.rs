@@ -173,11 +173,6 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// The message size.
-    pub fn message_bytes(&self) -> usize {
-        self.message
-    }
-
     /// The stamp that says position `p`'s message is in its slot: its lap, counted from 1.
     /// (A shift, not a division: this runs in every spin of a waiting consumer.)
     fn stamp_for(&self, p: u64) -> u32 {
