@@ -75,3 +75,36 @@ fn pids_max() -> String {
         .find_map(|f| fs::read_to_string(f).ok());
     max.map_or_else(|| "none".into(), |v| v.trim().into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note_for(errno: i32, context: &str) -> Option<String> {
+        note(&anyhow::Error::new(io::Error::from_raw_os_error(errno)).context(context.to_owned()))
+    }
+
+    #[test]
+    fn a_limits_errno_names_the_limit_and_another_names_none() {
+        let files = note_for(libc::EMFILE, "pipe").unwrap();
+        assert!(
+            files.contains("RLIMIT_NOFILE=") && !files.contains("RLIMIT_MSGQUEUE"),
+            "{files}"
+        );
+        let queue = note_for(libc::EMFILE, "mq_open(/q)").unwrap();
+        assert!(queue.contains("RLIMIT_MSGQUEUE="), "{queue}");
+        let threads = note_for(libc::EAGAIN, "spawn the pong thread").unwrap();
+        for candidate in [
+            "RLIMIT_NPROC=",
+            "pids.max=",
+            "kernel.threads-max=",
+            "RLIMIT_AS=",
+        ] {
+            assert!(threads.contains(candidate), "{threads}");
+        }
+        let nix = note(&anyhow::Error::new(nix::errno::Errno::EAGAIN).context("fork"));
+        assert_eq!(nix, Some(threads), "nix's Errno is read as std's");
+        assert_eq!(note_for(libc::EINVAL, "mmap"), None, "not a limit's errno");
+        assert_eq!(note(&anyhow::anyhow!("no OS error at all")), None);
+    }
+}
