@@ -3,12 +3,14 @@
  * instrument for `crates/shm`, not part of the lab). Two threads, pinned to two CPUs, bounce
  * one cache line: the first writes 2i+1 and spins until it reads 2i+2; the second spins until
  * it reads 2i+1 and writes 2i+2. Each round trip is timed on its own (clock_gettime, as the
- * topic times its own), after a warm-up; the median is the figure. Then memcpy through memory:
- * 64 MiB buffers, far larger than any cache.
+ * topic times its own), after a warm-up; the median is the figure. Then the same with two lines,
+ * one per direction (the first writes line x and spins on line y; the second the other way
+ * round): the floor of any pair of one-way rings, whose round trip moves a line each way. Then
+ * memcpy through memory: 64 MiB buffers, far larger than any cache.
  *
  *   cc -O2 -pthread -o cacheline cacheline.c && ./cacheline [N [CPU_A CPU_B]]
  *
- * Prints "line <median ns> <mean ns>" and "memcpy <MiB/s>".
+ * Prints "line <median ns> <mean ns>", "two <median ns> <mean ns>" and "memcpy <MiB/s>".
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,6 +23,10 @@
 #include <time.h>
 
 static _Alignas(64) _Atomic uint64_t word;
+/* The two-line bounce: out (first to second) and back, 128 bytes apart. */
+static _Alignas(128) _Atomic uint64_t lines[32];
+#define OUT (&lines[0])
+#define BACK (&lines[16])
 static long n;
 static int cpu_b;
 
@@ -48,9 +54,28 @@ static void *echo(void *arg) {
     return NULL;
 }
 
+static void *echo_two(void *arg) {
+    (void)arg;
+    pin(cpu_b);
+    for (long i = 0; i < n + n / 10; i++) {
+        while (atomic_load_explicit(OUT, memory_order_acquire) != (uint64_t)(i + 1))
+            __builtin_ia32_pause();
+        atomic_store_explicit(BACK, (uint64_t)(i + 1), memory_order_release);
+    }
+    return NULL;
+}
+
 static int by_value(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Prints "<name> <median> <mean>" of the n round trips in rt (sorting them). */
+static void report(const char *name, uint64_t *rt) {
+    double sum = 0;
+    for (long i = 0; i < n; i++) sum += rt[i];
+    qsort(rt, n, sizeof *rt, by_value);
+    printf("%s %llu %.1f\n", name, (unsigned long long)rt[n / 2], sum / n);
 }
 
 int main(int argc, char **argv) {
@@ -70,10 +95,19 @@ int main(int argc, char **argv) {
         if (i >= n / 10) rt[i - n / 10] = b - a;
     }
     pthread_join(t, NULL);
-    double sum = 0;
-    for (long i = 0; i < n; i++) sum += rt[i];
-    qsort(rt, n, sizeof *rt, by_value);
-    printf("line %llu %.1f\n", (unsigned long long)rt[n / 2], sum / n);
+    report("line", rt);
+
+    pthread_create(&t, NULL, echo_two, NULL);
+    for (long i = 0; i < n + n / 10; i++) {
+        uint64_t a = now_ns();
+        atomic_store_explicit(OUT, (uint64_t)(i + 1), memory_order_release);
+        while (atomic_load_explicit(BACK, memory_order_acquire) != (uint64_t)(i + 1))
+            __builtin_ia32_pause();
+        uint64_t b = now_ns();
+        if (i >= n / 10) rt[i - n / 10] = b - a;
+    }
+    pthread_join(t, NULL);
+    report("two", rt);
 
     size_t len = 64u << 20;
     char *src = malloc(len), *dst = malloc(len);

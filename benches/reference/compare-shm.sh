@@ -5,7 +5,9 @@
 #   benches/reference/compare-shm.sh [PAIRS] [OLD_SHM]     (needs cc, python3)
 #
 # The floor is cacheline.c here: two threads on CPUs 0 and 1 bouncing one cache line, each
-# round trip timed on its own, the median taken; then memcpy through memory (64 MiB buffers).
+# round trip timed on its own, the median taken; the same with two lines, one per direction
+# (the floor of a pair of one-way rings, ours among them); then memcpy through memory (64 MiB
+# buffers).
 # Ours: `shm --wait spin --pin split` with 60 B messages (a message that shares its slot's
 # first cache line with the stamp: one line per hand-off) and with 64 B (4 bytes spill into a
 # second line), the ring's round trip p50 between processes and between threads; and, in the
@@ -42,12 +44,17 @@ def stream(path, variant, mech):
     r = json.load(open(path))
     return next(m["value"] for m in r["measurements"] if m["name"] == "throughput"
                 and m["variant"] == variant and m["mechanism"] == mech)
-rows = {k: [] for k in ("process 60 B", "thread 60 B", "process 64 B", "thread 64 B", "atomic")}
+rows = {k: [] for k in ("process 60 B", "thread 60 B", "process 64 B", "thread 64 B", "atomic", "two lines")}
+ring_two = {k: [] for k in ("process 60 B", "thread 60 B")}
 means = {k: [] for k in ("process 60 B", "process 64 B")}
 tp = {k: [] for k in ("64 B process", "64 B thread", "64 KiB process", "64 KiB thread")}
 for i in range(1, pairs + 1):
-    line, line_mean, *_ = open(f"{out}/c-{i}").read().split()[1:4]
-    line, line_mean = float(line), float(line_mean)
+    words = open(f"{out}/c-{i}").read().split()
+    c = {words[k]: [float(x) for x in words[k + 1:k + 3] if x[0].isdigit()] for k in range(0, len(words)) if words[k] in ("line", "two", "memcpy")}
+    (line, line_mean), two = c["line"], c["two"][0]
+    rows["two lines"].append(two / line)
+    ring_two["process 60 B"].append(ring(f"{out}/s60-{i}.json", "process", "shm-ring") / two)
+    ring_two["thread 60 B"].append(ring(f"{out}/s60-{i}.json", "thread", "ring") / two)
     means["process 60 B"].append(ring(f"{out}/s60-{i}.json", "process", "shm-ring", "mean") / line_mean)
     means["process 64 B"].append(ring(f"{out}/s64-{i}.json", "process", "shm-ring", "mean") / line_mean)
     got = {
@@ -57,7 +64,7 @@ for i in range(1, pairs + 1):
         "thread 64 B": ring(f"{out}/s64-{i}.json", "thread", "ring"),
         "atomic": ring(f"{out}/s60-{i}.json", "thread", "atomic-spin"),
     }
-    print(f"pair {i:2}: C line {line:4.0f} ns | " +
+    print(f"pair {i:2}: C line {line:4.0f} ns, two lines {two:4.0f} | " +
           " ".join(f"{k} {v:4.0f} (x{v / line:.2f})" for k, v in got.items()))
     for k, v in got.items():
         rows[k].append(v / line)
@@ -69,6 +76,8 @@ for i in range(1, pairs + 1):
                 tp[f"{name} {variant}"].append(n / o)
 print("ring p50 / C line, median (min-max) over pairs: " +
       ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in rows.items()))
+print("ring p50 / C two lines, median (min-max) over pairs: " +
+      ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in ring_two.items()))
 print("ring mean / C line mean (the clock counts in steps of ~10 ns; means are finer): " +
       ", ".join(f"{k} x{statistics.median(v):.2f} (x{min(v):.2f}-x{max(v):.2f})" for k, v in means.items()))
 if old:

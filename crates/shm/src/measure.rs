@@ -23,7 +23,7 @@ use shm::wait::{self, Mode as WaitMode};
 use crate::baselines::{Baselines, atomic_ping_pong};
 use crate::link::Link;
 use crate::protocol::{echo_channel, echo_loop, echo_mode};
-use crate::{MAX_STREAM_MESSAGES, RT_BYTES, SLOTS, Wait, region};
+use crate::{MAX_STREAM_MESSAGES, RT_BYTES, Wait, region, slots};
 
 /// The contenders, in the order they run in each block: their variant and mechanism.
 pub const CONTENDERS: [(Variant, &str); 3] = [
@@ -110,16 +110,16 @@ pub fn measure(
 
     // The thread contenders: the same rings in ordinary memory, and channels.
     let (l_out, l_in) = (
-        Local::new(SLOTS, bytes as usize),
-        Local::new(SLOTS, bytes as usize),
+        Local::new(slots(bytes), bytes as usize),
+        Local::new(slots(bytes), bytes as usize),
     );
-    let (to_echo, echo_rx) = bounded(SLOTS as usize);
-    let (echo_tx, from_echo) = bounded(SLOTS as usize);
+    let (to_echo, echo_rx) = bounded(slots(bytes) as usize);
+    let (echo_tx, from_echo) = bounded(slots(bytes) as usize);
     let always = || true;
     let mut links = [
         Link::rings(p_out, p_in, plan.mode, peer.as_ref(), &alive),
         Link::rings(l_out.ring(), l_in.ring(), plan.mode, None, &always),
-        Link::channels(to_echo, from_echo, bytes as usize, SLOTS),
+        Link::channels(to_echo, from_echo, bytes as usize, slots(bytes)),
     ];
 
     let (cpu, mode) = (plan.placement.peer, plan.mode);

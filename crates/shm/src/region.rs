@@ -11,7 +11,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use shm::ring::{Header, LINE, ONE_LINE, Ring, STAMP, lines, slots_bytes};
 
-use crate::SLOTS;
+use crate::slots;
 
 /// A POSIX shared-memory object of `len` bytes, created O_EXCL 0600 and unlinked at once: its
 /// descriptor is all anyone needs (a child inherits it).
@@ -38,7 +38,7 @@ pub fn shm_object(len: u64) -> Result<OwnedFd> {
 /// The layout of a shared region: two headers (to the child, back), then the two rings' slots
 /// (each a stamp and a message, in whole cache lines).
 pub fn len(bytes: u64) -> usize {
-    2 * std::mem::size_of::<Header>() + 2 * slots_bytes(SLOTS, bytes as usize)
+    2 * std::mem::size_of::<Header>() + 2 * slots_bytes(slots(bytes), bytes as usize)
 }
 
 /// Maps the region of `bytes`-byte messages held by the object `fd` (`MAP_SHARED`).
@@ -57,28 +57,33 @@ pub fn map(fd: &OwnedFd, bytes: u64) -> Result<MmapRaw> {
 pub unsafe fn rings(map: &MmapRaw, bytes: u64) -> (Ring<'_>, Ring<'_>) {
     let base = map.as_mut_ptr();
     let h = std::mem::size_of::<Header>();
-    let slots = slots_bytes(SLOTS, bytes as usize);
+    let n = slots(bytes);
+    let area = slots_bytes(n, bytes as usize);
     // SAFETY: by the caller's contract; the headers are page-aligned (offset 0) or aligned to
-    // their 64-byte lines (offset `h`, a multiple of 64), zero-initialised by ftruncate (a valid
+    // their 64-byte lines (offset `h`, a multiple of 64), zero-filled by posix_fallocate (a valid
     // all-zero `Header`, and all-zero slots: an empty ring), and the slot areas follow them on
     // cache lines (whole lines each) without overlap.
     unsafe {
         let to_child = &*base.cast::<Header>();
         let back = &*base.add(h).cast::<Header>();
         (
-            Ring::new(to_child, base.add(2 * h), SLOTS, bytes as usize),
-            Ring::new(back, base.add(2 * h + slots), SLOTS, bytes as usize),
+            Ring::new(to_child, base.add(2 * h), n, bytes as usize),
+            Ring::new(back, base.add(2 * h + area), n, bytes as usize),
         )
     }
 }
 
-/// Says in `report` how a ring's slot is laid out, and how many cache lines a message of each
-/// of `sizes` takes with its stamp.
+/// Says in `report` how a ring's slot is laid out, how many cache lines a message of each of
+/// `sizes` takes with its stamp, and how many slots its rings have.
 pub fn note_layout(report: &mut labkit::Report, sizes: &[u64]) {
     let per_size: serde_json::Map<String, serde_json::Value> = (sizes.iter())
         .map(|&b| (b.to_string(), lines(b as usize).into()))
         .collect();
     report.param("slot_lines", per_size);
+    let per_size: serde_json::Map<String, serde_json::Value> = (sizes.iter())
+        .map(|&b| (b.to_string(), slots(b).into()))
+        .collect();
+    report.param("slots", per_size);
     report.param(
         "slot_layout",
         format!(

@@ -175,11 +175,13 @@ impl<'a> Ring<'a> {
 
     /// The stamp that says position `p`'s message is in its slot: its lap, counted from 1.
     /// (A shift, not a division: this runs in every spin of a waiting consumer.)
+    #[inline]
     fn stamp_for(&self, p: u64) -> u32 {
         ((p >> self.slots.trailing_zeros()) as u32).wrapping_add(1)
     }
 
     /// The stamp word of the slot of position `p`: what a waiting side watches and sleeps on.
+    #[inline]
     pub fn stamp(&self, p: u64) -> &AtomicU32 {
         let at = (p & (self.slots - 1)) as usize;
         match &self.data {
@@ -217,6 +219,7 @@ impl<'a> Ring<'a> {
     /// Producer: whether the next slot is free. By its last reading of the consumer's position
     /// if that says so (the position only grows); else by a fresh one, Acquire: the consumer's
     /// reading of the slot is over before we overwrite it.
+    #[inline]
     pub fn has_space(&self) -> bool {
         let head = self.head.get() as u32;
         if head.wrapping_sub(self.tail_seen.get()) < self.slots as u32 {
@@ -228,6 +231,7 @@ impl<'a> Ring<'a> {
     }
 
     /// Consumer: the stamp word of the next slot to read, and whether its message is there.
+    #[inline]
     pub fn item(&self) -> (&AtomicU32, bool) {
         let tail = self.tail.get();
         let stamp = self.stamp(tail);
@@ -270,6 +274,7 @@ impl<'a> Ring<'a> {
     /// stored (a sleeping producer waits on that word). Never more than half a ring goes
     /// unshown, so a producer that finds the ring full always has a consumer with messages to
     /// read ahead of it, which will show more: neither side can wait on the other for good.
+    #[inline]
     pub fn show_tail(&self) -> bool {
         let tail = self.tail.get();
         if tail - self.tail_shown.get() < (self.slots / 2).max(1) {

@@ -151,6 +151,7 @@ fn wait_until(
 /// would cost every hand-off the drain of our store buffer: there the only sleeper is an idle
 /// [`Mode::Patient`] echo, whose futex re-reads the word in the kernel (long after our store
 /// has drained) and whose sleep lasts at most [`RECHECK`] in any case.
+#[inline]
 fn wake_if_waiting(word: &AtomicU32, waiting: &AtomicU32, mode: Mode) {
     if matches!(mode, Mode::Block | Mode::Sleep) {
         fence(Ordering::SeqCst);
@@ -184,6 +185,7 @@ pub fn push(
 
 /// Consumer: waits until the next slot holds a message, without taking it (then
 /// [`pop`] takes it at once).
+#[inline]
 pub fn wait_item(ring: &Ring<'_>, mode: Mode, peer_alive: &dyn Fn() -> bool) -> io::Result<()> {
     let h = ring.header;
     let (stamp, there) = ring.item();
