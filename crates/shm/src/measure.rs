@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, Sender, bounded};
 use labkit::child::{Peer, cpu_arg, fd_arg, this_binary};
 use labkit::measure::{cpu_ns_per_op, mib_per_s};
 use labkit::pin::{Placement, pin_thread_to};
@@ -22,7 +22,7 @@ use shm::wait::{self, Mode as WaitMode};
 
 use crate::baselines::{Baselines, atomic_ping_pong};
 use crate::link::Link;
-use crate::protocol::{echo_channel, echo_loop, echo_mode};
+use crate::protocol::{Buffer, echo_channel, echo_loop, echo_mode};
 use crate::{MAX_STREAM_MESSAGES, RT_BYTES, Wait, region, slots};
 
 /// The contenders, in the order they run in each block: their variant and mechanism.
@@ -107,6 +107,10 @@ pub fn measure(
     // SAFETY: `map` is `region::len(bytes)` long, shared with the child only, and outlives the
     // rings (they go with `links`, before the child is reaped and `map` dropped: see below).
     let (p_out, p_in) = unsafe { region::rings(&map, bytes) };
+    let sleepers = match peer {
+        Some(_) => wait::sleepers(&p_out, &p_in).to_vec(),
+        None => Vec::new(),
+    };
 
     // The thread contenders: the same rings in ordinary memory, and channels.
     let (l_out, l_in) = (
@@ -122,13 +126,50 @@ pub fn measure(
         Link::channels(to_echo, from_echo, bytes as usize, slots(bytes)),
     ];
 
+    // Our sleeps on the child's rings have no timeout: a nudger wakes them to look at it.
+    let echoes = Echoes {
+        rings: (&l_out, &l_in),
+        channels: (echo_rx, echo_tx),
+    };
+    let tallies = wait::with_nudges(&sleepers, || -> Result<[Tally; 3]> {
+        let tallies = with_echo_threads(echoes, &mut links, plan, |links| {
+            alternate(plan, bytes, links, atomic, baselines, shutdown)
+        })?;
+        // Stop the child, then wait for it; only then may the mapping go.
+        if peer.is_some() {
+            links[0].stop()?;
+        }
+        Ok(tallies)
+    })
+    .context("spawn the thread that nudges our sleeps")??;
+    drop(links);
+    if let Some(peer) = peer {
+        peer.into_inner().finish()?;
+    }
+    drop(map);
+    Ok(record(report, plan, bytes, tallies))
+}
+
+/// The thread contenders' far ends: a ring pair's storage, and the channels' ends.
+struct Echoes<'a> {
+    rings: (&'a Local, &'a Local),
+    channels: (Receiver<Buffer>, Sender<Buffer>),
+}
+
+/// Runs `run` with the thread echoes serving `links[1]` and `links[2]`, then stops them,
+/// whatever happened.
+fn with_echo_threads(
+    echoes: Echoes<'_>,
+    links: &mut [Link<'_>; 3],
+    plan: &Plan,
+    run: impl FnOnce(&mut [Link<'_>; 3]) -> Result<[Tally; 3]>,
+) -> Result<[Tally; 3]> {
     let (cpu, mode) = (plan.placement.peer, plan.mode);
-    let tallies = std::thread::scope(|s| {
-        // The thread echoes, one for the ring and one for the channels, each with its own views
-        // (a ring's side keeps its indices to itself). A STOP message, or an empty buffer, ends
-        // them.
-        let (echo_in, echo_out) = (&l_out, &l_in);
-        let echoes = std::thread::Builder::new()
+    let ((echo_in, echo_out), (echo_rx, echo_tx)) = (echoes.rings, echoes.channels);
+    std::thread::scope(|s| {
+        // One echo for the ring and one for the channels, each with its own views (a ring's
+        // side keeps its indices to itself). A STOP message, or an empty buffer, ends them.
+        let started = std::thread::Builder::new()
             .name("ring-echo".into())
             .spawn_scoped(s, move || {
                 pin_thread_to(cpu);
@@ -144,24 +185,13 @@ pub fn measure(
                     })
                     .context("spawn the channel echo thread")
             });
-        let result =
-            echoes.and_then(|_| alternate(plan, bytes, &mut links, atomic, baselines, shutdown));
+        let result = started.and_then(|_| run(links));
         // Stop the thread echoes whatever happened (one that did not start is not there to
         // answer: the stop only fills a slot, or finds the channel closed).
         let _ = links[1].stop();
         let _ = links[2].stop();
         result
-    })?;
-    // Stop the child, then wait for it; only then may the mapping go.
-    if peer.is_some() {
-        links[0].stop()?;
-    }
-    drop(links);
-    if let Some(peer) = peer {
-        peer.into_inner().finish()?;
-    }
-    drop(map);
-    Ok(record(report, plan, bytes, tallies))
+    })
 }
 
 /// Starts the echo child for a region of `bytes`-byte messages held by the object `fd`.

@@ -182,7 +182,7 @@ impl<'a> Ring<'a> {
 
     /// The stamp word of the slot of position `p`: what a waiting side watches and sleeps on.
     #[inline]
-    pub fn stamp(&self, p: u64) -> &AtomicU32 {
+    pub fn stamp(&self, p: u64) -> &'a AtomicU32 {
         let at = (p & (self.slots - 1)) as usize;
         match &self.data {
             Slots::Raw(base, _) => {
@@ -192,8 +192,16 @@ impl<'a> Ring<'a> {
                 unsafe { &*base.add(at * stride(self.message)).cast::<AtomicU32>() }
             }
             #[cfg(loom)]
-            Slots::Cells(stamps, _) => &stamps[at],
+            Slots::Cells(stamps, _) => {
+                let stamps: &'a [AtomicU32] = stamps;
+                &stamps[at]
+            }
         }
+    }
+
+    /// The stamp words of all the slots: what a sleeping consumer may be sleeping on.
+    pub fn stamps(&self) -> impl Iterator<Item = &'a AtomicU32> + '_ {
+        (0..self.slots).map(|p| self.stamp(p))
     }
 
     /// Runs `f` on the message of position `p`'s slot, which the caller owns under the protocol.
@@ -232,7 +240,7 @@ impl<'a> Ring<'a> {
 
     /// Consumer: the stamp word of the next slot to read, and whether its message is there.
     #[inline]
-    pub fn item(&self) -> (&AtomicU32, bool) {
+    pub fn item(&self) -> (&'a AtomicU32, bool) {
         let tail = self.tail.get();
         let stamp = self.stamp(tail);
         // Acquire: pairs with the producer's Release store; the message's bytes are visible.
@@ -241,7 +249,7 @@ impl<'a> Ring<'a> {
 
     /// Producer: if the next slot is free, fills it with `fill` and publishes it; returns the
     /// stamp it stored to (a sleeping consumer waits on it), or `None` if the ring is full.
-    pub fn try_push(&self, fill: impl FnOnce(&mut [u8])) -> Option<&AtomicU32> {
+    pub fn try_push(&self, fill: impl FnOnce(&mut [u8])) -> Option<&'a AtomicU32> {
         if !self.has_space() {
             return None;
         }
