@@ -35,6 +35,7 @@ impl Contender {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(workers as usize)
                 .build()
+                .map_err(os_error_of)
                 .context("build a rayon pool")?;
             Some(pool)
         } else {
@@ -157,5 +158,17 @@ pub fn record(report: &mut Report, all: &mut [Contender], name: &str, limit: u64
             report.measure(value("speedup", "x", speedup));
             report.measure(value("efficiency", "%", 100.0 * speedup / c.workers as f64));
         }
+    }
+}
+
+/// rayon's error prints the system's error, then gives it again as its source (so it would be
+/// printed twice): the system's error alone, whose errno `labkit::limits` reads.
+fn os_error_of(err: rayon::ThreadPoolBuildError) -> anyhow::Error {
+    match std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>()) {
+        Some(io) => match io.raw_os_error() {
+            Some(errno) => std::io::Error::from_raw_os_error(errno).into(),
+            None => std::io::Error::new(io.kind(), io.to_string()).into(),
+        },
+        None => err.into(),
     }
 }

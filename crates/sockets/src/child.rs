@@ -91,6 +91,7 @@ fn serve(
         }
     }
     let max = args.common.size(args.bytes, BYTES) as usize;
-    server::run(model, max, listener, stop, stats).context("serve")?;
+    server::run(model, max, listener, stop, stats)
+        .with_context(|| format!("serve as the {} server", model.name()))?;
     Ok(())
 }

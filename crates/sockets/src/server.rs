@@ -278,7 +278,7 @@ fn prefork(
     for _ in 0..workers {
         // SAFETY: the caller guarantees this process has no other thread (the fork rule); the
         // child runs `accept_and_serve` and leaves with `_exit` (see `in_child`).
-        match unsafe { fork() }.map_err(|e| io::Error::other(format!("fork: {e}")))? {
+        match unsafe { fork() }.map_err(io::Error::from)? {
             ForkResult::Child => in_child(server, None, || {
                 if let Err(e) = accept_and_serve(&listener, stop, max_frame, stats) {
                     eprintln!("sockets server [prefork, pid {}]: {e}", std::process::id());
@@ -352,7 +352,7 @@ fn fork_connection(
     // SAFETY: the caller guarantees this process has no other thread (the fork rule), so the
     // child gets a consistent copy of every lock and allocator state and may run any code. The
     // child never returns from this block: it ends with `_exit` (see `in_child`).
-    match unsafe { fork() }.map_err(|e| io::Error::other(format!("fork: {e}")))? {
+    match unsafe { fork() }.map_err(io::Error::from)? {
         // The child serves one connection; the listener is the server's business.
         ForkResult::Child => in_child(server, Some(listener), || {
             serve_connection(stream, model, max_frame, stats)
