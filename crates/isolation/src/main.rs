@@ -45,6 +45,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
+use labkit::limits::{Ask, check};
 use labkit::names::PrivateDir;
 use labkit::{CommonArgs, Measurement, Outcome, Report, RoleArgs, Size, Variant, Verdict};
 use nix::sys::wait::WaitStatus;
@@ -96,6 +97,11 @@ fn run(args: Args) -> Result<Outcome> {
     let (mut report, _shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     let pages = common.size(args.pages, PAGES) as usize;
+    // Each side maps the pages it writes (4 KiB each), one side at a time.
+    check(
+        &format!("--pages {pages}"),
+        Ask::AddressSpace(pages as u64 * 4096),
+    )?;
     report.param("pages", pages);
     if common.both_sides() {
         let memory = show_memory(&mut report)?;

@@ -114,3 +114,10 @@ fn eight_copies_at_once_all_pass() {
     assert_eq!(cores_in(&cwd), Vec::<String>::new());
     std::fs::remove_dir_all(&cwd).unwrap();
 }
+
+#[test]
+fn pages_beyond_the_address_space_limit_are_refused_before_starting() {
+    let limit = testkit::Resource::RLIMIT_AS;
+    let args = ["--quick", "--pages", "262144"]; // 1 GiB
+    testkit::assert_refused_under(BIN, limit, 512 << 20, &args, "RLIMIT_AS=536870912");
+}

@@ -106,7 +106,6 @@ impl CommonArgs {
         variant == Variant::Serial || self.variant.is_empty() || self.variant.contains(&variant)
     }
 
-    /// Whether both sides run, so that findings comparing them can be made.
     /// The value of a size flag: the one given, else its default for this run.
     pub fn size(&self, given: Option<u64>, size: Size) -> u64 {
         given.unwrap_or(self.sized(size.full, size.quick))
@@ -129,6 +128,7 @@ impl CommonArgs {
         self.sized(PAIRS_FOR_CONFIDENCE as u64, MIN_PAIRS as u64)
     }
 
+    /// Whether both sides run, so that findings comparing them can be made.
     pub fn both_sides(&self) -> bool {
         self.wants(Variant::Process) && self.wants(Variant::Thread)
     }

@@ -1,11 +1,143 @@
-//! Which limit of the machine a failed creation met, with its value and how to raise it: what
-//! `finish` adds to an error whose cause is one of the limits' errnos. Where the errno
-//! cannot tell them apart (`EAGAIN` from `fork` or `clone`), every candidate is listed.
+//! The limits of the machine, twice: [`check`] refuses, before a run starts, flags that ask for
+//! more than a limit leaves room for (exit 2); [`note`] says which limit a failed creation met,
+//! with its value and how to raise it: what `finish` adds to an error whose cause is one of the
+//! limits' errnos. Where the errno cannot tell them apart (`EAGAIN` from `fork` or `clone`),
+//! every candidate is listed.
 
 use std::fs;
 use std::io;
 
 use nix::sys::resource::{Resource, getrlimit};
+
+use crate::cli::usage;
+use crate::report::format_bytes;
+
+/// What a run's flags ask of the machine at once, besides what the process holds already.
+#[derive(Clone, Copy, Debug)]
+pub enum Ask {
+    /// Open descriptors.
+    Descriptors(u64),
+    /// Processes and threads.
+    Tasks(u64),
+    /// Bytes of address space.
+    AddressSpace(u64),
+    /// Bytes in `/dev/shm`.
+    Shm(u64),
+}
+
+impl Ask {
+    fn amount(self) -> u64 {
+        match self {
+            Ask::Descriptors(n) | Ask::Tasks(n) | Ask::AddressSpace(n) | Ask::Shm(n) => n,
+        }
+    }
+
+    fn show(self, n: u64) -> String {
+        match self {
+            Ask::Descriptors(_) => format!("{n} descriptors"),
+            Ask::Tasks(_) => format!("{n} processes or threads"),
+            Ask::AddressSpace(_) | Ask::Shm(_) => format_bytes(n),
+        }
+    }
+}
+
+/// Refuses `flags` (as the user wrote them, e.g. `--workers 32`) if they ask for more than the
+/// tightest limit on `ask` leaves room for: a usage error (exit 2) that says what they ask,
+/// the limit with its value, and the room left.
+pub fn check(flags: &str, ask: Ask) -> anyhow::Result<()> {
+    judge(flags, ask, room_for(ask))
+}
+
+fn judge(flags: &str, ask: Ask, room: Option<Room>) -> anyhow::Result<()> {
+    match room {
+        Some(Room { left, limit, used }) if ask.amount() > left => Err(usage(format!(
+            "{flags} asks for {} at once, but {limit} leaves room for {} ({used})",
+            ask.show(ask.amount()),
+            ask.show(left)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What the tightest limit on an ask leaves: room `left`, the `limit` with its value, and what
+/// is `used` of it already.
+struct Room {
+    left: u64,
+    limit: String,
+    used: String,
+}
+
+/// The room the tightest limit on `ask` leaves; `None` if no limit applies.
+fn room_for(ask: Ask) -> Option<Room> {
+    let soft = |r| {
+        getrlimit(r)
+            .ok()
+            .map(|(s, _)| s)
+            .filter(|&s| s != libc::RLIM_INFINITY)
+    };
+    match ask {
+        Ask::Descriptors(_) => {
+            let (max, open) = (soft(Resource::RLIMIT_NOFILE)?, count("/proc/self/fd"));
+            let limit = format!("RLIMIT_NOFILE={max} (`ulimit -n`)");
+            let used = format!("{open} open");
+            Some(Room {
+                left: max.saturating_sub(open),
+                limit,
+                used,
+            })
+        }
+        Ask::Tasks(_) => {
+            let (max, now): (u64, u64) = (pids_max().parse().ok()?, pids_current()?);
+            let limit = format!("the cgroup's pids.max={max}");
+            let used = format!("{now} in use");
+            Some(Room {
+                left: max.saturating_sub(now),
+                limit,
+                used,
+            })
+        }
+        Ask::AddressSpace(_) => {
+            let (max, mapped) = (soft(Resource::RLIMIT_AS)?, vm_size()?);
+            let limit = format!("RLIMIT_AS={max} (`ulimit -v`)");
+            let used = format!("{} mapped", format_bytes(mapped));
+            Some(Room {
+                left: max.saturating_sub(mapped),
+                limit,
+                used,
+            })
+        }
+        Ask::Shm(_) => {
+            let v = nix::sys::statvfs::statvfs("/dev/shm").ok()?;
+            let free = v.blocks_available() * v.fragment_size();
+            let limit = format!("/dev/shm, a tmpfs of {} KiB,", shm_kib());
+            let used = format!("{} free", format_bytes(free));
+            Some(Room {
+                left: free,
+                limit,
+                used,
+            })
+        }
+    }
+}
+
+/// Entries in a directory (`/proc/self/fd`: our open descriptors).
+fn count(dir: &str) -> u64 {
+    fs::read_dir(dir).map_or(0, |d| d.count() as u64)
+}
+
+/// This process's address space in bytes (`VmSize:` of `/proc/self/status`).
+fn vm_size() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
+    Some(
+        kib.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()?
+            * 1024,
+    )
+}
 
 /// A note for `err`, if its chain holds an OS error (std's or nix's) that a limit gives.
 pub fn note(err: &anyhow::Error) -> Option<String> {
@@ -62,18 +194,28 @@ fn sys(path: &str) -> String {
 
 /// `pids.max` of this process's cgroup (v2, or v1's pids hierarchy), or "none".
 fn pids_max() -> String {
+    pids_file("pids.max").unwrap_or_else(|| "none".into())
+}
+
+/// `pids.current` of this process's cgroup: its processes and threads now.
+fn pids_current() -> Option<u64> {
+    pids_file("pids.current")?.parse().ok()
+}
+
+/// A file of this process's pids cgroup (v2, or v1's pids hierarchy), trimmed.
+fn pids_file(name: &str) -> Option<String> {
     let groups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let path = |l: &str| match l.split_once(":pids:") {
-        Some((_, p)) => Some(format!("/sys/fs/cgroup/pids{p}/pids.max")),
+        Some((_, p)) => Some(format!("/sys/fs/cgroup/pids{p}/{name}")),
         None => l
             .strip_prefix("0::")
-            .map(|p| format!("/sys/fs/cgroup{p}/pids.max")),
+            .map(|p| format!("/sys/fs/cgroup{p}/{name}")),
     };
-    let max = groups
+    let found = groups
         .lines()
         .filter_map(path)
         .find_map(|f| fs::read_to_string(f).ok());
-    max.map_or_else(|| "none".into(), |v| v.trim().into())
+    found.map(|v| v.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -106,5 +248,34 @@ mod tests {
         assert_eq!(nix, Some(threads), "nix's Errno is read as std's");
         assert_eq!(note_for(libc::EINVAL, "mmap"), None, "not a limit's errno");
         assert_eq!(note(&anyhow::anyhow!("no OS error at all")), None);
+    }
+
+    #[test]
+    fn flags_that_ask_beyond_the_room_left_are_a_usage_error_naming_the_limit() {
+        let room = || {
+            let (limit, used) = ("RLIMIT_NOFILE=8 (`ulimit -n`)".into(), "3 open".into());
+            Some(Room {
+                left: 5,
+                limit,
+                used,
+            })
+        };
+        assert!(judge("--clients 2", Ask::Descriptors(5), room()).is_ok());
+        let err = judge("--clients 3", Ask::Descriptors(6), room()).unwrap_err();
+        assert!(
+            err.downcast_ref::<crate::cli::UsageError>().is_some(),
+            "exit 2"
+        );
+        assert_eq!(
+            err.to_string(),
+            "--clients 3 asks for 6 descriptors at once, but RLIMIT_NOFILE=8 (`ulimit -n`) \
+             leaves room for 5 descriptors (3 open)"
+        );
+        assert!(
+            judge("--pages 9", Ask::AddressSpace(1 << 40), None).is_ok(),
+            "no limit"
+        );
+        // This process's own figures are read: descriptors open now, address space mapped.
+        assert!(count("/proc/self/fd") >= 3 && vm_size().is_some_and(|b| b > 1 << 20));
     }
 }

@@ -43,6 +43,7 @@ use std::time::Duration;
 use crate::shared::SharedMemory;
 use anyhow::{Context, Result};
 use clap::Parser;
+use labkit::limits::{Ask, check};
 use labkit::measure::cpu_ns_per_op;
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
@@ -117,6 +118,7 @@ fn run(args: Args) -> Result<Outcome> {
         sides,
         blocks: common.blocks(),
     };
+    check(&format!("--parties {}", p.max), Ask::Tasks(p.max))?;
     report.param("increments", p.increments);
     report.param("parties", p.max);
     report.param("blocks", p.blocks);

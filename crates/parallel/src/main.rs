@@ -36,6 +36,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use labkit::exit::usage;
+use labkit::limits::{Ask, check};
 use labkit::measure::median;
 use labkit::signals::Shutdown;
 use labkit::{Better, CommonArgs, Outcome, Report, RoleArgs, Size, Test, Variant};
@@ -88,6 +89,10 @@ fn run(args: Args) -> Result<Outcome> {
         .max(1) as u64;
     let limit = common.size(args.limit, LIMIT);
     let max = args.workers.unwrap_or(cpus);
+    // Workers at once, and the pipes of a process pool's (measured here: 20 descriptors with
+    // one worker, 40 with eight; asked: a lower bound).
+    check(&format!("--workers {max}"), Ask::Tasks(max))?;
+    check(&format!("--workers {max}"), Ask::Descriptors(2 * max + 12))?;
     let blocks = common.blocks();
     report.param("limit", limit);
     report.param("workers", max);

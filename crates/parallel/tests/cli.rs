@@ -68,3 +68,10 @@ fn the_quick_run_gives_one_result_every_way() {
 const LONG: &[&str] = &["--json", "--limit", "2000000"];
 
 testkit::standard_tests!(BIN, long: LONG, peer: |_, _| true, killed: "forker peer");
+
+#[test]
+fn workers_beyond_the_descriptor_limit_are_refused_before_starting() {
+    let limit = testkit::Resource::RLIMIT_NOFILE;
+    let args = ["--quick", "--workers", "8"];
+    testkit::assert_refused_under(BIN, limit, 20, &args, "RLIMIT_NOFILE=20");
+}

@@ -40,6 +40,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use labkit::exit::usage;
+use labkit::limits::{Ask, check};
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_ns, placement_text};
 use labkit::{CommonArgs, Outcome, PinArgs, Report, RoleArgs, Size, Verdict};
@@ -104,6 +105,11 @@ fn run(args: Args) -> Result<Outcome> {
     let sides = common.sides();
     let items = common.size(args.items, ITEMS);
     let producers = common.size(args.producers, PRODUCERS);
+    // The producers and their consumer, at once.
+    check(
+        &format!("--producers {producers}"),
+        Ask::Tasks(producers + 1),
+    )?;
     let round_trips = common.sized(ROUND_TRIPS, QUICK_ROUND_TRIPS);
     let blocks = common.blocks();
     report.param("items", items);

@@ -58,6 +58,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use labkit::exit::usage;
+use labkit::limits::{Ask, check};
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, format_ns, placement_text};
 use labkit::{
@@ -161,6 +162,11 @@ fn run(args: Args) -> Result<Outcome> {
     // Report gives the `--pin` asked for.
     let (placements, left_out) = Placement::each(pin_for(args.wait, args.placing.pin)?)?;
     let sizes: Vec<u64> = args.bytes.map_or_else(|| SIZES.to_vec(), |b| vec![b]);
+    // The largest size's region, in /dev/shm and mapped, with its twin for the threads.
+    let largest = sizes.iter().max().copied().unwrap_or(MIN_BYTES);
+    let flags = format!("--bytes {largest}");
+    check(&flags, Ask::Shm(region::len(largest) as u64))?;
+    check(&flags, Ask::AddressSpace(2 * region::len(largest) as u64))?;
     note_params(&mut report, &args, &sizes, left_out);
 
     // Step 1. Forking runs first, while this process has one thread; it is the process side's

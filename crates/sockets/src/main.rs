@@ -56,6 +56,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use labkit::limits::{Ask, check};
 use labkit::pin::{PinGuard, Placement};
 use labkit::report::{format_bytes, placement_text};
 use labkit::{
@@ -172,6 +173,15 @@ impl Plan {
         })
     }
 
+    /// Refuses (exit 2) clients and workers beyond the room the limits leave: a client thread
+    /// and a server's thread or process per connection, and their sockets (measured here: 40
+    /// descriptors with one client, 48 with sixteen; asked: a lower bound).
+    fn check_limits(&self) -> Result<()> {
+        let flags = format!("--clients {} --workers {}", self.clients, self.workers);
+        check(&flags, Ask::Tasks(self.clients.max(self.workers)))?;
+        check(&flags, Ask::Descriptors(self.clients + 24))
+    }
+
     /// Writes the sizes into the Report's parameters.
     fn record(&self, report: &mut Report) {
         report.param("messages", self.messages);
@@ -196,6 +206,7 @@ fn run(args: Args) -> Result<Outcome> {
     let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     let plan = Plan::from_flags(&args)?;
+    plan.check_limits()?;
     plan.record(&mut report);
     let what = "round trips and streams";
     let placements = Placement::each_noted(&mut report, args.placing.pin, what)?;

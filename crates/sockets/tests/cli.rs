@@ -118,3 +118,10 @@ fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
 }
 
 testkit::standard_tests!(BIN);
+
+#[test]
+fn clients_beyond_the_descriptor_limit_are_refused_before_starting() {
+    let limit = testkit::Resource::RLIMIT_NOFILE;
+    let args = ["--quick", "--clients", "16"];
+    testkit::assert_refused_under(BIN, limit, 30, &args, "RLIMIT_NOFILE=30");
+}

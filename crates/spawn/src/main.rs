@@ -34,6 +34,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
+use labkit::limits::{Ask, check};
 use labkit::measure::{block_sizes, cpu_ns_per_op, median};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
@@ -100,6 +101,11 @@ fn run(args: Args) -> Result<Outcome> {
             max_rss * 2
         )));
     }
+    // The parent grows to `--max-rss` before it forks: within its address space too.
+    check(
+        &format!("--max-rss {max_rss}"),
+        Ask::AddressSpace(max_rss << 20),
+    )?;
     let blocks = common.blocks().min(iterations);
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .context("sysconf(PAGE_SIZE)")?

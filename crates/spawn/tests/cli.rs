@@ -64,3 +64,11 @@ fn sigint_mid_run_stops_cleanly_with_130() {
 }
 
 testkit::standard_tests!(BIN);
+
+#[test]
+fn max_rss_beyond_the_address_space_limit_is_refused_before_starting() {
+    let gib = 1 << 30;
+    let limit = testkit::Resource::RLIMIT_AS;
+    let args = ["--quick", "--max-rss", "4096"];
+    testkit::assert_refused_under(BIN, limit, gib, &args, "RLIMIT_AS=1073741824");
+}

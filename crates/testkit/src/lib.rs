@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +16,8 @@ mod problems;
 pub use problems::{contradictions, problems};
 
 use labkit::report::Report;
+/// The limits [`assert_refused_under`] sets.
+pub use nix::sys::resource::Resource;
 
 /// The environment variable that marks a test's processes.
 pub const TAG_VAR: &str = "LABKIT_TEST_TAG";
@@ -383,6 +386,39 @@ pub fn assert_usage_errors(bin: &str, cases: &[(&[&str], &str)]) {
         assert!(done.out.stdout.is_empty(), "{args:?}: nothing on stdout");
         assert_clean(&t, done.pid);
     }
+}
+
+/// Runs `bin args…` with `resource` held to `value`, soft and hard: the flags ask for more than
+/// that leaves room for, so the run must be refused before it starts (`labkit::limits::check`),
+/// as a usage error whose message names the limit with its value (`needle`).
+pub fn assert_refused_under(
+    bin: &str,
+    resource: Resource,
+    value: u64,
+    args: &[&str],
+    needle: &str,
+) {
+    let t = tag("limit");
+    let mut c = command(bin, &t, args);
+    // SAFETY: runs in the child between fork and exec: setrlimit is one system call, and
+    // allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            nix::sys::resource::setrlimit(resource, value, value).map_err(std::io::Error::from)
+        });
+    }
+    let done = finish(
+        c.spawn().expect("start the binary"),
+        Duration::from_secs(60),
+    );
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(2), "{args:?} under {needle}: {err}");
+    assert!(
+        err.contains(needle) && err.contains("asks for"),
+        "{args:?}: {err}"
+    );
+    assert!(done.out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    assert_clean(&t, done.pid);
 }
 
 /// Runs `copies` copies of `bin args…` at once; every one must exit 0 with a Report whose
