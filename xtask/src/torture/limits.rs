@@ -2,7 +2,8 @@
 //! machine, each set soft and hard in the child before `exec`, and what became of it.
 //!
 //! * `RLIMIT_NOFILE` at a few values around what the topics need;
-//! * `RLIMIT_AS` from low enough that a thread's stack or a mapping fails (16 MiB) to plenty;
+//! * `RLIMIT_AS` from 16 MiB to plenty, and per topic a value low enough that a thread's stack
+//!   or a mapping fails ([`AS_PER_TOPIC`]: lower, a heap allocation fails first and aborts);
 //! * `RLIMIT_MSGQUEUE` at a few bytes, and the quota used up by another queue of this user (one
 //!   the stage holds while the run's limit is about what that queue is charged);
 //! * process and thread creation capped by a pids cgroup (`pids.max`), where one can be made
@@ -11,7 +12,9 @@
 //!   the run leaves in it is listed inside the namespace, before it ends.
 //!
 //! A run passes (exit 0), or refuses cleanly: exit 1 or 2 with a message that names the
-//! resource and the limit's value. Anything else is counted: an abort (Rust's answer to a heap
+//! resource and the limit's value. Then, for each topic with flags that ask for a resource,
+//! flags that ask for more than a limit allows ([`ASKS`]): these must be refused before the
+//! run starts, with exit 2 and a message that names the limit. Anything else is counted: an abort (Rust's answer to a heap
 //! allocation that fails), a crash by another signal, a panic, a hang, a leftover, or an error
 //! that does not say which limit it met.
 
@@ -38,10 +41,29 @@ enum Limit {
     Pids(u64),
     /// A tmpfs of this many bytes over `/dev/shm`.
     TinyShm(u64),
+    /// `RLIMIT_AS` at the topic's value in [`AS_PER_TOPIC`].
+    AddressSpaceOfTopic,
 }
 
+/// Per topic, an `RLIMIT_AS` at which a thread's stack or a mapping fails (or flags ask for
+/// more than it leaves), found by trying values here: the run must refuse cleanly. Lower, a heap
+/// allocation fails first, and Rust aborts.
+const AS_PER_TOPIC: [(&str, u64); 11] = [
+    ("condvar", 8),
+    ("isolation", 6),
+    ("mqueue", 8),
+    ("mutex", 8),
+    ("parallel", 12),
+    ("pipes", 8),
+    ("semaphore", 8),
+    ("shm", 24),
+    ("sockets", 12),
+    ("spawn", 16),
+    ("switch", 12),
+];
+
 /// The limits tried, in order.
-const LIMITS: [Limit; 14] = [
+const LIMITS: [Limit; 16] = [
     Limit::Nofile(8),
     Limit::Nofile(16),
     Limit::Nofile(32),
@@ -49,18 +71,55 @@ const LIMITS: [Limit; 14] = [
     Limit::AddressSpace(24 << 20),
     Limit::AddressSpace(64 << 20),
     Limit::AddressSpace(512 << 20),
+    Limit::AddressSpaceOfTopic,
     Limit::MsgQueue(256),
     Limit::MsgQueueUsed(10 * 8192),
     Limit::Pids(2),
     Limit::Pids(8),
+    Limit::Pids(24),
     Limit::TinyShm(16 << 10),
     Limit::TinyShm(256 << 10),
     Limit::Nofile(1024),
 ];
 
+/// Per topic, flags that ask for more than a limit allows, and that limit: the run must be
+/// refused before it starts (exit 2), naming the limit. Topics with no such flag have none.
+const ASKS: [(&str, &[&str], Limit); 8] = [
+    (
+        "isolation",
+        &["--pages", "262144"],
+        Limit::AddressSpace(512 << 20),
+    ),
+    (
+        "mqueue",
+        &["--depth", "10", "--bytes", "8192"],
+        Limit::MsgQueue(256),
+    ),
+    ("mutex", &["--parties", "64"], Limit::Pids(8)),
+    ("parallel", &["--workers", "32"], Limit::Pids(8)),
+    ("semaphore", &["--producers", "8"], Limit::Pids(8)),
+    ("shm", &["--bytes", "1048576"], Limit::TinyShm(256 << 10)),
+    ("sockets", &["--clients", "64"], Limit::Nofile(32)),
+    (
+        "spawn",
+        &["--max-rss", "4096"],
+        Limit::AddressSpace(1 << 30),
+    ),
+];
+
 impl Limit {
+    /// The limit itself for `topic`: [`Limit::AddressSpaceOfTopic`] becomes its value.
+    fn for_topic(self, topic: &str) -> Limit {
+        match (self, AS_PER_TOPIC.iter().find(|(t, _)| *t == topic)) {
+            (Limit::AddressSpaceOfTopic, Some((_, mib))) => Limit::AddressSpace(mib << 20),
+            (Limit::AddressSpaceOfTopic, None) => Limit::AddressSpace(16 << 20),
+            (limit, _) => limit,
+        }
+    }
+
     fn name(self) -> String {
         match self {
+            Limit::AddressSpaceOfTopic => "RLIMIT_AS per topic".to_owned(),
             Limit::Nofile(n) => format!("RLIMIT_NOFILE={n}"),
             Limit::AddressSpace(b) => format!("RLIMIT_AS={}MiB", b >> 20),
             Limit::MsgQueue(b) => format!("RLIMIT_MSGQUEUE={b}"),
@@ -78,6 +137,7 @@ impl Limit {
             Limit::MsgQueue(b) | Limit::MsgQueueUsed(b) => (&["RLIMIT_MSGQUEUE"], b.to_string()),
             Limit::Pids(n) => (&["pids.max", "RLIMIT_NPROC", "threads-max"], n.to_string()),
             Limit::TinyShm(b) => (&["/dev/shm", "ENOSPC", "No space"], (b >> 10).to_string()),
+            Limit::AddressSpaceOfTopic => unreachable!("resolved by for_topic first"),
         }
     }
 }
@@ -147,6 +207,15 @@ pub(super) struct LimitsTally {
     /// they leave nothing behind (what a kill must not leave either).
     aborts: Vec<String>,
     skipped: Vec<String>,
+    /// Runs of flags that ask too much, refused before starting.
+    refused_before_start: u64,
+    /// The exit code of the last run.
+    last_code: Option<i32>,
+}
+
+/// `args` as a user would write them, with a space after, or nothing.
+fn flags_text(args: &[&str]) -> String {
+    args.iter().map(|a| format!("{a} ")).collect()
 }
 
 /// Runs every topic under every limit; prints the table and the totals.
@@ -162,6 +231,7 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
     let mut rows = vec![
         std::iter::once("topic".to_owned())
             .chain(LIMITS.iter().map(|l| l.name()))
+            .chain(["flags beyond a limit".to_owned()])
             .collect::<Vec<_>>(),
     ];
     for topic in topics {
@@ -172,11 +242,23 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
                     row.push("skip".to_owned());
                     continue;
                 }
-                _ => run_under(topic, limit, cgroup.as_ref(), &mut tally)?,
+                _ => run_under(
+                    topic,
+                    limit.for_topic(&topic.name),
+                    &[],
+                    cgroup.as_ref(),
+                    &mut tally,
+                )?,
             };
             *tally.counts.entry(outcome.letter()).or_default() += 1;
-            row.push(outcome.letter().to_owned());
+            row.push(match limit.for_topic(&topic.name) {
+                Limit::AddressSpace(b) if matches!(limit, Limit::AddressSpaceOfTopic) => {
+                    format!("{} ({} MiB)", outcome.letter(), b >> 20)
+                }
+                _ => outcome.letter().to_owned(),
+            });
         }
+        row.push(asked_too_much(topic, cgroup.as_ref(), &mut tally)?);
         rows.push(row);
     }
     say(&table(&rows));
@@ -191,11 +273,13 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
     }
     let count = |k: &str| tally.counts.get(k).copied().unwrap_or(0);
     say(&format!(
-        "limits: {} runs: {} passed, {} refused naming the limit, {} aborts, {} crashes, {} \
-         panics, {} hangs, {} with leftovers, {} errors that name no limit",
+        "limits: {} runs: {} passed, {} refused naming the limit ({} of them flags refused \
+         before starting), {} aborts, {} crashes, {} panics, {} hangs, {} with leftovers, {} \
+         errors that name no limit",
         tally.counts.values().sum::<u64>(),
         count("ok"),
         count("refused"),
+        tally.refused_before_start,
         count("ABORT"),
         count("CRASH"),
         count("PANIC"),
@@ -206,10 +290,43 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
     Ok(tally)
 }
 
-/// One `--quick --json` run of `topic` under `limit`.
+/// The run of `topic`'s flags that ask too much ([`ASKS`]) under their limit: "refused" if it
+/// was refused before starting, with exit 2 naming the limit; "-" for a topic with no such
+/// flag, or whose limit cannot be set here.
+fn asked_too_much(
+    topic: &Topic,
+    cgroup: Option<&PidsCgroup>,
+    tally: &mut LimitsTally,
+) -> Result<String> {
+    let Some(&(_, args, limit)) = ASKS.iter().find(|(name, ..)| *name == topic.name) else {
+        return Ok("-".to_owned());
+    };
+    if matches!(limit, Limit::Pids(_)) && cgroup.is_none() {
+        return Ok("-".to_owned());
+    }
+    let mut outcome = run_under(topic, limit, args, cgroup, tally)?;
+    if outcome == Outcome::Refused && tally.last_code != Some(2) {
+        tally.bad.push(format!(
+            "{} {} under {}: refused with exit {:?}, not 2 before starting",
+            topic.name,
+            args.join(" "),
+            limit.name(),
+            tally.last_code
+        ));
+        outcome = Outcome::Unnamed;
+    }
+    if outcome == Outcome::Refused {
+        tally.refused_before_start += 1;
+    }
+    *tally.counts.entry(outcome.letter()).or_default() += 1;
+    Ok(outcome.letter().to_owned())
+}
+
+/// One `--quick --json` run of `topic` with `args` under `limit`.
 fn run_under(
     topic: &Topic,
     limit: Limit,
+    args: &[&str],
     cgroup: Option<&PidsCgroup>,
     tally: &mut LimitsTally,
 ) -> Result<Outcome> {
@@ -229,15 +346,16 @@ fn run_under(
             c.args(["--mount", "--propagation", "private", "sh", "-c"])
                 .arg(format!(
                     "mount -t tmpfs -o size={bytes},mode=1777 tmpfs /dev/shm || exit 99; \
-                     \"$0\" --quick --json; rc=$?; ls -A /dev/shm > {}; exit $rc",
+                     \"$0\" --quick --json \"$@\"; rc=$?; ls -A /dev/shm > {}; exit $rc",
                     shm_left.display()
                 ))
-                .arg(&topic.binary);
+                .arg(&topic.binary)
+                .args(args);
             c
         }
         _ => {
             let mut c = Command::new(&topic.binary);
-            c.args(["--quick", "--json"]);
+            c.args(["--quick", "--json"]).args(args);
             c
         }
     };
@@ -275,7 +393,7 @@ fn run_under(
                         libc::close(fd);
                     }
                 }
-                Limit::TinyShm(_) => {}
+                Limit::TinyShm(_) | Limit::AddressSpaceOfTopic => {}
             }
             Ok(())
         });
@@ -339,7 +457,8 @@ fn run_under(
     } else {
         Outcome::Unnamed
     };
-    let what = format!("{} under {}", topic.name, limit.name());
+    tally.last_code = e.code;
+    let what = format!("{} {}under {}", topic.name, flags_text(args), limit.name());
     if !matches!(outcome, Outcome::Passed | Outcome::Refused) {
         let how = signal.map_or_else(|| format!("exit {:?}", e.code), |s| format!("signal {s}"));
         let line = format!(
