@@ -19,7 +19,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, ensure};
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -44,18 +45,13 @@ impl Peer {
     /// (`std::env::current_exe()`), `--role <role>`, and `--fd N` for each descriptor it
     /// passes, which the child takes back with [`RoleArgs::take_fds`].
     pub fn start(mut command: Command, inherit: &[BorrowedFd<'_>]) -> Result<Peer> {
-        let args: Vec<String> = command
+        let role = command
             .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let role = args
-            .iter()
-            .position(|a| a == "--role")
-            .and_then(|i| args.get(i + 1))
-            .map_or_else(
-                || command.get_program().to_string_lossy().into_owned(),
-                Clone::clone,
-            );
+            .skip_while(|a| *a != "--role")
+            .nth(1)
+            .unwrap_or(command.get_program())
+            .to_string_lossy()
+            .into_owned();
         let pass: Vec<RawFd> = inherit.iter().map(AsRawFd::as_raw_fd).collect();
         let parent = std::process::id() as libc::pid_t;
         command
@@ -71,15 +67,11 @@ impl Peer {
                 // A Ctrl-C goes to the whole process group; the parent alone decides what it
                 // ends, and the child ends when the parent closes its pipes. SIG_IGN, unlike
                 // a handler, survives exec, so the child is covered from its first instruction.
-                if libc::signal(libc::SIGINT, libc::SIG_IGN) == libc::SIG_ERR {
-                    return Err(io::Error::last_os_error());
-                }
+                Errno::result(libc::signal(libc::SIGINT, libc::SIG_IGN))?;
                 // Descriptors are close-on-exec by default in Rust; keep the ones passed on.
                 // This changes only the child's descriptor table.
                 for &fd in &pass {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
+                    Errno::result(libc::fcntl(fd, libc::F_SETFD, 0))?;
                 }
                 Ok(())
             });
@@ -148,34 +140,22 @@ impl Peer {
     /// Waits for a child that finished its part; an error says how it ended otherwise.
     pub fn finish(mut self) -> Result<()> {
         let status = self.wait()?;
-        if status.success() {
-            Ok(())
-        } else {
-            bail!(
-                "the {} peer (pid {}) {}",
-                self.role,
-                self.child.id(),
-                describe(status)
-            )
-        }
+        ensure!(status.success(), "{} {}", self.who(), describe(status));
+        Ok(())
     }
 
     /// The error to report when the exchange broke (EOF, EPIPE): waits briefly for the peer to
     /// be reapable and says how it died, e.g. "the echo peer (pid 123) died: killed by SIGKILL".
     pub fn death(&mut self, broke: impl std::fmt::Display) -> anyhow::Error {
         match self.wait_for(Duration::from_secs(10)) {
-            Ok(Some(status)) => anyhow::anyhow!(
-                "the {} peer (pid {}) died: {} ({broke})",
-                self.role,
-                self.child.id(),
-                describe(status)
-            ),
-            _ => anyhow::anyhow!(
-                "the {} peer (pid {}) stopped answering: {broke}",
-                self.role,
-                self.child.id()
-            ),
+            Ok(Some(status)) => anyhow!("{} died: {} ({broke})", self.who(), describe(status)),
+            _ => anyhow!("{} stopped answering: {broke}", self.who()),
         }
+    }
+
+    /// "the echo peer (pid 123)", as errors name it.
+    fn who(&self) -> String {
+        format!("the {} peer (pid {})", self.role, self.child.id())
     }
 }
 
@@ -198,24 +178,12 @@ pub fn ended_badly(pidfd: BorrowedFd<'_>) -> io::Result<Option<bool>> {
     // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    let id = pidfd.as_raw_fd() as libc::id_t;
     // SAFETY: `info` is valid for writes; P_PIDFD takes the descriptor as the id.
-    if unsafe {
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            flags,
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(unsafe { libc::waitid(libc::P_PIDFD, id, &mut info, flags) })?;
     // SAFETY: waitid filled `info` for a child (si_pid 0 means none has changed state yet).
     let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-    if pid == 0 {
-        return Ok(None);
-    }
-    Ok(Some(info.si_code != libc::CLD_EXITED || status != 0))
+    Ok((pid != 0).then_some(info.si_code != libc::CLD_EXITED || status != 0))
 }
 
 /// The heart of a watchdog thread, for waiters that block without a timeout (a plain
@@ -268,10 +236,7 @@ pub fn watch_peers(
 /// `pidfd_open(pid)`: a descriptor that is readable once `pid` has exited (Linux 5.3+).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) })?;
     // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -310,9 +275,7 @@ pub fn this_binary(role: &str) -> Result<Command> {
 pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     let signal = libc::SIGKILL as libc::c_ulong;
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) })?;
     // SAFETY: getppid takes nothing and touches no memory.
     if unsafe { libc::getppid() } != parent {
         // SAFETY: _exit ends this forked child at once; it runs no destructor or atexit hook
@@ -360,32 +323,28 @@ pub fn explain_break(peers: &mut [Peer], err: io::Error) -> anyhow::Error {
         return crate::Interrupted(signal).into();
     }
     let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        if peers.is_empty() {
-            return anyhow::Error::new(err);
-        }
+    while !peers.is_empty() {
         if let Some(p) = peers.iter_mut().find_map(|p| p.died().then_some(p)) {
             return p.death(&err);
         }
         if Instant::now() >= deadline {
-            return anyhow::Error::new(err);
+            break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    anyhow::Error::new(err)
 }
 
 /// "exited with code 3", "was killed by SIGKILL", "exited normally".
 pub fn describe(status: ExitStatus) -> String {
-    if let Some(sig) = status.signal() {
-        let name = Signal::try_from(sig)
-            .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
-        format!("was killed by {name}")
-    } else {
-        match status.code() {
-            Some(0) => "exited normally".to_owned(),
-            Some(code) => format!("exited with code {code}"),
-            None => format!("ended ({status})"),
-        }
+    match (status.signal(), status.code()) {
+        (Some(sig), _) => match Signal::try_from(sig) {
+            Ok(s) => format!("was killed by {}", s.as_str()),
+            Err(_) => format!("was killed by signal {sig}"),
+        },
+        (None, Some(0)) => "exited normally".to_owned(),
+        (None, Some(code)) => format!("exited with code {code}"),
+        (None, None) => format!("ended ({status})"),
     }
 }
 
@@ -445,8 +404,7 @@ impl Watch {
     pub fn is_gone(&self, timeout: Duration) -> io::Result<bool> {
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(&mut fds, PollTimeout::from(ms)).map_err(io::Error::from)?;
-        Ok(ready > 0)
+        Ok(poll(&mut fds, PollTimeout::from(ms))? > 0)
     }
 }
 

@@ -241,15 +241,11 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// ```
 #[macro_export]
 macro_rules! examples {
-    ($($args:literal),+ $(,)?) => {
-        concat!("Examples:", $("\n  cargo run --release -p ", env!("CARGO_PKG_NAME"), $args),+)
-    };
-    ($($args:literal),+ ; $note:literal) => {
+    ($($args:literal),+ $(,)? $(; $note:literal)?) => {
         concat!(
             "Examples:",
             $("\n  cargo run --release -p ", env!("CARGO_PKG_NAME"), $args,)+
-            "\n\n",
-            $note
+            $("\n\n", $note)?
         )
     };
 }

@@ -80,11 +80,8 @@ pub fn finish(topic: &str, result: anyhow::Result<Outcome>) -> ExitCode {
                 if let Some(note) = crate::limits::note(&err) {
                     let _ = writeln!(stderr, "{topic}: {note}");
                 }
-                if err.downcast_ref::<UsageError>().is_some() {
-                    USAGE
-                } else {
-                    FAILED
-                }
+                let usage = err.is::<UsageError>();
+                if usage { USAGE } else { FAILED }
             }
         }
     };

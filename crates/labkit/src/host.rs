@@ -32,7 +32,7 @@ impl Host {
         let cpu_model = cpuinfo
             .lines()
             .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
-            .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
+            .map_or("unknown", |(_, m)| m.trim());
         let cpus = cpuinfo
             .lines()
             .filter(|l| l.starts_with("processor"))
@@ -41,16 +41,12 @@ impl Host {
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
-        let thp = fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-            .ok()
-            .and_then(|s| {
-                s.split_once('[')
-                    .and_then(|(_, r)| r.split_once(']'))
-                    .map(|(m, _)| m.to_owned())
-            })
-            .unwrap_or_else(|| "unknown".to_owned());
+        // The mode in brackets, as in `always [madvise] never`.
+        let thp =
+            fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        let thp = thp.split_once('[').and_then(|(_, r)| r.split_once(']'));
         Host {
-            cpu_model,
+            cpu_model: cpu_model.to_owned(),
             cpus,
             cpus_allowed: allowed_cpus().unwrap_or_default(),
             kernel,
@@ -60,7 +56,7 @@ impl Host {
                 "release"
             }
             .to_owned(),
-            thp,
+            thp: thp.map_or("unknown", |(m, _)| m).to_owned(),
         }
     }
 

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 
 use crate::PREFIX;
 
@@ -197,24 +198,19 @@ impl Drop for PrivateDir {
 
 /// Removes the object `name` of `kind`; one already gone is not an error.
 pub fn remove_object(kind: Kind, name: &str) -> io::Result<()> {
-    let result = match kind {
+    match kind {
         Kind::Shm => nix::sys::mman::shm_unlink(name).map_err(io::Error::from),
         Kind::Mq => nix::mqueue::mq_unlink(name).map_err(io::Error::from),
         Kind::Sem => {
             let c = CString::new(name).map_err(io::Error::other)?;
             // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-            if unsafe { libc::sem_unlink(c.as_ptr()) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
+            Errno::result(unsafe { libc::sem_unlink(c.as_ptr()) })
+                .map(drop)
+                .map_err(io::Error::from)
         }
         Kind::Dir => fs::remove_dir_all(name),
-    };
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
     }
+    .or_else(ignore_not_found)
 }
 
 fn ledger_path(pid: u32) -> PathBuf {
@@ -227,16 +223,15 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
     let me = std::process::id();
     let path = dir.join(format!("{me}.ledger"));
     let my_start = crate::procfs::start_time(me).unwrap_or(0);
-    match fs::read_to_string(&path) {
-        // A ledger under our pid from an earlier process that died: its objects are leftovers,
-        // for `cargo xtask clean` to remove. Set it aside under the dead one's start time (the
-        // creator removes only what it created itself).
-        Ok(text) if recorded_start(&text) != Some(my_start) => {
-            let then = recorded_start(&text).unwrap_or(0);
-            let aside = dir.join(format!("{me}.{then}.ledger"));
-            fs::rename(&path, &aside).with_context(|| format!("rename {}", path.display()))?;
-        }
-        _ => {}
+    // A ledger under our pid from an earlier process that died: its objects are leftovers,
+    // for `cargo xtask clean` to remove. Set it aside under the dead one's start time (the
+    // creator removes only what it created itself).
+    let found = fs::read_to_string(&path)
+        .ok()
+        .map(|text| recorded_start(&text));
+    if let Some(then) = found.filter(|&start| start != Some(my_start)) {
+        let aside = dir.join(format!("{me}.{}.ledger", then.unwrap_or(0)));
+        fs::rename(&path, &aside).with_context(|| format!("rename {}", path.display()))?;
     }
     let fresh = !path.exists();
     let mut file = OpenOptions::new()
@@ -245,11 +240,8 @@ fn ledger_add(kind: Kind, name: &str) -> Result<()> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("open {}", path.display()))?;
-    let mut text = String::new();
-    if fresh {
-        text.push_str(&format!("start {my_start}\n"));
-    }
-    text.push_str(&format!("{} {name}\n", kind.as_str()));
+    let start = fresh.then(|| format!("start {my_start}\n"));
+    let text = format!("{}{} {name}\n", start.unwrap_or_default(), kind.as_str());
     // One write, so a crash leaves whole lines.
     file.write_all(text.as_bytes())
         .with_context(|| format!("write {}", path.display()))

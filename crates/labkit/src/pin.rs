@@ -58,28 +58,20 @@ impl Placement {
     pub fn choose(pin: Pin) -> anyhow::Result<Placement> {
         use anyhow::Context;
         let allowed = allowed_cpus().context("sched_getaffinity")?;
-        match (pin, allowed.as_slice()) {
-            (Pin::Each, _) => Err(anyhow::anyhow!(
-                "--pin each is two placements: see Placement::each"
-            )),
-            (Pin::None, _) => Ok(Placement {
-                main: None,
-                peer: None,
-            }),
-            (Pin::Same, [first, ..]) => Ok(Placement {
-                main: Some(*first),
-                peer: Some(*first),
-            }),
-            (Pin::Split, [first, second, ..]) => Ok(Placement {
-                main: Some(*first),
-                peer: Some(*second),
-            }),
-            (_, cpus) => Err(anyhow::Error::new(UsageError(format!(
-                "--pin {} needs {} CPU(s) this process may use; it may use only {cpus:?}",
-                pin.as_str(),
-                if pin == Pin::Split { 2 } else { 1 },
-            )))),
-        }
+        let (main, peer) = match (pin, allowed.as_slice()) {
+            (Pin::Each, _) => anyhow::bail!("--pin each is two placements: see Placement::each"),
+            (Pin::None, _) => (None, None),
+            (Pin::Same, &[first, ..]) => (Some(first), Some(first)),
+            (Pin::Split, &[first, second, ..]) => (Some(first), Some(second)),
+            (_, cpus) => {
+                return Err(anyhow::Error::new(UsageError(format!(
+                    "--pin {} needs {} CPU(s) this process may use; it may use only {cpus:?}",
+                    pin.as_str(),
+                    if pin == Pin::Split { 2 } else { 1 },
+                ))));
+            }
+        };
+        Ok(Placement { main, peer })
     }
 
     /// For people: `the scheduler's choice`, `both on CPU 0`, `CPU 0 and CPU 1`.
@@ -101,14 +93,13 @@ pub struct PinGuard {
 impl PinGuard {
     /// Pins the calling thread to `cpu`; `None` leaves it where it is.
     pub fn pin(cpu: Option<usize>) -> io::Result<PinGuard> {
-        let Some(cpu) = cpu else {
-            return Ok(PinGuard { previous: None });
-        };
-        let previous = sched_getaffinity(Pid::from_raw(0)).map_err(io::Error::from)?;
-        pin_current_thread(cpu)?;
-        Ok(PinGuard {
-            previous: Some(previous),
-        })
+        let mut guard = PinGuard { previous: None };
+        if let Some(cpu) = cpu {
+            let previous = sched_getaffinity(Pid::from_raw(0)).map_err(io::Error::from)?;
+            pin_current_thread(cpu)?;
+            guard.previous = Some(previous);
+        }
+        Ok(guard)
     }
 }
 

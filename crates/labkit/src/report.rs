@@ -14,7 +14,7 @@ use crate::cli::Variant;
 use crate::host::Host;
 use crate::measure::LatencyRecorder;
 pub use crate::verdict::format_ns;
-use crate::verdict::{Test, Verdict};
+use crate::verdict::{Test, Verdict, format_figure};
 
 /// The version of the Report's shape; bump it when a field changes meaning. 2: a measured
 /// claim carries its `test` (both sides' block figures), its `confidence` and `placement`, and
@@ -167,12 +167,7 @@ impl Measurement {
     ) -> Measurement {
         let h = latency.histogram();
         Measurement {
-            name: name.to_owned(),
-            variant,
-            mechanism: mechanism.to_owned(),
-            config: object(config),
             kind: Kind::Histogram,
-            unit: "ns".to_owned(),
             samples: Some(h.len()),
             min: Some(h.min()),
             p50: Some(h.value_at_quantile(0.50)),
@@ -181,7 +176,8 @@ impl Measurement {
             max: Some(h.max()),
             mean: Some(h.mean()),
             value: None,
-            cpu_ns_per_op,
+            // The identity fields are a single figure's.
+            ..Measurement::value(name, variant, mechanism, config, "ns", 0.0, cpu_ns_per_op)
         }
     }
 
@@ -363,9 +359,7 @@ impl Report {
     /// A closed stdout (`| head`) is not an error: the reader has what it wanted.
     pub fn emit(&self, json: bool) -> io::Result<()> {
         let text = if json {
-            let mut s = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
-            s.push('\n');
-            s
+            serde_json::to_string_pretty(self).map_err(io::Error::other)? + "\n"
         } else {
             self.render()
         };
@@ -404,19 +398,12 @@ impl Report {
                 "CPU/op",
             ];
             let mut rows: Vec<[String; 8]> = vec![header.map(str::to_owned)];
+            let ns = |v: Option<u64>| v.map_or_else(dash, |v| format_ns(v as f64));
             for m in &self.measurements {
+                let figure = m.value.map_or_else(dash, |v| format_figure(v, &m.unit));
                 let (p50, p99, value) = match m.kind {
-                    Kind::Histogram => (
-                        m.p50.map_or_else(dash, |v| format_ns(v as f64)),
-                        m.p99.map_or_else(dash, |v| format_ns(v as f64)),
-                        dash(),
-                    ),
-                    Kind::Value => (
-                        dash(),
-                        dash(),
-                        m.value
-                            .map_or_else(dash, |v| crate::verdict::format_figure(v, &m.unit)),
-                    ),
+                    Kind::Histogram => (ns(m.p50), ns(m.p99), dash()),
+                    Kind::Value => (dash(), dash(), figure),
                 };
                 rows.push([
                     m.name.clone(),
@@ -470,16 +457,12 @@ fn table_into(out: &mut String, rows: &[[String; 8]]) {
         .collect();
     for row in rows {
         let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            if i < 4 {
-                line.push_str(cell);
-                line.push_str(&pad);
+        for (i, (cell, &w)) in row.iter().zip(&widths).enumerate() {
+            let _ = if i < 4 {
+                write!(line, "{cell:<w$}  ")
             } else {
-                line.push_str(&pad);
-                line.push_str(cell);
-            }
-            line.push_str("  ");
+                write!(line, "{cell:>w$}  ")
+            };
         }
         let _ = writeln!(out, "  {}", line.trim_end());
     }
@@ -526,11 +509,8 @@ pub fn format_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
+    let decimals = if value.fract() == 0.0 { 0 } else { 2 };
+    format!("{value:.decimals$} {}", UNITS[unit])
 }
 
 fn dash() -> String {

@@ -49,29 +49,21 @@ pub fn install() -> io::Result<&'static Shutdown> {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)?;
         signal_hook::low_level::pipe::register(sig, writer.try_clone()?)?;
     }
-    let shutdown = Shutdown {
-        signal,
-        wake: OwnedFd::from(reader),
-    };
-    Ok(SHUTDOWN.get_or_init(|| shutdown))
+    let wake = OwnedFd::from(reader);
+    Ok(SHUTDOWN.get_or_init(|| Shutdown { signal, wake }))
 }
 
 impl Shutdown {
     /// The signal that asked for a shutdown, if one did.
     pub fn requested(&self) -> Option<Signal> {
-        match self.signal.load(Ordering::Relaxed) {
-            0 => None,
-            n => Signal::try_from(n as i32).ok(),
-        }
+        // 0 (no signal yet) is no signal number.
+        Signal::try_from(self.signal.load(Ordering::Relaxed) as i32).ok()
     }
 
     /// `Err(Interrupted)` once a shutdown was asked for: `shutdown.check()?` in a loop.
     #[inline]
     pub fn check(&self) -> Result<(), Interrupted> {
-        match self.requested() {
-            None => Ok(()),
-            Some(sig) => Err(Interrupted(sig)),
-        }
+        self.requested().map_or(Ok(()), |sig| Err(Interrupted(sig)))
     }
 
     /// Readable once a shutdown signal arrived: poll it beside a descriptor you block on.

@@ -167,15 +167,19 @@ impl Test {
     /// The block-pair ratios, oriented so that > 1 supports the claim; pairs with a
     /// non-finite ratio (a zero figure) are left out.
     pub fn pairs(&self) -> Vec<f64> {
+        self.oriented().map(|(r, ..)| r).collect()
+    }
+
+    /// Each block pair as (oriented ratio, favoured, other), without the non-finite ratios.
+    fn oriented(&self) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
         let (f, o) = (&self.favoured.blocks, &self.other.blocks);
         f.iter()
             .zip(o)
-            .map(|(f, o)| match self.better {
-                Better::Lower => o / f,
-                Better::Higher => f / o,
+            .map(|(&f, &o)| match self.better {
+                Better::Lower => (o / f, f, o),
+                Better::Higher => (f / o, f, o),
             })
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .collect()
+            .filter(|(r, ..)| r.is_finite() && *r > 0.0)
     }
 
     /// The verdict, by the one rule of this module.
@@ -193,20 +197,7 @@ impl Test {
     /// count): (favoured, other). Its ratio lies inside the interval, so the figures it shows
     /// always point the way the verdict does, pooled runs or not.
     pub fn median_pair(&self) -> Option<(f64, f64)> {
-        let mut pairs: Vec<(f64, f64, f64)> = self
-            .favoured
-            .blocks
-            .iter()
-            .zip(&self.other.blocks)
-            .map(|(&f, &o)| {
-                let r = match self.better {
-                    Better::Lower => o / f,
-                    Better::Higher => f / o,
-                };
-                (r, f, o)
-            })
-            .filter(|(r, ..)| r.is_finite() && *r > 0.0)
-            .collect();
+        let mut pairs: Vec<(f64, f64, f64)> = self.oriented().collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         pairs
             .get(pairs.len().saturating_sub(1) / 2)
@@ -289,19 +280,13 @@ pub fn judge_pairs(mut pairs: Vec<f64>, margin: f64) -> Judgement {
     pairs.retain(|r| r.is_finite() && *r > 0.0);
     pairs.sort_by(f64::total_cmp);
     let n = pairs.len();
-    if n == 0 {
-        return Judgement {
-            verdict: Verdict::Inconclusive,
-            why: Why::TooFewPairs,
-            ratio: 1.0,
-            interval: [1.0, 1.0],
-            confidence: 0.0,
-            pairs: 0,
-        };
-    }
-    let ratio = median(&pairs);
-    let (k, confidence) = interval_rank(n);
-    let interval = [pairs[k - 1], pairs[n - k]];
+    // No pair at all: an interval of x1.00 at no confidence, and too few pairs (below).
+    let (ratio, interval, confidence) = if n == 0 {
+        (1.0, [1.0, 1.0], 0.0)
+    } else {
+        let (k, confidence) = interval_rank(n);
+        (median(&pairs), [pairs[k - 1], pairs[n - k]], confidence)
+    };
     let [lo, hi] = interval;
     let (verdict, why) = if n < MIN_PAIRS {
         (Verdict::Inconclusive, Why::TooFewPairs)
@@ -345,11 +330,9 @@ pub fn interval_rank(n: usize) -> (usize, f64) {
 fn binomial_cdf(n: usize, j: usize) -> f64 {
     let ln2 = std::f64::consts::LN_2;
     let mut ln_choose = 0.0; // ln C(n, 0)
-    let mut sum = 0.0;
-    for i in 0..=j.min(n) {
-        if i > 0 {
-            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
+    let mut sum = (ln_choose - n as f64 * ln2).exp();
+    for i in 1..=j.min(n) {
+        ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
         sum += (ln_choose - n as f64 * ln2).exp();
     }
     sum.min(1.0)
@@ -373,11 +356,8 @@ pub fn median(values: &[f64]) -> f64 {
 /// `96.9%`, `75%`.
 fn percent(p: f64) -> String {
     let v = 100.0 * p;
-    if (v - v.round()).abs() < 0.05 {
-        format!("{v:.0}%")
-    } else {
-        format!("{v:.1}%")
-    }
+    let decimals = if (v - v.round()).abs() < 0.05 { 0 } else { 1 };
+    format!("{v:.decimals$}%")
 }
 
 /// A duration in nanoseconds, in the unit that keeps three significant figures readable.
@@ -396,12 +376,10 @@ pub fn format_ns(ns: f64) -> String {
 /// A block figure in its unit, as people read it: `5.07 us`, `8704 MiB/s`, `1.52 KiB`.
 pub fn format_figure(v: f64, unit: &str) -> String {
     if unit == "ns" {
-        format_ns(v)
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0} {unit}")
-    } else {
-        format!("{v:.2} {unit}")
+        return format_ns(v);
     }
+    let decimals = if v.abs() >= 100.0 { 0 } else { 2 };
+    format!("{v:.decimals$} {unit}")
 }
 
 #[cfg(test)]
