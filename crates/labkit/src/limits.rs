@@ -25,22 +25,6 @@ pub enum Ask {
     Shm(u64),
 }
 
-impl Ask {
-    fn amount(self) -> u64 {
-        match self {
-            Ask::Descriptors(n) | Ask::Tasks(n) | Ask::AddressSpace(n) | Ask::Shm(n) => n,
-        }
-    }
-
-    fn show(self, n: u64) -> String {
-        match self {
-            Ask::Descriptors(_) => format!("{n} descriptors"),
-            Ask::Tasks(_) => format!("{n} processes or threads"),
-            Ask::AddressSpace(_) | Ask::Shm(_) => format_bytes(n),
-        }
-    }
-}
-
 /// Refuses `flags` (as the user wrote them, e.g. `--workers 32`) if they ask for more than the
 /// tightest limit on `ask` leaves room for: a usage error (exit 2) that says what they ask,
 /// the limit with its value, and the room left.
@@ -49,94 +33,64 @@ pub fn check(flags: &str, ask: Ask) -> anyhow::Result<()> {
 }
 
 fn judge(flags: &str, ask: Ask, room: Option<Room>) -> anyhow::Result<()> {
+    let (n, show): (u64, fn(u64) -> String) = match ask {
+        Ask::Descriptors(n) => (n, |n| format!("{n} descriptors")),
+        Ask::Tasks(n) => (n, |n| format!("{n} processes or threads")),
+        Ask::AddressSpace(n) | Ask::Shm(n) => (n, format_bytes),
+    };
     match room {
-        Some(Room { left, limit, used }) if ask.amount() > left => Err(usage(format!(
+        Some(Room(left, limit, used)) if n > left => Err(usage(format!(
             "{flags} asks for {} at once, but {limit} leaves room for {} ({used})",
-            ask.show(ask.amount()),
-            ask.show(left)
+            show(n),
+            show(left)
         ))),
         _ => Ok(()),
     }
 }
 
-/// What the tightest limit on an ask leaves: room `left`, the `limit` with its value, and what
-/// is `used` of it already.
-struct Room {
-    left: u64,
-    limit: String,
-    used: String,
-}
+/// What the tightest limit on an ask leaves: the room, the limit with its value, and what is
+/// used of it already.
+struct Room(u64, String, String);
 
 /// The room the tightest limit on `ask` leaves; `None` if no limit applies.
 fn room_for(ask: Ask) -> Option<Room> {
-    let soft = |r| {
-        getrlimit(r)
-            .ok()
-            .map(|(s, _)| s)
-            .filter(|&s| s != libc::RLIM_INFINITY)
+    let soft = |r| match getrlimit(r) {
+        Ok((soft, _)) if soft != libc::RLIM_INFINITY => Some(soft),
+        _ => None,
     };
-    match ask {
+    let me = std::process::id();
+    Some(match ask {
         Ask::Descriptors(_) => {
-            let (max, open) = (soft(Resource::RLIMIT_NOFILE)?, count("/proc/self/fd"));
+            let (max, open) = (
+                soft(Resource::RLIMIT_NOFILE)?,
+                fs::read_dir("/proc/self/fd"),
+            );
+            let open = open.map_or(0, |d| d.count() as u64);
             let limit = format!("RLIMIT_NOFILE={max} (`ulimit -n`)");
-            let used = format!("{open} open");
-            Some(Room {
-                left: max.saturating_sub(open),
-                limit,
-                used,
-            })
+            Room(max.saturating_sub(open), limit, format!("{open} open"))
         }
         Ask::Tasks(_) => {
-            let (max, now): (u64, u64) = (pids_max().parse().ok()?, pids_current()?);
+            let max: u64 = pids_file("pids.max")?.parse().ok()?;
+            let now: u64 = pids_file("pids.current")?.parse().ok()?;
             let limit = format!("the cgroup's pids.max={max}");
-            let used = format!("{now} in use");
-            Some(Room {
-                left: max.saturating_sub(now),
-                limit,
-                used,
-            })
+            Room(max.saturating_sub(now), limit, format!("{now} in use"))
         }
         Ask::AddressSpace(_) => {
-            let (max, mapped) = (soft(Resource::RLIMIT_AS)?, vm_size()?);
-            let limit = format!("RLIMIT_AS={max} (`ulimit -v`)");
-            let used = format!("{} mapped", format_bytes(mapped));
-            Some(Room {
-                left: max.saturating_sub(mapped),
-                limit,
-                used,
-            })
+            let max = soft(Resource::RLIMIT_AS)?;
+            let mapped = crate::procfs::status_field(me, "VmSize:")? * 1024;
+            let (limit, used) = (
+                format!("RLIMIT_AS={max} (`ulimit -v`)"),
+                format_bytes(mapped),
+            );
+            Room(max.saturating_sub(mapped), limit, format!("{used} mapped"))
         }
         Ask::Shm(_) => {
             let v = nix::sys::statvfs::statvfs("/dev/shm").ok()?;
             let free = v.blocks_available() * v.fragment_size();
             let limit = format!("/dev/shm, a tmpfs of {} KiB,", shm_kib());
-            let used = format!("{} free", format_bytes(free));
-            Some(Room {
-                left: free,
-                limit,
-                used,
-            })
+            Room(free, limit, format!("{} free", format_bytes(free)))
         }
-    }
-}
-
-/// Entries in a directory (`/proc/self/fd`: our open descriptors).
-fn count(dir: &str) -> u64 {
-    fs::read_dir(dir).map_or(0, |d| d.count() as u64)
-}
-
-/// This process's address space in bytes (`VmSize:` of `/proc/self/status`).
-fn vm_size() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmSize:"))?;
-    Some(
-        kib.trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .ok()?
-            * 1024,
-    )
+    })
 }
 
 /// A note for `err`, if its chain holds an OS error (std's or nix's) that a limit gives.
@@ -156,17 +110,23 @@ pub fn note(err: &anyhow::Error) -> Option<String> {
         ),
         (libc::EAGAIN, _) => format!(
             "limited by one of RLIMIT_NPROC={} (`ulimit -u`; root is exempt), the cgroup's \
-             pids.max={}, kernel.threads-max={}, kernel.pid_max={}, or for a thread's stack \
-             RLIMIT_AS={}",
+             pids.max={} (its file pids.max), kernel.threads-max={} or kernel.pid_max={} \
+             (`sysctl`), or for a thread's stack RLIMIT_AS={} (`ulimit -v`)",
             rlimit(RLIMIT_NPROC),
-            pids_max(),
+            pids_file("pids.max").unwrap_or_else(|| "none".into()),
             sys("kernel/threads-max"),
             sys("kernel/pid_max"),
             rlimit(RLIMIT_AS)
         ),
         (libc::ENOMEM, _) => format!("limited by RLIMIT_AS={} (`ulimit -v`)", rlimit(RLIMIT_AS)),
-        (libc::ENOSPC, true) => format!("fs.mqueue.queues_max={}", sys("fs/mqueue/queues_max")),
-        (libc::ENOSPC, false) => format!("/dev/shm is full: a tmpfs of {} KiB", shm_kib()),
+        (libc::ENOSPC, true) => format!(
+            "limited by fs.mqueue.queues_max={} (`sysctl`)",
+            sys("fs/mqueue/queues_max")
+        ),
+        (libc::ENOSPC, false) => format!(
+            "/dev/shm is full: a tmpfs of {} KiB (`mount -o remount,size=… /dev/shm`)",
+            shm_kib()
+        ),
         _ => return None,
     })
 }
@@ -190,16 +150,6 @@ fn shm_kib() -> String {
 fn sys(path: &str) -> String {
     fs::read_to_string(format!("/proc/sys/{path}"))
         .map_or_else(|_| "unknown".into(), |v| v.trim().into())
-}
-
-/// `pids.max` of this process's cgroup (v2, or v1's pids hierarchy), or "none".
-fn pids_max() -> String {
-    pids_file("pids.max").unwrap_or_else(|| "none".into())
-}
-
-/// `pids.current` of this process's cgroup: its processes and threads now.
-fn pids_current() -> Option<u64> {
-    pids_file("pids.current")?.parse().ok()
 }
 
 /// A file of this process's pids cgroup (v2, or v1's pids hierarchy), trimmed.
@@ -254,11 +204,7 @@ mod tests {
     fn flags_that_ask_beyond_the_room_left_are_a_usage_error_naming_the_limit() {
         let room = || {
             let (limit, used) = ("RLIMIT_NOFILE=8 (`ulimit -n`)".into(), "3 open".into());
-            Some(Room {
-                left: 5,
-                limit,
-                used,
-            })
+            Some(Room(5, limit, used))
         };
         assert!(judge("--clients 2", Ask::Descriptors(5), room()).is_ok());
         let err = judge("--clients 3", Ask::Descriptors(6), room()).unwrap_err();
@@ -275,7 +221,8 @@ mod tests {
             judge("--pages 9", Ask::AddressSpace(1 << 40), None).is_ok(),
             "no limit"
         );
-        // This process's own figures are read: descriptors open now, address space mapped.
-        assert!(count("/proc/self/fd") >= 3 && vm_size().is_some_and(|b| b > 1 << 20));
+        // This process's own address space is read.
+        let mapped = crate::procfs::status_field(std::process::id(), "VmSize:");
+        assert!(mapped.is_some_and(|kib| kib > 1024), "{mapped:?}");
     }
 }

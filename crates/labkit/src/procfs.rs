@@ -24,13 +24,14 @@ pub fn start_time(pid: u32) -> Option<u64> {
 
 /// How many threads process `pid` has now (`Threads:` of `/proc/<pid>/status`).
 pub fn thread_count(pid: u32) -> Option<usize> {
+    status_field(pid, "Threads:").map(|n| n as usize)
+}
+
+/// The number a field of `/proc/<pid>/status` starts with (`VmSize:` in kB, `Threads:` …).
+pub fn status_field(pid: u32, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()
+    let value = status.lines().find_map(|l| l.strip_prefix(field))?;
+    value.split_whitespace().next()?.parse().ok()
 }
 
 /// The processes whose parent is `pid`, zombies included.

@@ -6,6 +6,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
 use labkit::names::{Kind, reserve};
+use labkit::report::format_bytes;
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -30,8 +31,12 @@ pub fn shm_object(len: u64) -> Result<OwnedFd> {
     // A new object is empty; posix_fallocate gives it its size, zero-filled, and takes the
     // pages now: on a full /dev/shm it fails here with ENOSPC (ftruncate would succeed, and the
     // first touch of a page that cannot be had would kill us with SIGBUS).
-    nix::fcntl::posix_fallocate(&fd, 0, len as i64)
-        .context("posix_fallocate the shared-memory object")?;
+    nix::fcntl::posix_fallocate(&fd, 0, len as i64).with_context(|| {
+        format!(
+            "posix_fallocate {} for the shared-memory object",
+            format_bytes(len)
+        )
+    })?;
     Ok(fd)
 }
 
@@ -46,7 +51,12 @@ pub fn map(fd: &OwnedFd, bytes: u64) -> Result<MmapRaw> {
     MmapOptions::new()
         .len(len(bytes))
         .map_raw(fd)
-        .context("mmap the shared-memory object")
+        .with_context(|| {
+            format!(
+                "mmap the shared-memory object ({})",
+                format_bytes(len(bytes) as u64)
+            )
+        })
 }
 
 /// The two rings in a mapped region: (to the child, back).
