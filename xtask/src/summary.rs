@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use crate::declared::Declared;
 
 /// The version of `summary.json`'s shape. 2: a finding pools its runs' block figures (`test`)
-/// and carries the interval, confidence and placement.
-pub const SCHEMA: u32 = 2;
+/// and carries the interval, confidence and placement. 3: a third variant, `task`.
+pub const SCHEMA: u32 = 3;
 
 /// One bench: where it ran, what ran, and what came out.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// One of the seed's two sides, or a baseline with no concurrency.
+/// One of the seed's two sides, a third model beside them (async tasks), or a baseline with no
+/// concurrency.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
 )]
@@ -19,6 +20,9 @@ pub enum Variant {
     Thread,
     /// One thread alone: a baseline with no concurrency.
     Serial,
+    /// Async tasks on a runtime's threads, switched in user space (they run with the thread
+    /// side: `--variant thread` runs them too).
+    Task,
 }
 
 impl Variant {
@@ -28,6 +32,7 @@ impl Variant {
             Variant::Process => "process",
             Variant::Thread => "thread",
             Variant::Serial => "serial",
+            Variant::Task => "task",
         }
     }
 }
@@ -103,7 +108,12 @@ impl CommonArgs {
     /// Whether `variant` should run: every variant runs unless `--variant` picked some (a
     /// baseline always runs).
     pub fn wants(&self, variant: Variant) -> bool {
-        variant == Variant::Serial || self.variant.is_empty() || self.variant.contains(&variant)
+        let side = if variant == Variant::Task {
+            Variant::Thread
+        } else {
+            variant
+        };
+        side == Variant::Serial || self.variant.is_empty() || self.variant.contains(&side)
     }
 
     /// The value of a size flag: the one given, else its default for this run.

@@ -19,7 +19,7 @@ use crate::verdict::{Test, Verdict, format_figure};
 /// The version of the Report's shape; bump it when a field changes meaning. 2: a measured
 /// claim carries its `test` (both sides' block figures), its `confidence` and `placement`, and
 /// `ratio_range` is the confidence interval of the median pair ratio.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// How a run that did not break ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

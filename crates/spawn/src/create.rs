@@ -161,6 +161,34 @@ pub fn scoped_thread() -> io::Result<()> {
     })?
 }
 
+/// The runtime async tasks are created on: tokio's current-thread runtime, which starts no
+/// thread of its own (forks elsewhere in this process stay safe) and runs every task on the
+/// thread that drives it (`block_on`).
+pub fn task_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().build()
+}
+
+/// `n` async tasks on `runtime`, each created (`tokio::spawn` of a task that does nothing) and
+/// awaited to its end, timed one by one into `record`; stops early if `stop()` says so.
+pub fn task_spawn_join(
+    runtime: &tokio::runtime::Runtime,
+    n: u64,
+    record: &mut dyn FnMut(std::time::Duration),
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    runtime.block_on(async {
+        for _ in 0..n {
+            if stop() {
+                break;
+            }
+            let start = std::time::Instant::now();
+            tokio::spawn(async {}).await.map_err(io::Error::other)?;
+            record(start.elapsed());
+        }
+        Ok(())
+    })
+}
+
 /// A task on an existing rayon pool, waited for.
 pub fn pool_task(pool: &rayon::ThreadPool) {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);

@@ -1,22 +1,26 @@
-//! # spawn: what it costs to create a process, and a thread
+//! # spawn: what it costs to create a process, a thread, and an async task
 //!
 //! **Claims** (from the seed, checked on this machine):
 //! * `overhead.process-creation`: creating a process costs more than creating a thread;
-//! * `overhead.process-memory`: a process needs memory of its own, threads share their process's.
+//! * `overhead.process-memory`: a process needs memory of its own, threads share their process's;
+//! * beyond the seed, `task.creation-cheaper`: creating an async task costs less than creating a
+//!   thread.
 //!
 //! **Steps**
 //! 1. [`measure_creation`]: each way to start a unit and wait for it, in alternating blocks
 //!    after a warm-up: `fork` + `_exit` + `waitpid`; `fork` + `execv` of `/bin/true`;
 //!    `posix_spawn` of it; `std::process::Command` (which itself uses `posix_spawn` where it
-//!    can); `std::thread::spawn` + `join`; a scoped thread; bare `pthread_create` + `join`.
+//!    can); `std::thread::spawn` + `join`; a scoped thread; bare `pthread_create` + `join`;
+//!    `tokio::spawn` + `.await` of an async task on a current-thread runtime.
 //! 2. [`measure_against_parent_size`]: the parent writes every page of a buffer of 1 MiB up to
 //!    `--max-rss` MiB; at each size, `fork`, `posix_spawn` and a thread again: `fork` copies the
 //!    page tables of everything resident, the others do not.
-//! 3. [`measure_memory_per_unit`]: PSS (and page tables) added per idle forked child vs per
-//!    idle thread, in alternating rounds.
+//! 3. [`measure_memory_per_unit`]: PSS (and page tables) added per idle forked child, per
+//!    idle thread and per idle async task, in alternating rounds.
 //! 4. [`measure_pool_task`]: a task on an existing rayon pool, which creates nothing at all.
 //!    (It runs last: every fork above happens while this process has a single thread.)
-//! 5. [`judge_claims`]: thread against `fork` for creation, and for memory.
+//! 5. [`judge_claims`]: thread against `fork` for creation, and for memory; task against thread
+//!    for creation.
 //!
 //! The ways to create a unit are in `create.rs`, the memory figures from `/proc` in
 //! `memory.rs`, and the timing of one way in blocks ([`measure::Way`]) in `measure.rs`.
@@ -57,6 +61,11 @@ const RSS_STEPS: [u64; 6] = [1, 8, 64, 512, 4096, 16384];
 const RSS_ITERATIONS: u64 = 30;
 /// Idle units per memory round.
 const UNITS: usize = 16;
+/// Idle async tasks per memory round: a task is a few hundred bytes, so it takes many to move
+/// PSS by whole pages.
+const TASKS: usize = 100_000;
+/// The runtime async tasks run on (see `create::task_runtime`), as the Report names it.
+const TASK_RUNTIME: &str = "tokio current-thread";
 /// The tiny program that exec-based creation starts.
 const TINY: &str = "/bin/true";
 
@@ -157,6 +166,7 @@ fn measure_creation(
         Way::new(Variant::Thread, "thread-spawn"),
         Way::new(Variant::Thread, "scoped-thread"),
         Way::new(Variant::Thread, "pthread"),
+        Way::new(Variant::Task, "tokio-task"),
     ];
     ways.retain(|w| w.wanted(sides));
     for way in &mut ways {
@@ -174,7 +184,11 @@ fn measure_creation(
     Ok(ways
         .iter()
         .map(|way| {
-            let measured = way.measurement("create", config.clone());
+            let mut config = config.clone();
+            if way.variant == Variant::Task {
+                config["runtime"] = json!(TASK_RUNTIME);
+            }
+            let measured = way.measurement("create", config);
             report.measure(measured.clone());
             way.figures(measured)
         })
@@ -243,7 +257,7 @@ fn measure_memory_per_unit(
     sides: [bool; 2],
     shutdown: &Shutdown,
 ) -> Result<Vec<Figures>> {
-    let (mut processes, mut threads) = (Vec::new(), Vec::new());
+    let (mut processes, mut threads, mut tasks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         shutdown.check()?;
         if sides[0] {
@@ -257,20 +271,26 @@ fn measure_memory_per_unit(
             // shows less when glibc hands it a cached stack that is already resident.
             let per_thread = memory::per_thread(UNITS).context("spawn idle threads")?;
             threads.push(per_thread.max((page / 1024) as f64));
+            let per_task = memory::per_task(TASKS).context("spawn idle tasks")?;
+            tasks.push(per_task);
         }
     }
-    let config = json!({ "units": UNITS });
     let mut all = Vec::new();
-    for (variant, mechanism, blocks) in [
-        (Variant::Process, "fork", processes),
-        (Variant::Thread, "thread-spawn", threads),
+    for (variant, mechanism, blocks, units) in [
+        (Variant::Process, "fork", processes, UNITS),
+        (Variant::Thread, "thread-spawn", threads, UNITS),
+        (Variant::Task, "tokio-task", tasks, TASKS),
     ] {
         if !blocks.is_empty() {
+            let mut config = json!({ "units": units });
+            if variant == Variant::Task {
+                config["runtime"] = json!(TASK_RUNTIME);
+            }
             let measured = Measurement::value(
                 "memory_per_unit",
                 variant,
                 mechanism,
-                config.clone(),
+                config,
                 "KiB",
                 median(&blocks),
                 None,
@@ -330,6 +350,22 @@ fn judge_claims(
         let id = "overhead.process-creation";
         claim_for_threads(report, id, test, [fork, thread], "a fork");
     }
+    if let (Some(task), Some(thread)) = (find(creation, "tokio-task"), thread) {
+        // Beyond the seed: the third model.
+        let test = Test::new(
+            "create and wait for one unit",
+            "ns",
+            Better::Lower,
+            "cheaper",
+        )
+        .favoured("an async task", &task.blocks)
+        .other("a thread", &thread.blocks);
+        report.claim_measured(
+            "task.creation-cheaper",
+            test,
+            [&thread.measured, &task.measured],
+        );
+    }
     let (process, thread) = (find(memory, "fork"), find(memory, "thread-spawn"));
     if let (Some(process), Some(thread)) = (process, thread) {
         let test = Test::new(
@@ -344,13 +380,15 @@ fn judge_claims(
     let p50_of = |m: &str| find(creation, m).map_or_else(String::new, Figures::p50);
     let kib = |f: Option<&Figures>| f.and_then(|f| f.measured.value).unwrap_or(0.0);
     report.conclude(format!(
-        "creating and waiting for a unit, p50: fork {}, posix_spawn {}, thread {}; memory per \
-         idle unit: process {:.0} KiB, thread {:.0} KiB{}",
+        "creating and waiting for a unit, p50: fork {}, posix_spawn {}, thread {}, async task \
+         {}; memory per idle unit: process {:.0} KiB, thread {:.0} KiB, async task {:.2} KiB{}",
         p50_of("fork"),
         p50_of("posix_spawn"),
         p50_of("thread-spawn"),
+        p50_of("tokio-task"),
         kib(process),
         kib(thread),
+        kib(find(memory, "tokio-task")),
         rss_growth(forks),
     ));
 }

@@ -48,6 +48,8 @@ pub struct Way {
     block: LatencyRecorder,
     block_p50s: Vec<f64>,
     cpu: Duration,
+    /// The runtime of the `tokio-task` way, made at its first run.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Way {
@@ -59,12 +61,14 @@ impl Way {
             block: LatencyRecorder::new(),
             block_p50s: Vec::new(),
             cpu: Duration::ZERO,
+            runtime: None,
         }
     }
 
-    /// Whether `--variant` asked for this way's side (`[process, thread]`).
+    /// Whether `--variant` asked for this way's side (`[process, thread]`; tasks run with the
+    /// threads).
     pub fn wanted(&self, sides: [bool; 2]) -> bool {
-        sides[usize::from(self.variant == Variant::Thread)]
+        sides[usize::from(self.variant != Variant::Process)]
     }
 
     /// `n` creations, timed one by one; `timed` decides whether they count.
@@ -75,12 +79,16 @@ impl Way {
         // Children are reaped before each creation returns, so RUSAGE_CHILDREN holds them.
         let cpu_before = CpuClock::now(&[])?;
         self.block.reset();
-        for _ in 0..n {
-            shutdown.check()?;
-            let start = Instant::now();
-            create_one(self.mechanism, tiny)
-                .with_context(|| format!("create a unit by {}", self.mechanism))?;
-            self.block.record(start.elapsed());
+        if self.variant == Variant::Task {
+            self.create_tasks(n, shutdown)?;
+        } else {
+            for _ in 0..n {
+                shutdown.check()?;
+                let start = Instant::now();
+                create_one(self.mechanism, tiny)
+                    .with_context(|| format!("create a unit by {}", self.mechanism))?;
+                self.block.record(start.elapsed());
+            }
         }
         if timed {
             self.cpu += CpuClock::since(cpu_before, &[])?;
@@ -88,6 +96,20 @@ impl Way {
             self.block_p50s.push(self.block.p50() as f64);
         }
         Ok(())
+    }
+
+    /// `n` async tasks, all in one `block_on` of the way's runtime (entering the runtime is not
+    /// creating a task), each timed on its own.
+    fn create_tasks(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
+        if self.runtime.is_none() {
+            let runtime = create::task_runtime().context("build a current-thread tokio runtime")?;
+            self.runtime = Some(runtime);
+        }
+        let (runtime, block) = (self.runtime.as_ref().expect("just made"), &mut self.block);
+        let stop = || shutdown.check().is_err();
+        create::task_spawn_join(runtime, n, &mut |took| block.record(took), &stop)
+            .context("create a unit by tokio-task")?;
+        Ok(shutdown.check()?)
     }
 
     pub fn measurement(&self, name: &str, config: serde_json::Value) -> Measurement {

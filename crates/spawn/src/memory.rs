@@ -157,6 +157,33 @@ pub fn per_thread(k: usize) -> io::Result<f64> {
     Ok(after.saturating_sub(before) as f64 / k as f64)
 }
 
+/// Memory added by `k` idle async tasks, per task, in KiB (PSS of this process): each waits on
+/// one semaphore, on a current-thread runtime of its own. (A task's memory is allocated when
+/// it is spawned, future and all; closing the semaphore ends every task, polled yet or not.)
+pub fn per_task(k: usize) -> io::Result<f64> {
+    let runtime = crate::create::task_runtime()?;
+    let me = std::process::id();
+    runtime.block_on(async {
+        let before = pss_kib(me)?;
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+        let tasks: Vec<_> = (0..k)
+            .map(|_| {
+                let gate = std::sync::Arc::clone(&gate);
+                tokio::spawn(async move { gate.acquire().await.is_err() })
+            })
+            .collect();
+        tokio::task::yield_now().await; // Let them run to their wait.
+        let after = pss_kib(me)?;
+        gate.close();
+        for task in tasks {
+            if !task.await.map_err(io::Error::other)? {
+                return Err(io::Error::other("an idle task was let through"));
+            }
+        }
+        Ok(after.saturating_sub(before) as f64 / k as f64)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

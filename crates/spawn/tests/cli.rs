@@ -23,9 +23,14 @@ fn the_quick_run_passes_every_check() {
         "create/thread/scoped-thread",
         "create/thread/pthread",
         "create/thread/rayon-task",
+        "memory_per_unit/task/tokio-task",
     ] {
         assert!(report.find(key).is_some(), "no {key}");
     }
+    let tasks = report
+        .find("create/task/tokio-task")
+        .expect("no task creation");
+    assert_eq!(tasks.samples, Some(30));
     // --quick goes up to an 8 MiB parent: 1 and 8 MiB, three ways each.
     assert_eq!(
         report
@@ -38,7 +43,11 @@ fn the_quick_run_passes_every_check() {
     let ids: Vec<&str> = report.claims.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["overhead.process-creation", "overhead.process-memory"]
+        [
+            "overhead.process-creation",
+            "task.creation-cheaper",
+            "overhead.process-memory"
+        ]
     );
 }
 

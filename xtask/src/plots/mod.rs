@@ -36,6 +36,7 @@ pub struct Plot {
 const PROCESS: RGBColor = RGBColor(31, 119, 180);
 const THREAD: RGBColor = RGBColor(230, 120, 20);
 const OTHER: RGBColor = RGBColor(120, 120, 120);
+const TASK: RGBColor = RGBColor(44, 160, 44);
 const PALETTE: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(230, 120, 20),
@@ -95,13 +96,15 @@ fn variant_index(variant: &str) -> usize {
     match variant {
         "process" => 0,
         "thread" => 1,
-        _ => 2,
+        "task" => 2,
+        _ => 3,
     }
 }
 
-const VARIANTS: [(&str, RGBColor); 3] = [
+const VARIANTS: [(&str, RGBColor); 4] = [
     ("process", PROCESS),
     ("thread", THREAD),
+    ("task", TASK),
     ("serial / reference", OTHER),
 ];
 
