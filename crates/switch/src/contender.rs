@@ -17,12 +17,15 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::handoff::{self, SharedWord};
+use crate::tasks::TaskHandOff;
 
 /// What carries the hand-off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {
     Pipe,
     Futex,
+    /// Two async tasks on one runtime thread, each waking the other with a `tokio::sync::Notify`.
+    Notify,
 }
 
 impl Mechanism {
@@ -30,6 +33,37 @@ impl Mechanism {
         match self {
             Mechanism::Pipe => "pipe",
             Mechanism::Futex => "futex",
+            Mechanism::Notify => "tokio-notify",
+        }
+    }
+}
+
+/// A contender of either kind: a hand-off through the kernel (to a process or a thread), or
+/// two async tasks on one thread (`tasks.rs`).
+pub enum Any {
+    Kernel(Contender),
+    Tasks(TaskHandOff),
+}
+
+impl Any {
+    pub fn warm_up(&mut self, n: u32, shutdown: &Shutdown) -> Result<()> {
+        match self {
+            Any::Kernel(c) => c.warm_up(n, shutdown),
+            Any::Tasks(t) => t.warm_up(n, shutdown),
+        }
+    }
+
+    pub fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
+        match self {
+            Any::Kernel(c) => c.run_block(n, shutdown),
+            Any::Tasks(t) => t.run_block(n, shutdown),
+        }
+    }
+
+    pub fn finish(self, report: &mut Report) -> Result<Finished> {
+        match self {
+            Any::Kernel(c) => c.finish(report),
+            Any::Tasks(t) => t.finish(report),
         }
     }
 }
@@ -247,6 +281,7 @@ impl Contender {
                 };
                 (Ends::Futex { word }, far)
             }
+            Mechanism::Notify => bail!("two tasks hand off in a TaskHandOff (tasks.rs)"),
         };
         Ok(Contender {
             variant,

@@ -2,23 +2,27 @@
 //!
 //! **Claim** (from the seed, checked on this machine): `switch.process-costlier`: switching
 //! between processes costs more than between threads, since it switches the address space.
+//! Beyond the seed, `task.handoff-cheaper`: a hand-off between two async tasks on one runtime
+//! thread costs less than a context switch between threads (no switch happens at all).
 //!
 //! **Steps**
 //! 1. [`start_contenders`]: for each placement, two processes and two threads set up to hand
 //!    the CPU back and forth, over a pipe (as `perf bench sched pipe` does) and over a futex in
 //!    a shared page. With both sides on one CPU (`same`), every hand-off is a context switch: the
 //!    round trip is two switches. With the sides on two CPUs (`split`), it is two cross-CPU
-//!    wake-ups instead, labelled as such.
+//!    wake-ups instead, labelled as such. On one CPU, also two async tasks on one runtime
+//!    thread ([`tasks::TaskHandOff`]).
 //! 2. [`run_blocks`]: every contender runs `--messages` round trips in alternating blocks after a
 //!    warm-up; each round trip is timed, each side counts its own voluntary context switches.
 //! 3. [`check_switches`]: on one CPU, each side must switch about once per round trip, or the
-//!    figure is not a context switch. (A side that wakes its peer is often preempted by it at
+//!    figure is not a context switch; the tasks' runtime thread, almost never. (A side that wakes its peer is often preempted by it at
 //!    once, an involuntary switch, instead of blocking a moment later, a voluntary one.)
 //! 4. [`run_perf_bench`]: if `perf` is installed, `perf bench sched pipe` (processes) and `-T`
 //!    (threads), pinned to the same CPU with `taskset`, beside ours.
 //! 5. [`judge_claims`]: processes against threads, block by block, per mechanism and
 //!    placement: on one CPU (the claim proper, judged only if step 3 saw a switch per hand-off)
-//!    and on two CPUs (a cross-CPU wake-up), as separate findings.
+//!    and on two CPUs (a cross-CPU wake-up), as separate findings; then [`judge_tasks`]: the
+//!    tasks against two threads over a futex, on one CPU.
 //!
 //! Each contender (our end, its far side, its blocks) is a [`contender::Contender`]; the far
 //! side as a process is this binary again, started by [`child::start`], doing [`child::run`].
@@ -30,6 +34,7 @@ mod child;
 mod contender;
 mod handoff;
 mod perf;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -44,7 +49,8 @@ use labkit::{
 };
 use serde_json::json;
 
-use contender::{Contender, Finished, Mechanism};
+use contender::{Any, Contender, Finished, Mechanism};
+use tasks::TaskHandOff;
 
 /// Round trips per contender: by default, with `--quick`, and the most `--messages` accepts.
 const MESSAGES: Size = Size::new(5_000, 300, 10_000_000);
@@ -108,31 +114,28 @@ fn run(args: Args) -> Result<Outcome> {
     report.end(common.json)
 }
 
-/// Step 1: every placement × mechanism × variant, each with its far side waiting.
-fn start_contenders(
-    common: &CommonArgs,
-    placements: &[(Pin, Placement)],
-) -> Result<Vec<Contender>> {
+/// Step 1: every placement × mechanism × variant, each with its far side waiting; and, on one
+/// CPU, two async tasks on one runtime thread.
+fn start_contenders(common: &CommonArgs, placements: &[(Pin, Placement)]) -> Result<Vec<Any>> {
     let mut all = Vec::new();
     for &(pin, placement) in placements {
         for mechanism in [Mechanism::Pipe, Mechanism::Futex] {
             for variant in [Variant::Process, Variant::Thread] {
                 if common.wants(variant) {
-                    all.push(Contender::start(variant, mechanism, pin, placement)?);
+                    let c = Contender::start(variant, mechanism, pin, placement)?;
+                    all.push(Any::Kernel(c));
                 }
             }
+        }
+        if pin == Pin::Same && common.wants(Variant::Task) {
+            all.push(Any::Tasks(TaskHandOff::start(placement)?));
         }
     }
     Ok(all)
 }
 
 /// Step 2: warm-up, then alternating blocks.
-fn run_blocks(
-    all: &mut [Contender],
-    messages: u64,
-    blocks: u64,
-    shutdown: &Shutdown,
-) -> Result<()> {
+fn run_blocks(all: &mut [Any], messages: u64, blocks: u64, shutdown: &Shutdown) -> Result<()> {
     for c in all.iter_mut() {
         c.warm_up(WARMUP, shutdown)?;
     }
@@ -160,9 +163,13 @@ fn check_switches(report: &mut Report, all: &[Finished]) -> bool {
             counts.join("; ")
         ),
     );
+    tasks::check_switches(report, all);
     let mut lines = Vec::new();
     let mut ok = true;
-    for f in all.iter().filter(|f| f.pin == Pin::Same) {
+    for f in all
+        .iter()
+        .filter(|f| f.pin == Pin::Same && f.variant != Variant::Task)
+    {
         // A side either blocks (a voluntary switch) or, woken peer first, is preempted by it
         // (an involuntary one): either way, one switch per round trip.
         let per_trip = |[vol, invol]: [u64; 2], trips: u64| {
@@ -314,6 +321,7 @@ fn judge_claims(report: &mut Report, all: &[Finished], switched: bool) {
             )
             .placement = Some(pin.as_str().to_owned());
     }
+    let tasks = judge_tasks(report, all, switched).map_or_else(String::new, |t| format!("; {t}"));
     let judged = if summary.is_empty() {
         "no switch cost judged on one CPU (no run there, or its hand-offs were not one switch each)"
             .to_owned()
@@ -326,7 +334,42 @@ fn judge_claims(report: &mut Report, all: &[Finished], switched: bool) {
     } else {
         ""
     };
-    report.conclude(judged + arrived);
+    report.conclude(judged + &tasks + arrived);
+}
+
+/// Beyond the seed: two tasks handing off on one runtime thread against two threads over a
+/// futex on one CPU (judged only if those were context switches). One thread runs both tasks,
+/// so one CPU is the only placement: the exception to judging each placement, said in the
+/// test's words.
+fn judge_tasks(report: &mut Report, all: &[Finished], switched: bool) -> Option<String> {
+    let find = |v: Variant, m: Mechanism| {
+        all.iter()
+            .find(|f| f.pin == Pin::Same && f.variant == v && f.mechanism == m)
+    };
+    let task = find(Variant::Task, Mechanism::Notify)?;
+    let thread = find(Variant::Thread, Mechanism::Futex).filter(|_| switched)?;
+    let test = Test::new(
+        "round trip on one CPU (the tasks share one runtime thread, so one CPU is the only \
+         placement judged)",
+        "ns",
+        Better::Lower,
+        "faster",
+    )
+    .favoured("two async tasks (tokio Notify)", &task.block_p50s)
+    .other("two threads over a futex", &thread.block_p50s);
+    let (tp, hp) = test.medians();
+    report
+        .claim_measured(
+            "task.handoff-cheaper",
+            test,
+            [&thread.measurement, &task.measurement],
+        )
+        .placement = Some(Pin::Same.as_str().to_owned());
+    Some(format!(
+        "a hand-off between tasks {} vs between threads {}",
+        format_ns(tp / 2.0),
+        format_ns(hp / 2.0)
+    ))
 }
 
 #[cfg(test)]
