@@ -90,6 +90,36 @@ pub fn page(s: &Summary) -> Result<String> {
         esc(&s.host.describe()),
         esc(&capital(&summary::rule_text()))
     );
+    let (decisions, missing) = crate::decisions::decisions(s);
+    let _ = writeln!(
+        out,
+        "<h2>What this means on this machine</h2>\n<ul class=\"decisions\">"
+    );
+    for d in &decisions {
+        let inputs: Vec<String> = (d.inputs.iter())
+            .map(|(what, value)| {
+                format!(
+                    "<li class=\"input\"><code>{}</code> = {}</li>",
+                    esc(what),
+                    esc(value)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<li class=\"decision\" data-decision=\"{}\"><strong>{}</strong> {}.<br>\
+             <span class=\"formula\">Formula: {}.</span>\n<ul>{}</ul></li>",
+            d.id,
+            esc(&d.question),
+            esc(&d.answer),
+            esc(&d.formula),
+            inputs.join("")
+        );
+    }
+    for m in &missing {
+        let _ = writeln!(out, "<li class=\"left-out\">Left out: {}.</li>", esc(m));
+    }
+    let _ = writeln!(out, "</ul>");
     let _ = writeln!(
         out,
         "<h2>Claims ledger</h2>\n<table class=\"ledger\">\n<tr><th>claim</th><th>topic</th>\
@@ -227,6 +257,32 @@ pub fn check(html: &str, expected: &[&str]) -> Result<Vec<String>> {
             problems.push(format!("plot {want} is missing"));
         }
     }
+    // The derived figures: each there, each with its formula and at least one input.
+    let decisions: Vec<_> = doc.select(&sel("li.decision")).collect();
+    if decisions.is_empty() && doc.select(&sel("li.left-out")).next().is_none() {
+        problems.push("no derived figure (What this means on this machine)".to_owned());
+    }
+    // A bench of every topic (every plot expected) gives every derived figure.
+    let ids: Vec<&str> = (decisions.iter())
+        .filter_map(|d| d.value().attr("data-decision"))
+        .collect();
+    for want in crate::decisions::ALL
+        .iter()
+        .filter(|_| !expected.is_empty())
+    {
+        if !ids.contains(want) {
+            problems.push(format!("derived figure {want} is missing"));
+        }
+    }
+    for d in decisions {
+        let id = d.value().attr("data-decision").unwrap_or("(no id)");
+        if d.select(&sel("span.formula")).next().is_none() {
+            problems.push(format!("derived figure {id}: no formula"));
+        }
+        if d.select(&sel("li.input")).next().is_none() {
+            problems.push(format!("derived figure {id}: no input"));
+        }
+    }
     for info in CLAIMS {
         let cell = format!("td[data-claim=\"{}\"]", info.id);
         if doc.select(&sel(&cell)).next().is_none() {
@@ -299,5 +355,7 @@ mod tests {
         assert_ne!(unlabelled, html);
         assert!(check(&unlabelled, &ALL_PLOTS).is_err(), "x label removed");
         assert!(check(&html, &["no-such-plot"]).is_err());
+        let no_formula = html.replacen("<span class=\"formula\">", "<span>", 1);
+        assert!(check(&no_formula, &ALL_PLOTS).is_err(), "a formula removed");
     }
 }

@@ -23,6 +23,7 @@ mod claims;
 mod clean;
 mod compare;
 mod copycheck;
+mod decisions;
 mod declared;
 #[cfg(test)]
 mod documented;

@@ -41,6 +41,20 @@ pub fn markdown(s: &Summary) -> String {
         "{}. `runs` lists each run's own verdict (H holds, N does not hold, I inconclusive).\n",
         capital(&summary::rule_text())
     );
+    let (decisions, missing) = crate::decisions::decisions(s);
+    let _ = writeln!(out, "## What this means on this machine\n");
+    for d in &decisions {
+        let _ = writeln!(out, "- **{}** {}.  ", d.question, d.answer);
+        let _ = writeln!(out, "  Formula: {}.  ", d.formula);
+        let inputs: Vec<String> = (d.inputs.iter())
+            .map(|(what, value)| format!("`{what}` = {value}"))
+            .collect();
+        let _ = writeln!(out, "  From: {}.", inputs.join("; "));
+    }
+    for m in &missing {
+        let _ = writeln!(out, "- Left out: {m}.");
+    }
+    let _ = writeln!(out);
     let _ = writeln!(out, "## Claims ledger\n");
     let _ = writeln!(
         out,
