@@ -22,6 +22,7 @@ pub fn variant(model: Model) -> Variant {
     match model {
         Model::ForkPerConnection | Model::Prefork { .. } => Variant::Process,
         Model::ThreadPerConnection | Model::ThreadPool { .. } => Variant::Thread,
+        Model::Async => Variant::Task,
     }
 }
 
@@ -40,6 +41,7 @@ pub enum ModelArg {
     Thread,
     Prefork,
     Pool,
+    Async,
 }
 
 impl ModelArg {
@@ -50,6 +52,7 @@ impl ModelArg {
             Model::ThreadPerConnection => "thread",
             Model::Prefork { .. } => "prefork",
             Model::ThreadPool { .. } => "pool",
+            Model::Async => "async",
         }
     }
 
@@ -60,6 +63,7 @@ impl ModelArg {
             ModelArg::Prefork => Model::Prefork { workers },
             ModelArg::Thread => Model::ThreadPerConnection,
             ModelArg::Pool => Model::ThreadPool { workers },
+            ModelArg::Async => Model::Async,
         }
     }
 }
@@ -140,10 +144,14 @@ pub fn run(
 /// Writes one model's measurements into the Report; returns the figures the claims need.
 fn record(report: &mut Report, load: &Load, plan: &Plan) -> Figures {
     let (variant, name) = (variant(load.model), load.model.name());
-    let config = json!({
+    let mut config = json!({
         "bytes": plan.bytes, "clients": plan.clients, "per_connection": plan.per_connection,
         "workers": if load.model.workers().is_some() { plan.workers } else { 0 },
     });
+    if load.model == Model::Async {
+        let threads = crate::tasks::runtime_threads();
+        config["runtime"] = json!(format!("tokio multi-thread, {threads} threads"));
+    }
     let per_request = cpu_ns_per_op(load.cpu, load.requests);
     report.measure(Measurement::histogram(
         "request",

@@ -1,4 +1,4 @@
-//! # sockets: processes talk over sockets, threads can hand over memory; a server four ways
+//! # sockets: processes talk over sockets, threads can hand over memory; a server five ways
 //!
 //! **Claims** (from the seed, checked on this machine):
 //! * `comm.process-needs-ipc`: processes have separate memory, so they need IPC (here,
@@ -20,8 +20,9 @@
 //! 3. [`show_boundaries`]: three writes to a stream socket come out as one read, three
 //!    datagrams as three; a large write to a non-blocking socket takes only part of the buffer.
 //! 4. [`load::run`]: an echo server on 127.0.0.1 ([`server`]), in a process of its own, built
-//!    four ways: a unit per connection (fork-per-connection, thread-per-connection) and a pool
-//!    made before the load (prefork, thread-pool); `--clients` client threads each make
+//!    five ways: a unit per connection (fork-per-connection, thread-per-connection), a pool
+//!    made before the load (prefork, thread-pool), and an async task per connection on a
+//!    runtime thread per CPU ([`tasks`]); `--clients` client threads each make
 //!    `--requests` requests per block ([`block::run`]), `--per-connection` per connection.
 //!    Requests per second, latency, CPU time per request (server, its children and the
 //!    clients) and the peak memory of the server with its children; a client that leaves
@@ -50,6 +51,7 @@ mod pingpong;
 mod probe;
 mod server;
 mod stream;
+mod tasks;
 mod wire;
 
 use std::process::ExitCode;
@@ -80,7 +82,8 @@ const PER_CONNECTION: Size = Size::new(20, 5, 1_000_000);
 #[derive(Parser, Debug)]
 #[command(
     about = "Unix stream, datagram and TCP sockets between processes vs threads, and an echo \
-             server under load: fork-per-connection, thread-per-connection, prefork, thread-pool.",
+             server under load: fork-per-connection, thread-per-connection, prefork, thread-pool, \
+             async.",
     after_help = labkit::examples!(
         "",
         " -- --json | jq .claims",

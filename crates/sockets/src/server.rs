@@ -40,8 +40,14 @@ use crate::wire::{self, HEADER, Pinger, Stream};
 pub enum Model {
     ForkPerConnection,
     ThreadPerConnection,
-    Prefork { workers: usize },
-    ThreadPool { workers: usize },
+    Prefork {
+        workers: usize,
+    },
+    ThreadPool {
+        workers: usize,
+    },
+    /// An async task per connection on a runtime thread per CPU (`tasks.rs`).
+    Async,
 }
 
 impl Model {
@@ -52,16 +58,18 @@ impl Model {
             Model::ThreadPerConnection => "thread-per-connection",
             Model::Prefork { .. } => "prefork",
             Model::ThreadPool { .. } => "thread-pool",
+            Model::Async => "async",
         }
     }
 
-    /// The four models, in the order they run, pools of `workers`.
-    pub fn all(workers: usize) -> [Model; 4] {
+    /// The five models, in the order they run, pools of `workers`.
+    pub fn all(workers: usize) -> [Model; 5] {
         [
             Model::ForkPerConnection,
             Model::ThreadPerConnection,
             Model::Prefork { workers },
             Model::ThreadPool { workers },
+            Model::Async,
         ]
     }
 
@@ -69,7 +77,7 @@ impl Model {
     pub fn workers(self) -> Option<usize> {
         match self {
             Model::Prefork { workers } | Model::ThreadPool { workers } => Some(workers),
-            Model::ForkPerConnection | Model::ThreadPerConnection => None,
+            Model::ForkPerConnection | Model::ThreadPerConnection | Model::Async => None,
         }
     }
 }
@@ -89,7 +97,7 @@ impl ConnStats {
     /// Bytes of one record on the stats pipe.
     pub const LEN: usize = 24;
 
-    fn encode(self) -> [u8; Self::LEN] {
+    pub fn encode(self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[..8].copy_from_slice(&self.requests.to_le_bytes());
         b[8..16].copy_from_slice(&self.left_mid_request.to_le_bytes());
@@ -199,6 +207,9 @@ pub fn run(
     stop: OwnedFd,
     stats: File,
 ) -> io::Result<u64> {
+    if model == Model::Async {
+        return crate::tasks::run(max_frame, listener, stop, stats);
+    }
     listener.set_nonblocking(true)?;
     if let Model::Prefork { workers } = model {
         return prefork(workers, max_frame, listener, &stop, &stats).map(|()| 0);
@@ -246,7 +257,7 @@ pub fn run(
                 .as_ref()
                 .expect("a pool for the pool model")
                 .submit(stream)?,
-            Model::Prefork { .. } => unreachable!("a prefork server returned above"),
+            Model::Prefork { .. } | Model::Async => unreachable!("served above"),
         }
     }
     drop(listener);

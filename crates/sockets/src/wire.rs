@@ -44,7 +44,7 @@ pub fn renumber(frame: &mut [u8], seq: u64) {
 }
 
 /// The payload length a frame's header announces.
-fn announced_len(head: &[u8]) -> usize {
+pub fn announced_len(head: &[u8]) -> usize {
     u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize
 }
 
@@ -275,7 +275,7 @@ impl Wire for Datagram {
 }
 
 /// A frame with no payload whose sequence number is `count`: the far side's receipt.
-fn receipt(count: u64) -> [u8; HEADER] {
+pub fn receipt(count: u64) -> [u8; HEADER] {
     let mut frame = [0u8; HEADER];
     fill(&mut frame, count);
     frame
