@@ -260,6 +260,19 @@ impl Workspace {
             return Ok(spec.clone());
         }
         if let Some(inner) = spec.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            // Features in both (tokio: the workspace's, and the member's own): their union, as
+            // Cargo makes it.
+            if let (Some((ours, inner)), Some((theirs, extras))) =
+                (take_features(inner), take_features(extras))
+            {
+                let all: Vec<String> = ours.iter().chain(&theirs).cloned().collect();
+                let rest: Vec<&str> = [inner.trim(), extras.trim()]
+                    .into_iter()
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                let features = format!("features = [{}]", all.join(", "));
+                return Ok(format!("{{ {}, {features} }}", rest.join(", ")));
+            }
             if extras.contains("features") && inner.contains("features") {
                 bail!("{name}: features both in the workspace and in the member");
             }
@@ -268,6 +281,26 @@ impl Workspace {
             Ok(format!("{{ version = {spec}, {extras} }}"))
         }
     }
+}
+
+/// Splits `features = [...]` out of a table's keys: the quoted features, and the other keys
+/// (without the separating commas); `None` if there is none.
+fn take_features(keys: &str) -> Option<(Vec<String>, String)> {
+    // The key itself, not `default-features`.
+    let start = keys
+        .match_indices("features")
+        .map(|(i, _)| i)
+        .find(|&i| !keys[..i].ends_with(|c: char| c == '-' || c == '_' || c.is_alphanumeric()))?;
+    let open = start + keys[start..].find('[')?;
+    let close = open + keys[open..].find(']')?;
+    let features = keys[open + 1..close]
+        .split(',')
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let rest = format!("{}{}", &keys[..start], &keys[close + 1..]);
+    let rest = rest.split(',').map(str::trim).filter(|k| !k.is_empty());
+    Some((features, rest.collect::<Vec<_>>().join(", ")))
 }
 
 fn ejected_readme(topic: &str, readme: &str, lessons: &[String]) -> String {
@@ -395,6 +428,15 @@ unsafe_op_in_unsafe_fn = "deny"
 [profile.dev]
 opt-level = 1
 "#;
+
+    #[test]
+    fn features_in_both_the_workspace_and_the_member_are_merged() {
+        let keys = r#"version = "1", default-features = false, features = ["rt", "sync"]"#;
+        let (ours, rest) = take_features(keys).unwrap();
+        assert_eq!(ours, [r#""rt""#, r#""sync""#]);
+        assert_eq!(rest, r#"version = "1", default-features = false"#);
+        assert!(take_features(r#"version = "1", default-features = false"#).is_none());
+    }
 
     #[test]
     fn a_member_manifest_is_written_out_with_no_inheritance() {
