@@ -208,11 +208,41 @@ pub struct Contender {
     far: Far,
     ends: Ends,
     next: u32,
-    latency: LatencyRecorder,
+    timing: Timing,
+}
+
+/// A contender's timed blocks as they add up: every round trip, the block medians the verdict
+/// pairs, the CPU time (ours and the far side's), and our thread's voluntary and involuntary
+/// switches.
+#[derive(Default)]
+pub struct Timing {
+    pub latency: LatencyRecorder,
     block: LatencyRecorder,
-    block_p50s: Vec<f64>,
-    cpu: Duration,
-    switches: [u64; 2],
+    pub block_p50s: Vec<f64>,
+    pub cpu: Duration,
+    pub switches: [u64; 2],
+}
+
+impl Timing {
+    /// One timed block: `run` records each round trip into the block it is given; the CPU
+    /// time of this process and of `pids`, and our thread's switches, are added up around it.
+    pub fn block(
+        &mut self,
+        pids: &[Pid],
+        run: impl FnOnce(&mut LatencyRecorder) -> Result<()>,
+    ) -> Result<()> {
+        let cpu_before = CpuClock::now(pids)?;
+        let before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
+        self.block.reset();
+        run(&mut self.block)?;
+        let after = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
+        self.switches[0] += after.0 - before.0;
+        self.switches[1] += after.1 - before.1;
+        self.cpu += CpuClock::since(cpu_before, pids)?;
+        self.latency.add(&self.block);
+        self.block_p50s.push(self.block.p50() as f64);
+        Ok(())
+    }
 }
 
 enum Ends {
@@ -291,11 +321,7 @@ impl Contender {
             far,
             ends,
             next: 0,
-            latency: LatencyRecorder::new(),
-            block: LatencyRecorder::new(),
-            block_p50s: Vec::new(),
-            cpu: Duration::ZERO,
-            switches: [0, 0],
+            timing: Timing::default(),
         })
     }
 
@@ -334,22 +360,18 @@ impl Contender {
     pub fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
         let _pin = PinGuard::pin(self.placement.main).context("sched_setaffinity (main thread)")?;
         let pids = self.far.pids();
-        let cpu_before = CpuClock::now(&pids)?;
-        let switches_before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.block.reset();
-        for _ in 0..n {
-            shutdown.check()?;
-            let start = Instant::now();
-            self.round_trip()?;
-            self.block.record(start.elapsed());
-        }
-        let switches_after = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.switches[0] += switches_after.0 - switches_before.0;
-        self.switches[1] += switches_after.1 - switches_before.1;
-        self.cpu += CpuClock::since(cpu_before, &pids)?;
-        self.latency.add(&self.block);
-        self.block_p50s.push(self.block.p50() as f64);
-        Ok(())
+        let mut timing = std::mem::take(&mut self.timing);
+        let timed = timing.block(&pids, |block| {
+            for _ in 0..n {
+                shutdown.check()?;
+                let start = Instant::now();
+                self.round_trip()?;
+                block.record(start.elapsed());
+            }
+            Ok(())
+        });
+        self.timing = timing;
+        timed
     }
 
     /// Stops the far side, records the measurements, and returns what the checks need.
@@ -366,52 +388,65 @@ impl Contender {
             far,
             ends,
             next,
-            latency,
-            block_p50s,
-            cpu,
-            switches,
+            timing,
             ..
         } = self;
         drop(ends); // A pipe's far side stops at EOF.
         let theirs = far.finish()?;
-        let timed = latency.len();
-        let config = json!({ "pin": pin.as_str() });
-        let m = Measurement::histogram(
-            "round_trip",
-            variant,
-            mechanism.as_str(),
-            config.clone(),
-            &latency,
-            cpu_ns_per_op(cpu, timed),
-        );
-        let per_switch = latency.p50() as f64 / 2.0;
+        let timed = timing.latency.len();
         // Half a round trip: on one CPU, one context switch; on two, one cross-CPU wake-up.
-        let name = if pin == Pin::Same {
+        let half = if pin == Pin::Same {
             "context_switch"
         } else {
             "wake_up"
         };
-        report.measure(m.clone());
-        report.measure(Measurement::value(
-            name,
-            variant,
-            mechanism.as_str(),
-            config,
-            "ns",
-            per_switch,
-            None,
-        ));
+        let config = json!({ "pin": pin.as_str() });
+        let m = record(report, (variant, mechanism), config, &timing, half);
         Ok(Finished {
             label,
             variant,
             mechanism,
             pin,
             measurement: m,
-            block_p50s,
+            block_p50s: timing.block_p50s,
             timed,
             sent: u64::from(next),
-            ours: switches,
+            ours: timing.switches,
             theirs,
         })
     }
+}
+
+/// Writes a contender's round trips into `report`, with `half` (the name of what half a round
+/// trip is: a context switch, a wake-up, a hand-off) beside them; returns the round trips'
+/// measurement.
+pub fn record(
+    report: &mut Report,
+    (variant, mechanism): (Variant, Mechanism),
+    config: serde_json::Value,
+    timing: &Timing,
+    half: &str,
+) -> Measurement {
+    let latency = &timing.latency;
+    let m = Measurement::histogram(
+        "round_trip",
+        variant,
+        mechanism.as_str(),
+        config.clone(),
+        latency,
+        cpu_ns_per_op(timing.cpu, latency.len()),
+    );
+    report.measure(m.clone());
+    let per_half = latency.p50() as f64 / 2.0;
+    let value = Measurement::value(
+        half,
+        variant,
+        mechanism.as_str(),
+        config,
+        "ns",
+        per_half,
+        None,
+    );
+    report.measure(value);
+    m
 }

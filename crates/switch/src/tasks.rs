@@ -10,18 +10,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use labkit::measure::cpu_ns_per_op;
 use labkit::pin::{PinGuard, Placement};
 use labkit::signals::Shutdown;
-use labkit::{CpuClock, LatencyRecorder, Measurement, Pin, Report, Variant};
+use labkit::{LatencyRecorder, Pin, Report, Variant};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::contender::{Finished, Mechanism, Tally};
-use crate::handoff::{self, STOP};
+use crate::contender::{self, Finished, Mechanism, Tally, Timing};
+use crate::handoff::STOP;
 
 /// The runtime, as the Report names it.
 pub const RUNTIME: &str = "tokio current-thread";
@@ -44,11 +43,7 @@ pub struct TaskHandOff {
     shared: Arc<Shared>,
     pong: tokio::task::JoinHandle<u64>,
     next: u32,
-    latency: LatencyRecorder,
-    block: LatencyRecorder,
-    block_p50s: Vec<f64>,
-    cpu: Duration,
-    switches: [u64; 2],
+    timing: Timing,
 }
 
 impl TaskHandOff {
@@ -87,19 +82,20 @@ impl TaskHandOff {
             shared,
             pong,
             next: 0,
-            latency: LatencyRecorder::new(),
-            block: LatencyRecorder::new(),
-            block_p50s: Vec::new(),
-            cpu: Duration::ZERO,
-            switches: [0, 0],
+            timing: Timing::default(),
         })
     }
 
-    /// `n` round trips in one `block_on` (entering the runtime is not a hand-off), recorded in
-    /// `block` if it is given; each must find the count the pong left.
-    fn round_trips(&mut self, n: u64, timed: bool, shutdown: &Shutdown) -> Result<()> {
+    /// `n` round trips in one `block_on` (entering the runtime is not a hand-off), each
+    /// recorded in `block` if it is given; each must find the count the pong left.
+    fn round_trips(
+        &mut self,
+        n: u64,
+        mut block: Option<&mut LatencyRecorder>,
+        shutdown: &Shutdown,
+    ) -> Result<()> {
         let _pin = PinGuard::pin(self.placement.main).context("sched_setaffinity (main thread)")?;
-        let (shared, block, next) = (&self.shared, &mut self.block, &mut self.next);
+        let (shared, next) = (&self.shared, &mut self.next);
         self.runtime.block_on(async {
             for _ in 0..n {
                 shutdown.check()?;
@@ -107,7 +103,7 @@ impl TaskHandOff {
                 shared.count.store(2 * *next + 1, Ordering::Relaxed);
                 shared.to_pong.notify_one();
                 shared.to_ping.notified().await;
-                if timed {
+                if let Some(block) = block.as_deref_mut() {
                     block.record(start.elapsed());
                 }
                 let seen = shared.count.load(Ordering::Relaxed);
@@ -122,22 +118,15 @@ impl TaskHandOff {
 
     /// Untimed round trips (the warm-up).
     pub fn warm_up(&mut self, n: u32, shutdown: &Shutdown) -> Result<()> {
-        self.round_trips(u64::from(n), false, shutdown)
+        self.round_trips(u64::from(n), None, shutdown)
     }
 
     /// `n` timed round trips, and the runtime thread's switches over them.
     pub fn run_block(&mut self, n: u64, shutdown: &Shutdown) -> Result<()> {
-        let cpu_before = CpuClock::now(&[])?;
-        let before = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.block.reset();
-        self.round_trips(n, true, shutdown)?;
-        let after = handoff::switches().context("getrusage(RUSAGE_THREAD)")?;
-        self.switches[0] += after.0 - before.0;
-        self.switches[1] += after.1 - before.1;
-        self.cpu += CpuClock::since(cpu_before, &[])?;
-        self.latency.add(&self.block);
-        self.block_p50s.push(self.block.p50() as f64);
-        Ok(())
+        let mut timing = std::mem::take(&mut self.timing);
+        let timed = timing.block(&[], |block| self.round_trips(n, Some(block), shutdown));
+        self.timing = timing;
+        timed
     }
 
     /// Stops the pong task, records the measurements, and returns what the checks need. Both
@@ -148,10 +137,7 @@ impl TaskHandOff {
             shared,
             pong,
             next,
-            latency,
-            block_p50s,
-            cpu,
-            switches,
+            timing,
             ..
         } = self;
         shared.count.store(STOP, Ordering::Relaxed);
@@ -160,41 +146,25 @@ impl TaskHandOff {
         if served != u64::from(next) {
             bail!("the pong task served {served} of {next} hand-offs");
         }
-        let timed = latency.len();
+        let timed = timing.latency.len();
         let config = json!({ "pin": Pin::Same.as_str(), "runtime": RUNTIME });
-        let m = Measurement::histogram(
-            "round_trip",
-            Variant::Task,
-            Mechanism::Notify.as_str(),
-            config.clone(),
-            &latency,
-            cpu_ns_per_op(cpu, timed),
-        );
-        report.measure(m.clone());
         // Half a round trip: one hand-off between tasks (not a context switch).
-        report.measure(Measurement::value(
-            "hand_off",
-            Variant::Task,
-            Mechanism::Notify.as_str(),
-            config,
-            "ns",
-            latency.p50() as f64 / 2.0,
-            None,
-        ));
+        let kind = (Variant::Task, Mechanism::Notify);
+        let m = contender::record(report, kind, config, &timing, "hand_off");
         Ok(Finished {
             label: format!("task/{} --pin same", Mechanism::Notify.as_str()),
             variant: Variant::Task,
             mechanism: Mechanism::Notify,
             pin: Pin::Same,
             measurement: m,
-            block_p50s,
+            block_p50s: timing.block_p50s,
             timed,
             sent: u64::from(next),
-            ours: switches,
+            ours: timing.switches,
             theirs: Tally {
                 served,
-                voluntary: switches[0],
-                involuntary: switches[1],
+                voluntary: timing.switches[0],
+                involuntary: timing.switches[1],
             },
         })
     }
