@@ -24,8 +24,10 @@ use crate::handoff::STOP;
 
 /// The runtime, as the Report names it.
 pub const RUNTIME: &str = "tokio current-thread";
-/// Two tasks on one thread hand off without a switch: at most this many per round trip (the
-/// thread itself may be preempted now and then).
+/// Two tasks on one thread hand off without the thread ever blocking: at most this many
+/// voluntary switches per round trip. (Involuntary ones, the thread preempted by other
+/// threads on its CPU, are counted but not held against the hand-off: with eight copies of
+/// this program on two CPUs, other threads' wake-ups preempt it often.)
 const TASK_SWITCHES_PER_ROUND_TRIP: f64 = 0.05;
 
 /// What the two tasks share: a wake-up each, and the hand-off count.
@@ -176,17 +178,15 @@ pub fn check_switches(report: &mut Report, all: &[Finished]) {
     let Some(f) = all.iter().find(|f| f.variant == Variant::Task) else {
         return;
     };
-    let per_trip = (f.ours[0] + f.ours[1]) as f64 / f.timed.max(1) as f64;
+    let per_trip = f.ours[0] as f64 / f.timed.max(1) as f64;
     report.check(
         "a hand-off between two tasks is no context switch",
         per_trip <= TASK_SWITCHES_PER_ROUND_TRIP,
         format!(
-            "the runtime thread switched {} times ({} voluntary, {} involuntary) in {} round \
-             trips: {per_trip:.4} per round trip, at most {TASK_SWITCHES_PER_ROUND_TRIP} expected",
-            f.ours[0] + f.ours[1],
-            f.ours[0],
-            f.ours[1],
-            f.timed
+            "the runtime thread blocked (a voluntary switch) {} times in {} round trips: \
+             {per_trip:.4} per round trip, at most {TASK_SWITCHES_PER_ROUND_TRIP} expected; \
+             other threads on its CPU preempted it {} times (involuntary, not counted)",
+            f.ours[0], f.timed, f.ours[1]
         ),
     );
 }

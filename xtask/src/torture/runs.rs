@@ -209,9 +209,11 @@ pub(super) fn judge_normal(topic: &Topic, e: &Ended, what: &str, t: &mut Tally) 
         t.fail(
             topic,
             format!(
-                "{what}: exit {:?} or a failed check: {}",
+                "{what}: exit {:?} or a failed check: {} {}",
                 e.code,
-                last_line(&e.stderr)
+                last_line(&e.stderr),
+                // Which check, and why: a crowd's failure is rare and must say itself.
+                failed_checks(&e.stdout).trim_end().replace('\n', "; ")
             ),
         );
     }
