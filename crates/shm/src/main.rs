@@ -72,14 +72,6 @@ use measure::{CONTENDERS, Plan, Series, measure};
 use protocol::{echo_loop, echo_mode};
 use sharing::{Sharing, show_private_vs_shared};
 
-/// Slots per ring for `bytes`-byte messages: 8 KiB of slots, at least 8 and at most 64. Small
-/// messages get many: measured here with the vCPUs far apart, a 60 B ping-pong took 490-500 ns
-/// through rings of 8 or 16 slots and 400-420 ns through 64 (the consumer hands slots back half
-/// a ring at a time, and each hand-back moves a line the next message must wait behind).
-fn slots(bytes: u64) -> u64 {
-    let fit = (8 << 10) / shm::ring::stride(bytes as usize) as u64;
-    1 << fit.clamp(8, 64).ilog2()
-}
 /// Message sizes by default: 64 B to 1 MiB. The smallest `--bytes` holds a receipt (32 B); a
 /// message of up to 60 B shares its slot's first cache line with the stamp (see `ring.rs`).
 const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];

@@ -23,7 +23,8 @@ use shm::wait::{self, Mode as WaitMode};
 use crate::baselines::{Baselines, atomic_ping_pong};
 use crate::link::Link;
 use crate::protocol::{Buffer, echo_channel, echo_loop, echo_mode};
-use crate::{MAX_STREAM_MESSAGES, RT_BYTES, Wait, region, slots};
+use crate::region::{self, slots};
+use crate::{MAX_STREAM_MESSAGES, RT_BYTES, Wait};
 
 /// The contenders, in the order they run in each block: their variant and mechanism.
 pub const CONTENDERS: [(Variant, &str); 3] = [

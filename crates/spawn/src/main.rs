@@ -39,7 +39,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use labkit::exit::usage;
 use labkit::limits::{Ask, check};
-use labkit::measure::{block_sizes, cpu_ns_per_op, median};
+use labkit::measure::{block_sizes, cpu_ns_per_op};
 use labkit::report::format_ns;
 use labkit::signals::Shutdown;
 use labkit::{
@@ -49,7 +49,7 @@ use labkit::{
 use serde_json::json;
 
 use create::Program;
-use measure::{Figures, Way, claim_for_threads, find};
+use measure::{Figures, Way, claim_for_threads, find, with_runtime};
 
 /// Creations per mechanism by default, and with `--quick`; the most `--iterations` accepts.
 const ITERATIONS: Size = Size::new(300, 30, 1_000_000);
@@ -64,8 +64,6 @@ const UNITS: usize = 16;
 /// Idle async tasks per memory round: a task is a few hundred bytes, so it takes many to move
 /// PSS by whole pages.
 const TASKS: usize = 100_000;
-/// The runtime async tasks run on (see `create::task_runtime`), as the Report names it.
-const TASK_RUNTIME: &str = "tokio current-thread";
 /// The tiny program that exec-based creation starts.
 const TINY: &str = "/bin/true";
 
@@ -184,11 +182,7 @@ fn measure_creation(
     Ok(ways
         .iter()
         .map(|way| {
-            let mut config = config.clone();
-            if way.variant == Variant::Task {
-                config["runtime"] = json!(TASK_RUNTIME);
-            }
-            let measured = way.measurement("create", config);
+            let measured = way.measurement("create", with_runtime(way.variant, config.clone()));
             report.measure(measured.clone());
             way.figures(measured)
         })
@@ -275,35 +269,19 @@ fn measure_memory_per_unit(
             tasks.push(per_task);
         }
     }
-    let mut all = Vec::new();
-    for (variant, mechanism, blocks, units) in [
+    let all = [
         (Variant::Process, "fork", processes, UNITS),
         (Variant::Thread, "thread-spawn", threads, UNITS),
         (Variant::Task, "tokio-task", tasks, TASKS),
-    ] {
-        if !blocks.is_empty() {
-            let mut config = json!({ "units": units });
-            if variant == Variant::Task {
-                config["runtime"] = json!(TASK_RUNTIME);
-            }
-            let measured = Measurement::value(
-                "memory_per_unit",
-                variant,
-                mechanism,
-                config,
-                "KiB",
-                median(&blocks),
-                None,
-            );
-            report.measure(measured.clone());
-            all.push(Figures {
-                mechanism,
-                blocks,
-                measured,
-            });
-        }
-    }
-    Ok(all)
+    ];
+    let measured = all.into_iter().filter(|(.., blocks, _)| !blocks.is_empty());
+    Ok(measured
+        .map(|(variant, mechanism, blocks, units)| {
+            let config = with_runtime(variant, json!({ "units": units }));
+            let kind = ("memory_per_unit", variant, mechanism);
+            Figures::of_values(report, kind, config, "KiB", blocks)
+        })
+        .collect())
 }
 
 /// Step 4: a task on a pool that already exists: no creation at all.

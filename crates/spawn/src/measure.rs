@@ -18,7 +18,37 @@ pub struct Figures {
     pub measured: Measurement,
 }
 
+/// The runtime async tasks run on (see `create::task_runtime`), as the Report names it.
+const TASK_RUNTIME: &str = "tokio current-thread";
+
+/// `config`, with the runtime named if `variant` is a task's.
+pub fn with_runtime(variant: Variant, mut config: serde_json::Value) -> serde_json::Value {
+    if variant == Variant::Task {
+        config["runtime"] = serde_json::json!(TASK_RUNTIME);
+    }
+    config
+}
+
 impl Figures {
+    /// The figure of each round (`blocks`), measured in `report` as their median: `kind` is the
+    /// measurement's name, variant and mechanism.
+    pub fn of_values(
+        report: &mut Report,
+        (name, variant, mechanism): (&str, Variant, &'static str),
+        config: serde_json::Value,
+        unit: &str,
+        blocks: Vec<f64>,
+    ) -> Figures {
+        let median = labkit::measure::median(&blocks);
+        let measured = Measurement::value(name, variant, mechanism, config, unit, median, None);
+        report.measure(measured.clone());
+        Figures {
+            mechanism,
+            blocks,
+            measured,
+        }
+    }
+
     /// Its p50, for a person (a histogram's).
     pub fn p50(&self) -> String {
         labkit::report::format_ns(self.measured.p50.unwrap_or(0) as f64)
