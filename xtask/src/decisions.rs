@@ -200,17 +200,23 @@ fn process_pool_vs_threads(s: &Summary) -> Result<Decision, String> {
     ) else {
         return Err("process pool vs thread pool: parallel's small job did not run".into());
     };
-    let extra = (processes.figure.median - threads.figure.median).max(0.0);
+    let extra = processes.figure.median - threads.figure.median;
+    let answer = if extra > 0.0 {
+        format!(
+            "it adds {} per job here: under 5% for jobs of at least {}",
+            format_ns_f(extra),
+            format_ns_f(extra / SHARE)
+        )
+    } else {
+        "already: it cost no more per job than the thread pool here, so no job is too short"
+            .to_owned()
+    };
     Ok(Decision {
         id: "process-pool",
         question: "When does a pool of processes, made once, cost as little as a pool of \
                    threads?"
             .into(),
-        answer: format!(
-            "it adds {} per job here: under 5% for jobs of at least {}",
-            format_ns_f(extra),
-            format_ns_f(extra / SHARE)
-        ),
+        answer,
         formula: format!("job ≥ (small job on the process pool − on the thread pool) ÷ {SHARE}"),
         inputs: vec![
             (label(processes), format_ns_f(processes.figure.median)),
