@@ -103,6 +103,9 @@ fn chromium(page: &Path, extra: &[String]) -> Result<String> {
 pub struct Loaded {
     pub plots: usize,
     pub plots_shown: usize,
+    /// Derived figures on the page, and those laid out with their formula and inputs.
+    pub decisions: usize,
+    pub decisions_shown: usize,
     pub errors: usize,
     /// The page's full height in CSS pixels, for a screenshot of all of it.
     pub height: usize,
@@ -135,6 +138,8 @@ pub fn load(page: &Path) -> Result<Loaded> {
     Ok(Loaded {
         plots: number("data-plots"),
         plots_shown: number("data-plots-shown"),
+        decisions: number("data-decisions"),
+        decisions_shown: number("data-decisions-shown"),
         errors: number("data-errors"),
         height: number("data-height"),
     })
@@ -159,7 +164,8 @@ pub fn screenshot(page: &Path, png: &Path, height: usize) -> Result<PathBuf> {
     Ok(png.to_owned())
 }
 
-/// The browser test: the page loads with no error and every plot shows; then a screenshot.
+/// The browser test: the page loads with no error, every plot shows, and every derived figure
+/// with its formula and inputs; then a screenshot.
 pub fn test(page: &Path) -> Result<String> {
     let loaded = load(page)?;
     if loaded.errors > 0 {
@@ -177,11 +183,22 @@ pub fn test(page: &Path) -> Result<String> {
             page.display()
         );
     }
+    if loaded.decisions_shown != loaded.decisions {
+        bail!(
+            "{} of {} derived figures shown with their formula and inputs in {}",
+            loaded.decisions_shown,
+            loaded.decisions,
+            page.display()
+        );
+    }
     let png = screenshot(page, &page.with_file_name("report.png"), loaded.height + 40)?;
     Ok(format!(
-        "loaded with no error, {} of {} plots shown, screenshot {}",
+        "loaded with no error, {} of {} plots shown, {} of {} derived figures with their \
+         formula and inputs, screenshot {}",
         loaded.plots_shown,
         loaded.plots,
+        loaded.decisions_shown,
+        loaded.decisions,
         png.display()
     ))
 }

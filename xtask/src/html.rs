@@ -49,7 +49,8 @@ figcaption { font-style: italic; margin-top: 0.4em; }
 code { font-size: 0.95em; }
 ";
 
-/// Marks the page as loaded, counts script and resource errors and plots actually laid out,
+/// Marks the page as loaded, counts script and resource errors, plots actually laid out and
+/// derived figures shown with their formula and inputs,
 /// for the browser test (`--dump-dom` shows the body's data attributes).
 const SCRIPT: &str = "
 window.addEventListener('error', function () {
@@ -62,6 +63,12 @@ window.addEventListener('load', function () {
     if (box.width > 100 && box.height > 100) { shown += 1; }
   });
   document.body.dataset.plotsShown = String(shown);
+  var derived = 0;
+  document.querySelectorAll('li.decision').forEach(function (d) {
+    var box = d.getBoundingClientRect();
+    if (box.height > 0 && d.querySelector('.formula') && d.querySelector('li.input')) { derived += 1; }
+  });
+  document.body.dataset.decisionsShown = String(derived);
   document.body.dataset.height = String(document.documentElement.scrollHeight);
   document.body.dataset.ready = 'yes';
 });
@@ -70,14 +77,17 @@ window.addEventListener('load', function () {
 /// `report.html`: self-contained (inline SVG, style and script; no network).
 pub fn page(s: &Summary) -> Result<String> {
     let plots = plots::all(s)?;
+    let (decisions, missing) = crate::decisions::decisions(s);
     let mut out = String::new();
     let _ = write!(
         out,
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>Processes vs threads: bench {}</title>\n<style>{STYLE}</style>\n</head>\n\
-         <body data-ready=\"no\" data-plots=\"{}\">\n<script>{SCRIPT}</script>\n",
+         <body data-ready=\"no\" data-plots=\"{}\" data-decisions=\"{}\">\n\
+         <script>{SCRIPT}</script>\n",
         esc(&s.created),
-        plots.len()
+        plots.len(),
+        decisions.len()
     );
     let _ = writeln!(
         out,
@@ -90,7 +100,6 @@ pub fn page(s: &Summary) -> Result<String> {
         esc(&s.host.describe()),
         esc(&capital(&summary::rule_text()))
     );
-    let (decisions, missing) = crate::decisions::decisions(s);
     let _ = writeln!(
         out,
         "<h2>What this means on this machine</h2>\n<ul class=\"decisions\">"
