@@ -190,3 +190,63 @@ pub fn check_switches(report: &mut Report, all: &[Finished]) {
         ),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labkit::Measurement;
+    use labkit::report::Status;
+
+    /// The tasks' figures after `timed` round trips in which the runtime thread switched
+    /// `[voluntary, involuntary]` times.
+    fn finished(timed: u64, ours: [u64; 2]) -> Finished {
+        let measurement = Measurement::value(
+            "round_trip",
+            Variant::Task,
+            "tokio-notify",
+            json!({}),
+            "ns",
+            250.0,
+            None,
+        );
+        let theirs = Tally {
+            served: timed,
+            voluntary: ours[0],
+            involuntary: ours[1],
+        };
+        Finished {
+            label: "task/tokio-notify --pin same".into(),
+            variant: Variant::Task,
+            mechanism: Mechanism::Notify,
+            pin: Pin::Same,
+            measurement,
+            block_p50s: vec![250.0],
+            timed,
+            sent: timed,
+            ours,
+            theirs,
+        }
+    }
+
+    /// The check holds the thread to (almost) no voluntary switch, and can fail: a runtime
+    /// thread that blocked once per round trip did not hand off in user space. Preemptions by
+    /// other threads are not held against it.
+    #[test]
+    fn the_no_switch_check_fails_on_a_thread_that_blocks() {
+        let status = |ours| {
+            let mut report = Report::new("switch");
+            check_switches(&mut report, &[finished(300, ours)]);
+            report.checks[0].status
+        };
+        assert_eq!(
+            status([0, 40]),
+            Status::Pass,
+            "preempted by others: not counted"
+        );
+        assert_eq!(
+            status([300, 0]),
+            Status::Fail,
+            "blocked once per round trip"
+        );
+    }
+}
