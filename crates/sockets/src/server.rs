@@ -97,7 +97,7 @@ impl ConnStats {
     /// Bytes of one record on the stats pipe.
     pub const LEN: usize = 24;
 
-    pub fn encode(self) -> [u8; Self::LEN] {
+    fn encode(self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[..8].copy_from_slice(&self.requests.to_le_bytes());
         b[8..16].copy_from_slice(&self.left_mid_request.to_le_bytes());
@@ -133,6 +133,13 @@ fn serve_connection(stream: TcpStream, model: Model, max_frame: usize, stats: &F
         .and_then(|mut wire| {
             wire::serve_counting(&mut wire, true, max_frame, &mut record.requests)
         });
+    end_connection(model, record, result, stats);
+}
+
+/// Ends a connection's service, whichever model served it: how it ended (a client that left
+/// mid-request, or another failure, is logged on stderr and counted) goes into its `record`,
+/// which is written to `stats`.
+pub fn end_connection(model: Model, mut record: ConnStats, result: io::Result<()>, stats: &File) {
     match result {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {

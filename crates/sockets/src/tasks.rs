@@ -10,7 +10,7 @@
 //! the connections in progress.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-use crate::server::ConnStats;
+use crate::server::{self, ConnStats, Model};
 use crate::wire::{self, HEADER};
 
 /// Runtime threads: one per CPU this process may use.
@@ -56,11 +56,9 @@ pub fn run(max_frame: usize, listener: TcpListener, stop: OwnedFd, stats: File) 
                     accepted += 1;
                     let stats = Arc::clone(&stats);
                     connections.spawn(async move {
-                        let record = serve_connection(stream, max_frame).await;
-                        // One write of 24 bytes to a pipe is atomic: records never mix.
-                        if let Err(e) = (&*stats).write_all(&record.encode()) {
-                            eprintln!("sockets server: cannot write to the stats pipe: {e}");
-                        }
+                        let mut record = ConnStats::default();
+                        let result = serve_connection(stream, max_frame, &mut record).await;
+                        server::end_connection(Model::Async, record, result, &stats);
                     });
                 }
                 _ = &mut stop_seen => break,
@@ -75,40 +73,21 @@ pub fn run(max_frame: usize, listener: TcpListener, stop: OwnedFd, stats: File) 
     })
 }
 
-/// Serves one connection: every request checked and echoed until the client is done, then a
-/// receipt; the connection's record.
-async fn serve_connection(mut stream: tokio::net::TcpStream, max_frame: usize) -> ConnStats {
-    let mut record = ConnStats::default();
-    let _ = stream.set_nodelay(true);
+/// Serves one connection: every request checked and echoed (counted in `record`) until the
+/// client is done, then a receipt.
+async fn serve_connection(
+    mut stream: tokio::net::TcpStream,
+    max_frame: usize,
+    record: &mut ConnStats,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut buf = vec![0u8; max_frame.max(HEADER)];
-    let result = async {
-        while let Some(n) = read_frame(&mut stream, &mut buf).await? {
-            wire::check(&buf[..n], record.requests)?;
-            stream.write_all(&buf[..n]).await?;
-            record.requests += 1;
-        }
-        stream.write_all(&wire::receipt(record.requests)).await
+    while let Some(n) = read_frame(&mut stream, &mut buf).await? {
+        wire::check(&buf[..n], record.requests)?;
+        stream.write_all(&buf[..n]).await?;
+        record.requests += 1;
     }
-    .await;
-    match result {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            record.left_mid_request = 1;
-            eprintln!(
-                "sockets server [async, pid {}]: a client left mid-request ({e}); serving the \
-                 others",
-                std::process::id()
-            );
-        }
-        Err(e) => {
-            record.failed = 1;
-            eprintln!(
-                "sockets server [async, pid {}]: a connection failed: {e}",
-                std::process::id()
-            );
-        }
-    }
-    record
+    stream.write_all(&wire::receipt(record.requests)).await
 }
 
 /// Reads one frame into the start of `buf`: `None` at a clean end (EOF before a frame begins),
@@ -121,32 +100,16 @@ async fn read_frame(
     while got < HEADER {
         match stream.read(&mut buf[got..HEADER]).await? {
             0 if got == 0 => return Ok(None),
-            0 => return Err(left_mid_frame(got, HEADER)),
+            0 => return Err(wire::mid_frame(got, HEADER)),
             n => got += n,
         }
     }
-    let len = HEADER + wire::announced_len(&buf[..HEADER]);
-    if len > buf.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "a frame of {len} bytes is larger than {} allowed",
-                buf.len()
-            ),
-        ));
-    }
+    let len = wire::frame_len(buf)?;
     while got < len {
         match stream.read(&mut buf[got..len]).await? {
-            0 => return Err(left_mid_frame(got, len)),
+            0 => return Err(wire::mid_frame(got, len)),
             n => got += n,
         }
     }
     Ok(Some(len))
-}
-
-fn left_mid_frame(got: usize, of: usize) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("the peer left mid-frame, after {got} of {of} bytes"),
-    )
 }

@@ -44,7 +44,7 @@ pub fn renumber(frame: &mut [u8], seq: u64) {
 }
 
 /// The payload length a frame's header announces.
-pub fn announced_len(head: &[u8]) -> usize {
+fn announced_len(head: &[u8]) -> usize {
     u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize
 }
 
@@ -158,6 +158,19 @@ fn read_full(rx: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// The whole length of the frame whose header starts `buf`: an error if it would not fit in
+/// `buf` (a frame larger than those expected).
+pub fn frame_len(buf: &[u8]) -> io::Result<usize> {
+    let total = HEADER + announced_len(buf);
+    if total > buf.len() {
+        return Err(invalid(format!(
+            "a frame of {total} bytes is larger than the {} expected",
+            buf.len()
+        )));
+    }
+    Ok(total)
+}
+
 /// The error for a peer that left inside a frame: `got` of `wanted` bytes arrived.
 pub fn mid_frame(got: usize, wanted: usize) -> io::Error {
     io::Error::new(
@@ -180,13 +193,7 @@ impl<S: Duplex> Wire for Stream<S> {
         if got < HEADER {
             return Err(mid_frame(got, HEADER));
         }
-        let total = HEADER + announced_len(buf);
-        if total > buf.len() {
-            return Err(invalid(format!(
-                "a frame of {total} bytes is larger than the {} expected",
-                buf.len()
-            )));
-        }
+        let total = frame_len(buf)?;
         let body = read_full(&mut self.rx, &mut buf[HEADER..total])?;
         if HEADER + body < total {
             return Err(mid_frame(HEADER + body, total));
