@@ -209,8 +209,6 @@ pub(super) struct LimitsTally {
     skipped: Vec<String>,
     /// Runs of flags that ask too much, refused before starting.
     refused_before_start: u64,
-    /// The exit code of the last run.
-    last_code: Option<i32>,
 }
 
 /// `args` as a user would write them, with a space after, or nothing.
@@ -237,21 +235,16 @@ pub(super) fn limits_stage(topics: &[Topic]) -> Result<LimitsTally> {
     for topic in topics {
         let mut row = vec![topic.name.clone()];
         for limit in LIMITS {
-            let outcome = match (limit, &cgroup) {
+            let resolved = limit.for_topic(&topic.name);
+            let (outcome, _) = match (limit, &cgroup) {
                 (Limit::Pids(_), None) => {
                     row.push("skip".to_owned());
                     continue;
                 }
-                _ => run_under(
-                    topic,
-                    limit.for_topic(&topic.name),
-                    &[],
-                    cgroup.as_ref(),
-                    &mut tally,
-                )?,
+                _ => run_under(topic, resolved, &[], cgroup.as_ref(), &mut tally)?,
             };
             *tally.counts.entry(outcome.letter()).or_default() += 1;
-            row.push(match limit.for_topic(&topic.name) {
+            row.push(match resolved {
                 Limit::AddressSpace(b) if matches!(limit, Limit::AddressSpaceOfTopic) => {
                     format!("{} ({} MiB)", outcome.letter(), b >> 20)
                 }
@@ -304,14 +297,13 @@ fn asked_too_much(
     if matches!(limit, Limit::Pids(_)) && cgroup.is_none() {
         return Ok("-".to_owned());
     }
-    let mut outcome = run_under(topic, limit, args, cgroup, tally)?;
-    if outcome == Outcome::Refused && tally.last_code != Some(2) {
+    let (mut outcome, code) = run_under(topic, limit, args, cgroup, tally)?;
+    if outcome == Outcome::Refused && code != Some(2) {
         tally.bad.push(format!(
-            "{} {} under {}: refused with exit {:?}, not 2 before starting",
+            "{} {} under {}: refused with exit {code:?}, not 2 before starting",
             topic.name,
             args.join(" "),
             limit.name(),
-            tally.last_code
         ));
         outcome = Outcome::Unnamed;
     }
@@ -322,14 +314,15 @@ fn asked_too_much(
     Ok(outcome.letter().to_owned())
 }
 
-/// One `--quick --json` run of `topic` with `args` under `limit`.
+/// One `--quick --json` run of `topic` with `args` under `limit`: what became of it, and its
+/// exit code.
 fn run_under(
     topic: &Topic,
     limit: Limit,
     args: &[&str],
     cgroup: Option<&PidsCgroup>,
     tally: &mut LimitsTally,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<i32>)> {
     let before = Snapshot::take();
     // For MsgQueueUsed: a queue of ours, its name unlinked at once, charged to this user's
     // quota for as long as we hold it (the run's own queues then find the quota used up).
@@ -424,7 +417,7 @@ fn run_under(
                 "{}: mounting a tmpfs over /dev/shm failed",
                 limit.name()
             ));
-            return Ok(Outcome::Passed);
+            return Ok((Outcome::Passed, e.code));
         }
         let prefix = format!("{}-", labkit::PREFIX);
         left.extend(
@@ -457,7 +450,6 @@ fn run_under(
     } else {
         Outcome::Unnamed
     };
-    tally.last_code = e.code;
     let what = format!("{} {}under {}", topic.name, flags_text(args), limit.name());
     if !matches!(outcome, Outcome::Passed | Outcome::Refused) {
         let how = signal.map_or_else(|| format!("exit {:?}", e.code), |s| format!("signal {s}"));
@@ -474,7 +466,7 @@ fn run_under(
     if !left.is_empty() {
         tally.bad.push(format!("{what}: left {}", left.join(", ")));
     }
-    Ok(outcome)
+    Ok((outcome, e.code))
 }
 
 /// A message queue of 10 messages of 8 KiB, unlinked at once, held open: what it is charged
