@@ -93,6 +93,15 @@ fn room_for(ask: Ask) -> Option<Room> {
     })
 }
 
+/// Raises this process's `RLIMIT_NOFILE` to its hard limit, for a process that holds many
+/// connections; returns the limit now in force.
+pub fn raise_nofile() -> nix::Result<u64> {
+    use nix::sys::resource::setrlimit;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}
+
 /// A note for `err`, if its chain holds an OS error (std's or nix's) that a limit gives.
 pub fn note(err: &anyhow::Error) -> Option<String> {
     use Resource::{RLIMIT_AS, RLIMIT_MSGQUEUE, RLIMIT_NOFILE, RLIMIT_NPROC};

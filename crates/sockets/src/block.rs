@@ -60,7 +60,8 @@ pub fn run(
     let (stats_rx, stats_tx) = std::io::pipe().context("pipe (stats)")?;
     // CPU of this process (the clients) and of reaped children (the server and its own).
     let cpu_before = CpuClock::now(&[])?;
-    let mut peer = start_server(load.model, plan, requests_each, listener, stop_rx, stats_tx)?;
+    let mark = ("--requests", requests_each);
+    let mut peer = start_server(load.model, plan, mark, listener, stop_rx, stats_tx)?;
     // Read the records as they come: a full pipe would stall every connection's last write.
     let stats_rx = File::from(OwnedFd::from(stats_rx));
     let stats = std::thread::Builder::new()
@@ -101,11 +102,12 @@ pub fn run(
 /// Starts the server: this binary again, in the role `server`, running `model`. It inherits the
 /// listening socket, the read end of the stop pipe and the write end of the stats pipe, by
 /// `--fd` in that order; we close our copies, so that if it dies, connecting fails instead of
-/// waiting.
-fn start_server(
+/// waiting. `mark`, a flag the server does not use, tells a timed block's server from the idle
+/// baseline's (0: no mark) in a process listing (the tests kill the former).
+pub fn start_server(
     model: Model,
     plan: &Plan,
-    requests_each: u64,
+    mark: (&str, u64),
     listener: TcpListener,
     stop_rx: io::PipeReader,
     stats_tx: PipeWriter,
@@ -121,10 +123,8 @@ fn start_server(
         "--bytes",
         &plan.bytes.to_string(),
     ]);
-    if requests_each > 0 {
-        // Unused by the server; it tells a timed block's server from the idle baseline's in a
-        // process listing (the tests kill the former).
-        command.args(["--requests", &requests_each.to_string()]);
+    if mark.1 > 0 {
+        command.args([mark.0, &mark.1.to_string()]);
     }
     Peer::start(command, &fds)
 }

@@ -1,5 +1,6 @@
-//! The child side: this binary re-executed in a role (`echo`, `sink`, `server`, `probe`); the
-//! parent starts it in [`crate::far::start`], [`crate::block`] and [`crate::probe`].
+//! The child side: this binary re-executed in a role (`echo`, `sink`, `server`, `crowd`,
+//! `probe`); the parent starts it in [`crate::far::start`], [`crate::block`], [`crate::sweep`]
+//! and [`crate::probe`].
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -13,7 +14,7 @@ use labkit::{Outcome, Variant};
 use crate::contender::Mech;
 use crate::far::{self, Target};
 use crate::load::ModelArg;
-use crate::{Args, BYTES, CLIENTS, load, probe, server};
+use crate::{Args, BYTES, CLIENTS, IN_FLIGHT, crowd, load, probe, server};
 
 /// The flags only a child is given (internal, hidden from `--help`); its descriptors and role
 /// come in `RoleArgs`.
@@ -57,6 +58,20 @@ pub fn run(mut args: Args) -> Result<Outcome> {
                 .with_context(|| format!("{role} over {}", mech.name()))?;
         }
         "server" => serve(&args, fds.next(), fds.next(), fds.next())?,
+        "crowd" => {
+            let report = File::from(fds.next().context("no report fd passed")?);
+            let go = File::from(fds.next().context("no go-ahead fd passed")?);
+            let ask = crowd::Ask {
+                port: args.child.port.context("--port is required")?,
+                connections: args.connections.context("--connections is required")? as usize,
+                in_flight: args.common.size(args.in_flight, IN_FLIGHT) as usize,
+                per_connection: args
+                    .per_connection
+                    .context("--per-connection is required")?,
+                bytes: args.common.size(args.bytes, BYTES) as usize,
+            };
+            crowd::run(&ask, report, go)?;
+        }
         "probe" => probe::answer(
             fds.next().context("no socket fd passed")?,
             args.role.probe_addr()?,
@@ -77,6 +92,8 @@ fn serve(
     let listener = TcpListener::from(listener.context("no listener fd passed")?);
     let stop = stop.context("no stop fd passed")?;
     let stats = File::from(stats.context("no stats fd passed")?);
+    // A server may hold many connections: a descriptor each.
+    labkit::limits::raise_nofile().context("setrlimit(RLIMIT_NOFILE)")?;
     let workers = args.common.size(args.workers, CLIENTS) as usize;
     let model = args
         .child

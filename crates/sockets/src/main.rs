@@ -43,14 +43,18 @@ mod boundaries;
 mod channel;
 mod child;
 mod contender;
+mod crowd;
 mod far;
 mod load;
 mod memory;
+mod multiplex;
 mod nonce;
 mod pingpong;
 mod probe;
+mod room;
 mod server;
 mod stream;
+mod sweep;
 mod tasks;
 mod wire;
 
@@ -78,6 +82,10 @@ const TOTAL: Size = Size::new(32 << 20, 1 << 20, 16 << 30);
 const CLIENTS: Size = Size::new(8, 8, 256);
 const REQUESTS: Size = Size::new(200, 20, 1_000_000);
 const PER_CONNECTION: Size = Size::new(20, 5, 1_000_000);
+/// Many connections held at once: the sweep goes up to this many (10, 100, 1,000 …); one
+/// count asked for is at most this many. Requests in flight across them.
+const CONNECTIONS: Size = Size::new(1_000, 1_000, 1_000_000);
+const IN_FLIGHT: Size = Size::new(64, 64, 4096);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,8 +128,9 @@ struct Args {
     #[arg(long, value_name = "M", value_parser = labkit::cli::bounded(1, REQUESTS.max))]
     requests: Option<u64>,
 
-    /// Requests per connection: a client reconnects after this many [default: 20; --quick: 5;
-    /// from 1 to 1000000].
+    /// Requests per connection: a client reconnects after this many; in step 5, timed requests
+    /// on each connection held per block [default: 20, and in step 5 2000 requests spread over
+    /// the connections; --quick: 5 and 500; from 1 to 1000000].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, PER_CONNECTION.max))]
     per_connection: Option<u64>,
 
@@ -129,6 +138,20 @@ struct Args {
     /// number of clients; from 1 to 256].
     #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, CLIENTS.max))]
     workers: Option<u64>,
+
+    /// Hold N connections at once in step 5, and only N [default: the sweep of
+    /// --connections-up-to; from 1 to 1000000].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, CONNECTIONS.max))]
+    connections: Option<u64>,
+
+    /// Step 5 holds 10, 100, 1000 … connections, up to N [default: 1000; from 10 to 1000000].
+    #[arg(long, value_name = "N", conflicts_with = "connections",
+          value_parser = labkit::cli::bounded(10, CONNECTIONS.max))]
+    connections_up_to: Option<u64>,
+
+    /// Requests in flight across the connections held in step 5 [default: 64; from 1 to 4096].
+    #[arg(long, value_name = "N", value_parser = labkit::cli::bounded(1, IN_FLIGHT.max))]
+    in_flight: Option<u64>,
 
     #[command(flatten)]
     role: RoleArgs,
@@ -152,6 +175,11 @@ struct Plan {
     requests: u64,
     per_connection: u64,
     workers: u64,
+    /// Step 5: the counts of connections held, requests in flight, timed requests per block.
+    connections: Vec<u64>,
+    in_flight: u64,
+    sweep_requests: u64,
+    held_per_connection: Option<u64>,
     placement: Placement,
     pin: labkit::Pin,
 }
@@ -171,6 +199,17 @@ impl Plan {
             requests: common.size(args.requests, REQUESTS),
             per_connection: common.size(args.per_connection, PER_CONNECTION),
             workers: args.workers.unwrap_or(clients),
+            connections: match args.connections {
+                Some(n) => vec![n],
+                None => {
+                    let up_to = common.size(args.connections_up_to, CONNECTIONS);
+                    let tens = std::iter::successors(Some(10), |n| Some(n * 10));
+                    tens.take_while(|&n| n <= up_to).collect()
+                }
+            },
+            in_flight: common.size(args.in_flight, IN_FLIGHT),
+            sweep_requests: common.size(None, sweep::REQUESTS),
+            held_per_connection: args.per_connection,
             placement: Placement::choose(labkit::Pin::None)?,
             pin: labkit::Pin::None,
         })
@@ -179,10 +218,24 @@ impl Plan {
     /// Refuses (exit 2) clients and workers beyond the room the limits leave: a client thread
     /// and a server's thread or process per connection, and their sockets (measured here: 40
     /// descriptors with one client, 48 with sixteen; asked: a lower bound).
-    fn check_limits(&self) -> Result<()> {
+    /// A count of connections asked for (`--connections`) that a model chosen cannot hold
+    /// here is refused too, naming the limit; the sweep skips such a model instead.
+    fn check_limits(&self, args: &Args) -> Result<()> {
         let flags = format!("--clients {} --workers {}", self.clients, self.workers);
         check(&flags, Ask::Tasks(self.clients.max(self.workers)))?;
-        check(&flags, Ask::Descriptors(self.clients + 24))
+        check(&flags, Ask::Descriptors(self.clients + 24))?;
+        let Some(n) = args.connections else {
+            return Ok(());
+        };
+        for model in load::chosen(&args.common, self.workers) {
+            if let Some(why) = room::limit_for(model, n) {
+                let name = model.name();
+                let ask =
+                    format!("--connections {n} asks for {n} connections held by the {name} server");
+                return Err(labkit::exit::usage(format!("{ask}, but {why}")));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the sizes into the Report's parameters.
@@ -195,6 +248,8 @@ impl Plan {
         report.param("requests", self.requests);
         report.param("per_connection", self.per_connection);
         report.param("workers", self.workers);
+        report.param("connections", serde_json::json!(self.connections));
+        report.param("in_flight", self.in_flight);
     }
 }
 
@@ -209,7 +264,7 @@ fn run(args: Args) -> Result<Outcome> {
     let (mut report, shutdown) = labkit::start(env!("CARGO_PKG_NAME"))?;
     let common = &args.common;
     let plan = Plan::from_flags(&args)?;
-    plan.check_limits()?;
+    plan.check_limits(&args)?;
     plan.record(&mut report);
     let what = "round trips and streams";
     let placements = Placement::each_noted(&mut report, args.placing.pin, what)?;
@@ -232,6 +287,7 @@ fn run(args: Args) -> Result<Outcome> {
     show_boundaries(&mut report)?;
     let models = load::chosen(common, plan.workers);
     let servers = load::run(&mut report, &models, &plan, shutdown)?;
+    let held = sweep::run(&mut report, &models, &plan, shutdown)?;
     // The probe's child is a process: with `--variant thread` there is nothing to probe.
     let separate = common
         .wants(Variant::Process)
@@ -239,6 +295,7 @@ fn run(args: Args) -> Result<Outcome> {
         .transpose()?;
     report.note_one_side(common);
     judge_claims(&mut report, &plan, &rounds, separate, &servers);
+    sweep::judge(&mut report, &plan, &held);
     report.end(common.json)
 }
 

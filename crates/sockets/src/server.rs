@@ -5,9 +5,9 @@
 //!   connection then exits; the server reaps it. Each connection gets its own address space.
 //! * **thread-per-connection**: the server accepts and spawns a thread for the connection.
 //! * **prefork**: a fixed set of processes, forked once, each accepting on the one listening
-//!   socket and serving a connection at a time (Apache's prefork MPM, nginx's workers).
-//! * **thread-pool**: a fixed set of threads, started once, takes accepted connections from a
-//!   queue.
+//!   socket and serving its connections at once with `epoll` (nginx's workers).
+//! * **thread-pool**: a fixed set of threads, started once, running the very same loop as the
+//!   prefork workers (see [`crate::multiplex`]): the pools differ only in what a worker is.
 //!
 //! Every request is a frame (see [`crate::wire`]) echoed back whole and checked at both ends.
 //! The server stops accepting when its `stop` pipe reports EOF (its parent closed the write
@@ -33,6 +33,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
+use crate::multiplex;
 use crate::wire::{self, HEADER, Pinger, Stream};
 
 /// How the server gives each connection something to run on.
@@ -218,17 +219,19 @@ pub fn run(
         return crate::tasks::run(max_frame, listener, stop, stats);
     }
     listener.set_nonblocking(true)?;
-    if let Model::Prefork { workers } = model {
-        return prefork(workers, max_frame, listener, &stop, &stats).map(|()| 0);
+    match model {
+        Model::Prefork { workers } => {
+            return prefork(workers, max_frame, listener, &stop, &stats).map(|()| 0);
+        }
+        Model::ThreadPool { workers } => {
+            return thread_pool(workers, max_frame, &listener, &stop, &stats).map(|()| 0);
+        }
+        _ => {}
     }
     let stats = Arc::new(stats);
     let mut connections = 0;
     let mut children = 0u64;
     let mut threads = Vec::new();
-    let pool = match model {
-        Model::ThreadPool { workers } => Some(Pool::start(workers, model, max_frame, &stats)?),
-        _ => None,
-    };
     loop {
         // The fork model wakes now and then to reap children that have finished.
         let timeout = if children > 0 {
@@ -258,13 +261,14 @@ pub fn run(
                         .name("connection".to_owned())
                         .spawn(move || serve_connection(stream, model, max_frame, &stats))?,
                 );
-                threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+                // Now and then, let go of the threads that have finished.
+                if threads.len().is_multiple_of(256) {
+                    threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+                }
             }
-            Model::ThreadPool { .. } => pool
-                .as_ref()
-                .expect("a pool for the pool model")
-                .submit(stream)?,
-            Model::Prefork { .. } | Model::Async => unreachable!("served above"),
+            Model::Prefork { .. } | Model::ThreadPool { .. } | Model::Async => {
+                unreachable!("served above")
+            }
         }
     }
     drop(listener);
@@ -276,14 +280,11 @@ pub fn run(
         t.join()
             .map_err(|_| io::Error::other("a connection thread panicked"))?;
     }
-    if let Some(pool) = pool {
-        pool.finish()?;
-    }
     Ok(connections)
 }
 
-/// The prefork server: forks `workers` processes that each accept on `listener` and serve one
-/// connection at a time until `stop` ends, then waits for them all.
+/// The prefork server: forks `workers` processes that each accept on `listener` and serve their
+/// connections (see [`crate::multiplex`]) until `stop` ends, then waits for them all.
 fn prefork(
     workers: usize,
     max_frame: usize,
@@ -298,7 +299,8 @@ fn prefork(
         // child runs `accept_and_serve` and leaves with `_exit` (see `in_child`).
         match unsafe { fork() }.map_err(io::Error::from)? {
             ForkResult::Child => in_child(server, None, || {
-                if let Err(e) = accept_and_serve(&listener, stop, max_frame, stats) {
+                let model = Model::Prefork { workers };
+                if let Err(e) = multiplex::worker(model, &listener, stop, max_frame, stats) {
                     eprintln!("sockets server [prefork, pid {}]: {e}", std::process::id());
                 }
             }),
@@ -312,22 +314,40 @@ fn prefork(
     Ok(())
 }
 
-/// A prefork worker's loop: whichever worker's accept wins takes the connection.
-fn accept_and_serve(
+/// The thread-pool server: `workers` threads, each running the prefork workers' loop on
+/// `listener` until `stop` ends; returns once they all have.
+fn thread_pool(
+    workers: usize,
+    max_frame: usize,
     listener: &TcpListener,
     stop: &OwnedFd,
-    max_frame: usize,
     stats: &File,
 ) -> io::Result<()> {
-    loop {
-        match next_connection(listener, stop, PollTimeout::NONE)? {
-            Next::Connection(stream) => {
-                serve_connection(stream, Model::Prefork { workers: 0 }, max_frame, stats)
+    let model = Model::ThreadPool { workers };
+    std::thread::scope(|s| {
+        let threads = (0..workers)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn_scoped(s, move || {
+                        multiplex::worker(model, listener, stop, max_frame, stats)
+                    })
+            })
+            .collect::<Vec<_>>();
+        let mut first_error = None;
+        for thread in threads {
+            let result = match thread {
+                Ok(t) => t
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a worker panicked"))),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
             }
-            Next::Nothing => {}
-            Next::Stop => return Ok(()),
         }
-    }
+        first_error.map_or(Ok(()), Err)
+    })
 }
 
 /// The life of a forked child: it dies with the server, `server` (and leaves at once if the
@@ -406,52 +426,6 @@ fn reap(block: bool) -> io::Result<u64> {
         if block {
             return Ok(reaped);
         }
-    }
-}
-
-/// Worker threads started once, fed accepted connections through a channel.
-struct Pool {
-    queue: crossbeam_channel::Sender<TcpStream>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Pool {
-    fn start(
-        workers: usize,
-        model: Model,
-        max_frame: usize,
-        stats: &Arc<File>,
-    ) -> io::Result<Pool> {
-        let (queue, incoming) = crossbeam_channel::unbounded::<TcpStream>();
-        let workers = (0..workers)
-            .map(|i| {
-                let incoming = incoming.clone();
-                let stats = Arc::clone(stats);
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || {
-                        for stream in incoming {
-                            serve_connection(stream, model, max_frame, &stats);
-                        }
-                    })
-            })
-            .collect::<io::Result<_>>()?;
-        Ok(Pool { queue, workers })
-    }
-
-    fn submit(&self, stream: TcpStream) -> io::Result<()> {
-        self.queue
-            .send(stream)
-            .map_err(|_| io::Error::other("the pool's workers are gone"))
-    }
-
-    fn finish(self) -> io::Result<()> {
-        drop(self.queue); // Workers finish the queue, then their loops end.
-        for w in self.workers {
-            w.join()
-                .map_err(|_| io::Error::other("a pool worker panicked"))?;
-        }
-        Ok(())
     }
 }
 
@@ -542,7 +516,9 @@ mod tests {
         });
         leave_mid_request(addr, 100).unwrap();
         drop(stop_tx);
-        assert_eq!(server.join().unwrap().unwrap(), 13);
+        // A pool's workers accept, not the server: their records count the connections.
+        let accepted = if model.workers().is_some() { 0 } else { 13 };
+        assert_eq!(server.join().unwrap().unwrap(), accepted);
         let stats = read_stats(File::from(OwnedFd::from(stats_rx)));
         ConnStats::total(&stats.unwrap())
     }

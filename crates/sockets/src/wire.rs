@@ -99,47 +99,42 @@ pub trait Wire: Send {
     fn end(&mut self) -> io::Result<()>;
 }
 
-/// A connected stream socket that can be split into a reading and a writing half.
+/// A connected stream socket, read and written.
 pub trait Duplex: Read + Write + Send + Sized {
-    /// A second handle on the same socket (`dup`).
-    fn try_clone(&self) -> io::Result<Self>;
     /// `shutdown(SHUT_WR)`: the peer reads EOF once it has read everything sent before.
     fn shutdown_write(&self) -> io::Result<()>;
 }
 
 impl Duplex for UnixStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        UnixStream::try_clone(self)
-    }
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
     }
 }
 
 impl Duplex for TcpStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        TcpStream::try_clone(self)
-    }
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
     }
 }
 
 /// Frames over a stream socket. Reads go through a buffer, so a small frame usually costs one
-/// `read`, however its header and payload are split.
+/// `read`, however its header and payload are split; writes go straight to the socket (one
+/// descriptor a connection: a server holding 10,000 needs no more).
 pub struct Stream<S: Duplex> {
     rx: BufReader<S>,
-    tx: S,
 }
 
 impl<S: Duplex> Stream<S> {
     /// Wraps a connected stream socket.
     pub fn new(socket: S) -> io::Result<Self> {
-        let tx = socket.try_clone()?;
         Ok(Stream {
             rx: BufReader::with_capacity(64 * 1024, socket),
-            tx,
         })
+    }
+
+    /// The socket, to write to: what the buffer holds is only what was read.
+    fn tx(&mut self) -> &mut S {
+        self.rx.get_mut()
     }
 }
 
@@ -182,7 +177,7 @@ pub fn mid_frame(got: usize, wanted: usize) -> io::Error {
 impl<S: Duplex> Wire for Stream<S> {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         // `write_all` repeats `write` until every byte is taken: a write may take only part.
-        self.tx.write_all(frame)
+        self.tx().write_all(frame)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
@@ -202,8 +197,8 @@ impl<S: Duplex> Wire for Stream<S> {
     }
 
     fn end(&mut self) -> io::Result<()> {
-        self.tx.flush()?;
-        self.tx.shutdown_write()
+        self.tx().flush()?;
+        self.tx().shutdown_write()
     }
 }
 

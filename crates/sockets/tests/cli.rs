@@ -27,12 +27,32 @@ fn the_quick_run_passes_every_check() {
             "request/thread/thread-pool",
             "requests_per_s/thread/thread-pool",
             "peak_pss/process/fork-per-connection",
+            "held_request/task/async",
+            "held_pss_per_connection/process/prefork",
+            "connect_all/thread/thread-per-connection",
         ],
     );
+    // Step 5: every model held 10, 100 and 1,000 connections, each served.
+    for model in [
+        "fork-per-connection",
+        "thread-per-connection",
+        "prefork",
+        "thread-pool",
+        "async",
+    ] {
+        let counts: Vec<u64> = report
+            .measurements
+            .iter()
+            .filter(|m| m.name == "held_requests_per_s" && m.mechanism == model)
+            .filter_map(|m| m.config.get("connections").and_then(|c| c.as_u64()))
+            .collect();
+        assert_eq!(counts, [10, 100, 1000], "{model}");
+    }
     for id in [
         "comm.threads-faster",
         "comm.process-needs-ipc",
         "usecase.shared-data",
+        "task.memory-per-connection",
     ] {
         assert!(report.claims.iter().any(|c| c.id == id), "no claim {id}");
     }
@@ -124,4 +144,71 @@ fn clients_beyond_the_descriptor_limit_are_refused_before_starting() {
     let limit = testkit::Resource::RLIMIT_NOFILE;
     let args = ["--quick", "--clients", "16"];
     testkit::assert_refused_under(BIN, limit, 30, &args, "RLIMIT_NOFILE=30");
+}
+
+/// Step 5 with the same server models, driven by the crowd: a server killed while it holds
+/// connections, and the crowd killed, each end the run with exit 1 naming the peer.
+const HELD_LONG: &[&str] = &[
+    "--json",
+    "--quick",
+    "--connections",
+    "100",
+    "--per-connection",
+    "1000000",
+];
+
+#[test]
+fn the_server_killed_while_holding_connections_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        HELD_LONG,
+        |_, cmd| cmd.contains("--role server") && cmd.contains("--connections"),
+        "server peer",
+    );
+}
+
+#[test]
+fn the_crowd_killed_mid_run_is_reported_with_exit_1() {
+    testkit::assert_peer_kill_reported(
+        BIN,
+        HELD_LONG,
+        |_, cmd| cmd.contains("--role crowd"),
+        "crowd peer",
+    );
+}
+
+#[test]
+fn connections_beyond_the_descriptor_limit_are_refused_before_starting() {
+    let limit = testkit::Resource::RLIMIT_NOFILE;
+    let args = ["--quick", "--connections", "1000"];
+    testkit::assert_refused_under(BIN, limit, 300, &args, "RLIMIT_NOFILE=300");
+}
+
+/// In the sweep, a count beyond a limit is skipped for each model, naming the limit; the run
+/// passes, and the claim judged at that count says it was not judged, and why.
+#[test]
+fn the_sweep_skips_a_count_beyond_a_limit_naming_it() {
+    let t = testkit::tag("sweep-limit");
+    let limit = testkit::Resource::RLIMIT_NOFILE;
+    let args = ["--quick", "--json", "--variant", "thread"];
+    let done = testkit::run_under(BIN, &t, limit, 600, &args);
+    let report = done.report_of_success();
+    assert!(testkit::problems(&report).is_empty(), "{:?}", testkit::problems(&report));
+    let skipped: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.name.ends_with("holds 1000 connections"))
+        .collect();
+    assert_eq!(skipped.len(), 3, "{:?}", report.checks);
+    for c in skipped {
+        assert!(c.detail.contains("RLIMIT_NOFILE=600"), "{}", c.detail);
+    }
+    let claim = report
+        .claims
+        .iter()
+        .find(|c| c.id == "task.memory-per-connection");
+    let claim = claim.expect("a finding for the claim");
+    assert_eq!(claim.verdict, labkit::Verdict::Inconclusive);
+    assert!(claim.evidence.contains("skipped"), "{}", claim.evidence);
+    testkit::assert_clean(&t, done.pid);
 }

@@ -399,18 +399,7 @@ pub fn assert_refused_under(
     needle: &str,
 ) {
     let t = tag("limit");
-    let mut c = command(bin, &t, args);
-    // SAFETY: runs in the child between fork and exec: setrlimit is one system call, and
-    // allocates nothing.
-    unsafe {
-        c.pre_exec(move || {
-            nix::sys::resource::setrlimit(resource, value, value).map_err(std::io::Error::from)
-        });
-    }
-    let done = finish(
-        c.spawn().expect("start the binary"),
-        Duration::from_secs(60),
-    );
+    let done = run_under(bin, &t, resource, value, args);
     let err = done.stderr();
     assert_eq!(done.code(), Some(2), "{args:?} under {needle}: {err}");
     assert!(
@@ -419,6 +408,22 @@ pub fn assert_refused_under(
     );
     assert!(done.out.stdout.is_empty(), "{args:?}: nothing on stdout");
     assert_clean(&t, done.pid);
+}
+
+/// Runs `bin args…` (tagged `tag`) with `resource` limited to `value`, soft and hard, to its end.
+pub fn run_under(bin: &str, tag: &str, resource: Resource, value: u64, args: &[&str]) -> Done {
+    let mut c = command(bin, tag, args);
+    // SAFETY: runs in the child between fork and exec: setrlimit is one system call, and
+    // allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            nix::sys::resource::setrlimit(resource, value, value).map_err(std::io::Error::from)
+        });
+    }
+    finish(
+        c.spawn().expect("start the binary"),
+        Duration::from_secs(60),
+    )
 }
 
 /// Runs `copies` copies of `bin args…` at once; every one must exit 0 with a Report whose
