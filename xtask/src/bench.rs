@@ -6,9 +6,8 @@
 //! verdict across runs (see [`crate::summary`]).
 
 use std::io::IsTerminal as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -19,24 +18,25 @@ use crate::summary::{self, BenchHost, Job, Reference, Spread, Summary};
 use crate::text::say;
 use crate::workspace::{self, Topic};
 
-const USAGE: &str = "usage: cargo xtask bench [--runs N] [--quick] [--topics a,b]
+const USAGE: &str =
+    "usage: cargo xtask bench [--runs N] [--quick] [--topics a,b] [--connections-up-to N]
 
 Runs every topic N times and saves the Reports and a summary under target/lab/<timestamp>/.
   --runs N      runs of each topic [default: 5, at most 100]
   --quick       the topics' --quick sizes (a smoke run: figures and verdicts mean little)
-  --topics a,b  only these topics";
+  --topics a,b  only these topics
+  --connections-up-to N  sockets holds 10, 100 … connections up to N [default: 1000]";
 
 /// A topic run at its default size that takes longer than this is hung.
 const HANG_GUARD: Duration = Duration::from_secs(300);
-
-/// Round trips per `perf bench sched pipe` run.
-const PERF_LOOPS: u64 = 20_000;
 
 #[derive(Clone, Debug)]
 pub struct Options {
     pub runs: usize,
     pub quick: bool,
     pub topics: Vec<String>,
+    /// sockets' connections step goes up to this many (its own default if `None`).
+    pub connections_up_to: Option<u64>,
 }
 
 impl Default for Options {
@@ -45,6 +45,7 @@ impl Default for Options {
             runs: 5,
             quick: false,
             topics: Vec::new(),
+            connections_up_to: None,
         }
     }
 }
@@ -65,6 +66,13 @@ pub fn parse(args: &[String], o: &mut Options) -> Result<(), String> {
                 o.runs = n;
             }
             "--quick" => o.quick = true,
+            "--connections-up-to" => {
+                let v = it.next().ok_or("--connections-up-to needs a number")?;
+                let n = v
+                    .parse()
+                    .map_err(|_| format!("--connections-up-to {v}: a number"))?;
+                o.connections_up_to = Some(n);
+            }
             "--topics" => {
                 let v = it.next().ok_or("--topics needs a list, as in pipes,shm")?;
                 let list: Vec<String> = v
@@ -167,7 +175,17 @@ fn spinning(m: &Measurement) -> bool {
 }
 
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];
-const SMALL_SERVER: &[&str] = &["--messages", "2000", "--total", "4MiB", "--requests", "20"];
+// The extra points need no connections step beyond its smallest count.
+const SMALL_SERVER: &[&str] = &[
+    "--messages",
+    "2000",
+    "--total",
+    "4MiB",
+    "--requests",
+    "20",
+    "--connections-up-to",
+    "10",
+];
 
 #[rustfmt::skip]
 const SWEEPS: &[Sweep] = &[
@@ -220,7 +238,7 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
     let mut perf = topics
         .iter()
         .any(|t| t.name == "switch" || t.name == "pipes")
-        && perf_available();
+        && crate::perf::available();
     let bar = ProgressBar::new((plans.len() + if perf { 4 * o.runs } else { 0 }) as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} {msg}")
@@ -265,7 +283,7 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
                     "perf bench sched pipe ({variant}, pin {pin}), run {run}/{}",
                     o.runs
                 ));
-                match perf_bench(variant == "thread", pin == "same") {
+                match crate::perf::bench(variant == "thread", pin == "same") {
                     Ok(ns) => perf_figures.push((variant.to_owned(), pin.to_owned(), ns)),
                     Err(e) => {
                         // Not the lab's failure: perf or a PID namespace is not available.
@@ -283,6 +301,7 @@ pub fn bench(o: &Options, topics: &[Topic]) -> Result<(PathBuf, Summary)> {
     bar.finish_and_clear();
 
     let (figures, findings) = crate::gather::gather(&reports);
+    notes.extend(crate::held::skipped(&reports));
     // A verdict its own figures contradict would be a bug in the rule or in a topic: say so.
     for f in &findings {
         problems.extend(f.contradictions());
@@ -357,6 +376,9 @@ fn plan<'a>(topics: &'a [Topic], o: &Options) -> (Vec<Plan<'a>>, Vec<String>) {
     for run in 1..=o.runs {
         for topic in topics {
             let mut args = quick.clone();
+            if let Some(n) = o.connections_up_to.filter(|_| topic.name == "sockets") {
+                args.extend(["--connections-up-to".to_owned(), n.to_string()]);
+            }
             args.push("--json".to_owned());
             plans.push(Plan {
                 topic,
@@ -451,66 +473,6 @@ fn run_one(p: &Plan, dir: &Path) -> Result<(Job, Option<Report>, Vec<String>)> {
         report: saved,
     };
     Ok((job, report, problems))
-}
-
-fn perf_available() -> bool {
-    Command::new("perf")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// One `perf bench sched pipe` (`-T`: two threads), on one CPU or placed by the scheduler;
-/// its mean round trip in ns.
-fn perf_bench(threads: bool, same_cpu: bool) -> Result<f64> {
-    let cpu = same_cpu.then(|| {
-        labkit::pin::allowed_cpus()
-            .ok()
-            .and_then(|c| c.first().copied())
-            .unwrap_or(0)
-    });
-    // In a PID namespace of its own (perf's forked worker dies with perf), taskset to `cpu`,
-    // killed with the thread that starts it: as `switch` runs it (its `perf.rs`).
-    let mut command = Command::new("unshare");
-    command.args(["--pid", "--fork", "--kill-child=SIGKILL", "--"]);
-    if let Some(cpu) = cpu {
-        command.args(["taskset", "-c", &cpu.to_string()]);
-    }
-    let loops = PERF_LOOPS.to_string();
-    command.args(["perf", "bench", "sched", "pipe", "-l", &loops]);
-    command.args(threads.then_some("-T"));
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: runs in the forked child before exec; `die_with_parent` makes only plain system
-    // calls and allocates nothing.
-    unsafe {
-        command.pre_exec(move || labkit::child::die_with_parent(parent));
-    }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("run unshare … perf bench sched pipe")?;
-    let out = workspace::drain(child.stdout.take().expect("piped"));
-    let status = match labkit::child::wait_timeout(&mut child, Duration::from_secs(60))
-        .context("waitpid perf")?
-    {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            child.wait().context("waitpid perf")?
-        }
-    };
-    let text = out.join().unwrap_or_default();
-    anyhow::ensure!(status.success(), "exited with {status}");
-    // Its `usecs/op` line: the mean round trip in microseconds.
-    text.lines()
-        .find(|l| l.contains("usecs/op"))
-        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|us| us * 1000.0)
-        .context("no usecs/op line in its output")
 }
 
 /// The host of the Report (docs/ARCHITECTURE.md), with the compiler and the CPU frequency governor.

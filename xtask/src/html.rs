@@ -129,6 +129,19 @@ pub fn page(s: &Summary) -> Result<String> {
         let _ = writeln!(out, "<li class=\"left-out\">Left out: {}.</li>", esc(m));
     }
     let _ = writeln!(out, "</ul>");
+    if let Some(t) = crate::held::table(s) {
+        let _ = writeln!(
+            out,
+            "<h2>Connections held at once (sockets)</h2>\n<p>{}</p>\n<table class=\"held\">\n<tr>{}</tr>",
+            esc(crate::held::CAPTION),
+            t.header
+                .iter()
+                .map(|h| format!("<th>{}</th>", esc(h)))
+                .collect::<String>()
+        );
+        rows(&mut out, &t.rows);
+        let _ = writeln!(out, "</table>\n<p>{}</p>", esc(&t.most.unwrap_or_default()));
+    }
     let _ = writeln!(
         out,
         "<h2>Claims ledger</h2>\n<table class=\"ledger\">\n<tr><th>claim</th><th>topic</th>\
@@ -214,8 +227,16 @@ pub fn page(s: &Summary) -> Result<String> {
 }
 
 /// Every plot a bench of all topics draws.
-pub const ALL_PLOTS: [&str; 7] = [
-    "latency", "size", "creation", "fork-rss", "switch", "parallel", "cpu",
+pub const ALL_PLOTS: [&str; 9] = [
+    "latency",
+    "size",
+    "creation",
+    "fork-rss",
+    "switch",
+    "parallel",
+    "cpu",
+    "connections-memory",
+    "connections-p99",
 ];
 
 /// What the HTML test requires: every plot expected is there as a `<figure>` with an inline

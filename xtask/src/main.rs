@@ -31,9 +31,11 @@ mod eject;
 #[cfg(test)]
 mod fixtures;
 mod gather;
+mod held;
 mod html;
 mod leftovers;
 mod markdown;
+mod perf;
 mod plots;
 mod report;
 mod summary;

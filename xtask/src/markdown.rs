@@ -55,6 +55,16 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(out, "- Left out: {m}.");
     }
     let _ = writeln!(out);
+    if let Some(t) = crate::held::table(s) {
+        let _ = writeln!(
+            out,
+            "## Connections held at once (sockets)\n\n{}\n",
+            crate::held::CAPTION
+        );
+        let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
+        table(&mut out, &header, &t.rows);
+        let _ = writeln!(out, "\n{}\n", t.most.unwrap_or_default());
+    }
     let _ = writeln!(out, "## Claims ledger\n");
     let _ = writeln!(
         out,

@@ -17,7 +17,8 @@ use crate::text::{headline, ratio_text, run_verdicts, say, topic_text, verdict_l
 use crate::{browser, html, markdown};
 
 const USAGE: &str =
-    "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--repeat K] [--topics a,b] [TOPIC...]
+    "usage: cargo xtask report [--from DIR | --full | --quick | --runs N] [--repeat K] [--topics a,b]
+       [--connections-up-to N] [TOPIC...]
 
 Runs a bench (3 runs at default sizes, about a minute) and prints the claims ledger;
 writes report.md, report.html and report.png into the bench folder.
@@ -27,7 +28,9 @@ writes report.md, report.html and report.png into the bench folder.
   --runs N      runs of each topic
   --repeat K    K benches in a row, each reported as usual, then how many of the K verdicts
                 of each finding agree, with its interval each time (from 2 to 20)
-  --topics a,b  only these topics (as do TOPIC arguments)";
+  --topics a,b  only these topics (as do TOPIC arguments)
+  --connections-up-to N  sockets holds 10, 100 … connections up to N [default: 1000];
+                10000 adds the count that tells which server models hold 10,000";
 
 /// Runs of the bench `report` makes unless told otherwise.
 const REPORT_RUNS: usize = 3;
@@ -65,7 +68,7 @@ pub fn run(args: &[String]) -> Result<bool> {
                 say(USAGE);
                 return Ok(true);
             }
-            "--runs" | "--topics" => {
+            "--runs" | "--topics" | "--connections-up-to" => {
                 rest.push(a.clone());
                 rest.extend(it.next().cloned());
             }
@@ -320,13 +323,13 @@ fn write_files(dir: &Path, s: &Summary, ledger: &str, strict: bool) -> Result<Ve
 }
 
 /// The report's stage of `cargo xtask ci`: a one-run quick bench of every topic, rendered by
-/// `report`'s own code, strictly: the HTML test must find all seven plots (with captions and
+/// `report`'s own code, strictly: the HTML test must find all nine plots (with captions and
 /// axis labels, nothing external) and the browser test must pass (Chromium required).
 pub fn ci_stage() -> Result<bool> {
     let o = Options {
         runs: 1,
         quick: true,
-        topics: Vec::new(),
+        ..Options::default()
     };
     let (dir, summary) = bench::bench(&o, &crate::workspace::topics(&[])?)?;
     let ledger = ledger_text(&summary);

@@ -6,6 +6,10 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
+use anyhow::{Context, Result};
+use labkit::Report;
+use labkit::report::format_bytes;
+
 /// Writes one message per size (one `write` each) to a Unix stream socket, then reads with a
 /// buffer large enough for all: returns the size of every read it took.
 pub fn stream_reads(sizes: &[usize]) -> io::Result<Vec<usize>> {
@@ -45,6 +49,37 @@ pub fn partial_write(len: usize) -> io::Result<(usize, bool)> {
         Ok(_) => false,
     };
     Ok((took, again))
+}
+
+/// Step 3: boundaries, and a partial write.
+pub fn show(report: &mut Report) -> Result<()> {
+    let sizes = [10, 20, 30];
+    let stream = stream_reads(&sizes).context("unix stream socketpair")?;
+    report.check(
+        "a stream socket keeps no message boundaries",
+        stream == [60],
+        format!("three writes of {sizes:?} bytes, queued before the first read, came out as reads of {stream:?} bytes: every reader of a stream needs framing"),
+    );
+    let dgram = datagram_reads(&sizes).context("unix datagram socketpair")?;
+    report.check(
+        "a datagram socket keeps message boundaries",
+        dgram == sizes,
+        format!("three datagrams of {sizes:?} bytes came out as receives of {dgram:?} bytes"),
+    );
+    let want = 8 << 20;
+    let (took, again) = partial_write(want).context("non-blocking write")?;
+    report.check(
+        "a write to a stream socket may take only part of the buffer",
+        took > 0 && took < want && again,
+        format!(
+            "one write of {} to a non-blocking Unix stream socket nobody read took {}; the next \
+             said EAGAIN{}: a writer must loop (write_all)",
+            format_bytes(want as u64),
+            format_bytes(took as u64),
+            if again { "" } else { " (it did NOT)" }
+        ),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

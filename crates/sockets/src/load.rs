@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 use labkit::measure::cpu_ns_per_op;
 use labkit::signals::Shutdown;
-use labkit::{CommonArgs, LatencyRecorder, Measurement, Report, Variant};
+use labkit::{Better, CommonArgs, LatencyRecorder, Measurement, Report, Test, Variant};
 use serde_json::json;
 
 use crate::Plan;
@@ -277,5 +277,44 @@ fn check_fork_threads(report: &mut Report, loads: &[Load]) {
                 fork.peak.threads
             ),
         );
+    }
+}
+
+/// `usecase.shared-data`, like with like: a pool of threads against a pool of processes, both
+/// created before the load; a thread per connection against a process per connection. Each
+/// for requests per second and for peak memory.
+pub fn judge(report: &mut Report, plan: &Plan, servers: &[Figures], summary: &mut String) {
+    for pooled in [true, false] {
+        let side = |side: Variant| {
+            servers
+                .iter()
+                .find(|s| variant(s.model) == side && s.model.workers().is_some() == pooled)
+        };
+        let (Some(t), Some(p)) = (side(Variant::Thread), side(Variant::Process)) else {
+            continue;
+        };
+        let (threads, processes) = (t.model.name(), p.model.name());
+        summary.push_str(&format!(
+            "; echo server, {threads} {:.0} req/s vs {processes} {:.0}",
+            t.rate.value.unwrap_or(0.0),
+            p.rate.value.unwrap_or(0.0)
+        ));
+        let what = format!(
+            "echo server, {} clients, {} requests per connection",
+            plan.clients, plan.per_connection
+        );
+        let test = Test::new(what, "req/s", Better::Higher, "faster")
+            .favoured(threads, &t.rates)
+            .other(processes, &p.rates);
+        report.claim_measured("usecase.shared-data", test, [&p.rate, &t.rate]);
+        let test = Test::new(
+            "peak memory of the server with its children, PSS (each shared page counted once)",
+            "KiB",
+            Better::Lower,
+            "smaller",
+        )
+        .favoured(threads, &t.pss_peaks)
+        .other(processes, &p.pss_peaks);
+        report.claim_measured("usecase.shared-data", test, [&p.pss, &t.pss]);
     }
 }

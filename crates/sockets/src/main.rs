@@ -5,7 +5,9 @@
 //!   sockets) to communicate;
 //! * `comm.threads-faster`: inter-thread communication is simpler and faster than IPC;
 //! * `usecase.shared-data`: threads suit shared data and fast communication: an echo server
-//!   built on a thread pool against the same server forking a process per connection.
+//!   built on a thread pool against the same server forking a process per connection;
+//! * beyond the seed, `task.memory-per-connection`: at 1,000 connections an async server needs
+//!   less memory per connection than thread-per-connection.
 //!
 //! **Steps**
 //! 1. [`pingpong::run`]: a frame of `--bytes` (length, CRC-32, sequence number, payload) goes
@@ -17,7 +19,7 @@
 //!    Alternating blocks after a warm-up; both ends check every frame ([`wire`], [`channel`]).
 //! 2. [`stream::run`]: the same contenders send `--total` bytes one way in 64 KiB frames; the
 //!    far end checks each frame's number and checksum and counts them.
-//! 3. [`show_boundaries`]: three writes to a stream socket come out as one read, three
+//! 3. [`boundaries::show`]: three writes to a stream socket come out as one read, three
 //!    datagrams as three; a large write to a non-blocking socket takes only part of the buffer.
 //! 4. [`load::run`]: an echo server on 127.0.0.1 ([`server`]), in a process of its own, built
 //!    five ways: a unit per connection (fork-per-connection, thread-per-connection), a pool
@@ -27,13 +29,19 @@
 //!    Requests per second, latency, CPU time per request (server, its children and the
 //!    clients) and the peak memory of the server with its children; a client that leaves
 //!    mid-request is logged by the server, which carries on.
-//! 5. [`probe::child_memory`]: a child is handed the address of a fresh nonce in our memory;
+//! 5. [`sweep::run`]: every model holds 10, 100 and 1,000 connections at once
+//!    (`--connections-up-to`, `--connections`), the pools multiplexing theirs with epoll
+//!    ([`multiplex`]), driven by a client process with one epoll loop ([`crowd`]), `--in-flight`
+//!    requests in flight; per count: time to accept them all, req/s, latency, CPU per request,
+//!    memory per connection; a count the limits leave no room for is skipped ([`room`]).
+//! 6. [`probe::child_memory`]: a child is handed the address of a fresh nonce in our memory;
 //!    it reads its own memory there (`/proc/self/mem`) and finds no nonce, while the same
 //!    nonce sent through a socketpair arrives.
-//! 6. [`judge_claims`]: steps 1 and 2, block pair by block pair, decide `comm.threads-faster`
+//! 7. [`judge_claims`]: steps 1 and 2, block pair by block pair, decide `comm.threads-faster`
 //!    once per placement (steps 1 and 2 run with both sides on one CPU, then on two; `--pin`
 //!    narrows to one, `--pin none` is shown and not judged); step 4 decides
-//!    `usecase.shared-data`, step 5 `comm.process-needs-ipc`.
+//!    `usecase.shared-data`, step 6 `comm.process-needs-ipc`; [`sweep::judge`], step 5,
+//!    `task.memory-per-connection`.
 //!
 //! **Run it**: `cargo run --release -p sockets` (about two seconds), `-- --json` for the
 //! Report, `-- --clients 32 --per-connection 1` for a server that mostly accepts.
@@ -284,7 +292,7 @@ fn run(args: Args) -> Result<Outcome> {
             throughput: stream::run(&mut report, &contenders, &at, shutdown)?,
         });
     }
-    show_boundaries(&mut report)?;
+    boundaries::show(&mut report)?;
     let models = load::chosen(common, plan.workers);
     let servers = load::run(&mut report, &models, &plan, shutdown)?;
     let held = sweep::run(&mut report, &models, &plan, shutdown)?;
@@ -297,37 +305,6 @@ fn run(args: Args) -> Result<Outcome> {
     judge_claims(&mut report, &plan, &rounds, separate, &servers);
     sweep::judge(&mut report, &plan, &held);
     report.end(common.json)
-}
-
-/// Step 3: boundaries, and a partial write.
-fn show_boundaries(report: &mut Report) -> Result<()> {
-    let sizes = [10, 20, 30];
-    let stream = boundaries::stream_reads(&sizes).context("unix stream socketpair")?;
-    report.check(
-        "a stream socket keeps no message boundaries",
-        stream == [60],
-        format!("three writes of {sizes:?} bytes, queued before the first read, came out as reads of {stream:?} bytes: every reader of a stream needs framing"),
-    );
-    let dgram = boundaries::datagram_reads(&sizes).context("unix datagram socketpair")?;
-    report.check(
-        "a datagram socket keeps message boundaries",
-        dgram == sizes,
-        format!("three datagrams of {sizes:?} bytes came out as receives of {dgram:?} bytes"),
-    );
-    let want = 8 << 20;
-    let (took, again) = boundaries::partial_write(want).context("non-blocking write")?;
-    report.check(
-        "a write to a stream socket may take only part of the buffer",
-        took > 0 && took < want && again,
-        format!(
-            "one write of {} to a non-blocking Unix stream socket nobody read took {}; the next \
-             said EAGAIN{}: a writer must loop (write_all)",
-            format_bytes(want as u64),
-            format_bytes(took as u64),
-            if again { "" } else { " (it did NOT)" }
-        ),
-    );
-    Ok(())
 }
 
 /// Step 6: the claims, from this run's figures and what the probing child saw.
@@ -344,7 +321,7 @@ fn judge_claims(
     if let Some((verdict, evidence)) = separate.filter(|_| report.passed()) {
         report.claim_observed("comm.process-needs-ipc", verdict, evidence);
     }
-    judge_servers(report, plan, servers, &mut summary);
+    load::judge(report, plan, servers, &mut summary);
     if report.passed() {
         summary.push_str("; every frame and request arrived");
     }
@@ -391,50 +368,6 @@ fn judge_transfers(report: &mut Report, plan: &Plan, rounds: &[Round], summary: 
                 t.p50_text(),
             ));
         }
-    }
-}
-
-/// `usecase.shared-data`, like with like: a pool of threads against a pool of processes, both
-/// created before the load; a thread per connection against a process per connection. Each
-/// for requests per second and for peak memory.
-fn judge_servers(
-    report: &mut Report,
-    plan: &Plan,
-    servers: &[load::Figures],
-    summary: &mut String,
-) {
-    for pooled in [true, false] {
-        let side = |variant| {
-            servers.iter().find(|s| {
-                load::variant(s.model) == variant && s.model.workers().is_some() == pooled
-            })
-        };
-        let (Some(t), Some(p)) = (side(Variant::Thread), side(Variant::Process)) else {
-            continue;
-        };
-        let (threads, processes) = (t.model.name(), p.model.name());
-        summary.push_str(&format!(
-            "; echo server, {threads} {:.0} req/s vs {processes} {:.0}",
-            t.rate.value.unwrap_or(0.0),
-            p.rate.value.unwrap_or(0.0)
-        ));
-        let what = format!(
-            "echo server, {} clients, {} requests per connection",
-            plan.clients, plan.per_connection
-        );
-        let test = Test::new(what, "req/s", Better::Higher, "faster")
-            .favoured(threads, &t.rates)
-            .other(processes, &p.rates);
-        report.claim_measured("usecase.shared-data", test, [&p.rate, &t.rate]);
-        let test = Test::new(
-            "peak memory of the server with its children, PSS (each shared page counted once)",
-            "KiB",
-            Better::Lower,
-            "smaller",
-        )
-        .favoured(threads, &t.pss_peaks)
-        .other(processes, &p.pss_peaks);
-        report.claim_measured("usecase.shared-data", test, [&p.pss, &t.pss]);
     }
 }
 

@@ -232,6 +232,7 @@ pub fn run(
     let mut connections = 0;
     let mut children = 0u64;
     let mut threads = Vec::new();
+    let mut sweep_at = 16;
     loop {
         // The fork model wakes now and then to reap children that have finished.
         let timeout = if children > 0 {
@@ -261,9 +262,11 @@ pub fn run(
                         .name("connection".to_owned())
                         .spawn(move || serve_connection(stream, model, max_frame, &stats))?,
                 );
-                // Now and then, let go of the threads that have finished.
-                if threads.len().is_multiple_of(256) {
+                // Let go of the threads that have finished (and their stacks), each time the
+                // list has doubled: a few finished threads kept at most, O(1) per accept.
+                if threads.len() >= sweep_at {
                     threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+                    sweep_at = (2 * threads.len()).max(16);
                 }
             }
             Model::Prefork { .. } | Model::ThreadPool { .. } | Model::Async => {

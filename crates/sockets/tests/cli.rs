@@ -193,7 +193,11 @@ fn the_sweep_skips_a_count_beyond_a_limit_naming_it() {
     let args = ["--quick", "--json", "--variant", "thread"];
     let done = testkit::run_under(BIN, &t, limit, 600, &args);
     let report = done.report_of_success();
-    assert!(testkit::problems(&report).is_empty(), "{:?}", testkit::problems(&report));
+    assert!(
+        testkit::problems(&report).is_empty(),
+        "{:?}",
+        testkit::problems(&report)
+    );
     let skipped: Vec<_> = report
         .checks
         .iter()

@@ -130,7 +130,8 @@ pub(super) struct LinePlot {
     pub(super) caption: &'static str,
     pub(super) x_label: &'static str,
     pub(super) y_label: &'static str,
-    pub(super) x_log: bool,
+    /// A log x axis with ticks at powers of this base (4 for sizes, 10 for counts), or linear.
+    pub(super) x_log: Option<f64>,
     pub(super) x_fmt: fn(f64) -> String,
     /// Figures are divided by this before plotting (ns → µs).
     pub(super) y_div: f64,
@@ -238,11 +239,11 @@ pub(super) fn line_plot(p: LinePlot, series: Series) -> Result<Option<Plot>> {
             }};
         }
         let (ylo, yhi) = decades(&ys);
-        if p.x_log {
+        if let Some(base) = p.x_log {
             // Powers of four: byte sizes read as 64 B, 1 KiB, 16 KiB … rather than 1000 B.
-            let (xlo, xhi) = powers_of_four(&xs);
+            let (xlo, xhi) = powers_of(base, &xs);
             let ticks: Vec<f64> = (0..)
-                .map(|k| xlo * 4f64.powi(k))
+                .map(|k| xlo * base.powi(k))
                 .take_while(|t| *t <= xhi * 1.0001)
                 .collect();
             body!(builder.build_cartesian_2d(
@@ -301,14 +302,14 @@ pub(super) fn decades(values: &[f64]) -> (f64, f64) {
 }
 
 /// The range out to powers of four around the values.
-pub(super) fn powers_of_four(values: &[f64]) -> (f64, f64) {
+pub(super) fn powers_of(base: f64, values: &[f64]) -> (f64, f64) {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(0.0, f64::max);
     if !lo.is_finite() || hi <= 0.0 {
-        return (1.0, 4.0);
+        return (1.0, base);
     }
-    let lo = 4f64.powf((lo.log2() / 2.0).floor());
-    let hi = 4f64.powf((hi.log2() / 2.0).ceil()).max(lo * 4.0);
+    let lo = base.powf(lo.log(base).floor());
+    let hi = base.powf(hi.log(base).ceil()).max(lo * base);
     (lo, hi)
 }
 

@@ -61,6 +61,8 @@ pub fn all(s: &Summary) -> Result<Vec<Plot>> {
         context_switch,
         parallel_speedup,
         cpu_per_operation,
+        memory_vs_connections,
+        p99_vs_connections,
     ] {
         if let Some(p) = make(s)? {
             plots.push(p);
@@ -207,7 +209,7 @@ fn round_trip_vs_size(s: &Summary) -> Result<Option<Plot>> {
                       is the median over the runs, its whisker their min..max.",
             x_label: "message size (bytes, log scale)",
             y_label: "round trip p50, median over runs (time, log scale, ticks in ns/µs/ms)",
-            x_log: true,
+            x_log: Some(4.0),
             x_fmt: bytes_text,
             y_div: 1000.0,
             y_fmt: micros_text,
@@ -247,7 +249,7 @@ fn fork_cost_vs_rss(s: &Summary) -> Result<Option<Plot>> {
                       copy none.",
             x_label: "parent's resident set (MiB, log scale)",
             y_label: "create and join p50 (time, log scale, ticks in ns/µs/ms)",
-            x_log: true,
+            x_log: Some(4.0),
             x_fmt: mib_text,
             y_div: 1000.0,
             y_fmt: micros_text,
@@ -326,7 +328,7 @@ fn parallel_speedup(s: &Summary) -> Result<Option<Plot>> {
                       not the kind of unit.",
             x_label: "workers (count)",
             y_label: "speed-up over one serial run (×)",
-            x_log: false,
+            x_log: None,
             x_fmt: count_text,
             y_div: 1.0,
             y_fmt: times_text,
@@ -363,11 +365,63 @@ fn cpu_per_operation(s: &Summary) -> Result<Option<Plot>> {
                       on one), so shorter waits cost alike.",
             x_label: "message size (bytes, log scale)",
             y_label: "CPU time of both sides per round trip (log scale, ticks in ns/µs/ms)",
-            x_log: true,
+            x_log: Some(4.0),
             x_fmt: bytes_text,
             y_div: 1000.0,
             y_fmt: micros_text,
         },
         series,
+    )
+}
+
+/// One line per server model of sockets' connections step: `pick` of each figure named `name`
+/// against the count of connections held.
+fn by_connections(s: &Summary, name: &str, pick: fn(&Figure) -> Option<&Spread>) -> Series {
+    let mut series: Series = Vec::new();
+    for f in figures(s, "sockets", name) {
+        if let (Some(n), Some(y)) = (f.config_f64("connections"), pick(f)) {
+            let label = format!("{} ({})", f.mechanism, f.variant);
+            add_point(&mut series, label, (n, spread(y)));
+        }
+    }
+    series
+}
+
+fn memory_vs_connections(s: &Summary) -> Result<Option<Plot>> {
+    line_plot(
+        LinePlot {
+            id: "connections-memory",
+            title: "Server memory vs connections held, per server model",
+            caption: "Read the slopes: a model that makes a process or a thread per connection \
+                      climbs with the count, one that multiplexes connections (a pool with \
+                      epoll, async tasks) stays near its idle size; PSS of the server with its \
+                      children, socket buffers (the kernel's) not included.",
+            x_label: "connections held at once (log scale)",
+            y_label: "server PSS with its children while holding them (MiB, log scale)",
+            x_log: Some(10.0),
+            x_fmt: count_text,
+            y_div: 1024.0,
+            y_fmt: mib_text,
+        },
+        by_connections(s, "held_pss", |f| Some(&f.figure)),
+    )
+}
+
+fn p99_vs_connections(s: &Summary) -> Result<Option<Plot>> {
+    line_plot(
+        LinePlot {
+            id: "connections-p99",
+            title: "Request p99 vs connections held, per server model",
+            caption: "With the same requests in flight (64) at every count, a line that climbs \
+                      shows the cost of holding more connections: more units to schedule, or \
+                      more sockets to poll.",
+            x_label: "connections held at once (log scale)",
+            y_label: "request p99 (time, log scale, ticks in ns/µs/ms)",
+            x_log: Some(10.0),
+            x_fmt: count_text,
+            y_div: 1000.0,
+            y_fmt: micros_text,
+        },
+        by_connections(s, "held_request", |f| f.p99.as_ref()),
     )
 }

@@ -99,7 +99,7 @@ const ASKS: [(&str, &[&str], Limit); 8] = [
     ("parallel", &["--workers", "32"], Limit::Pids(8)),
     ("semaphore", &["--producers", "8"], Limit::Pids(8)),
     ("shm", &["--bytes", "1048576"], Limit::TinyShm(256 << 10)),
-    ("sockets", &["--clients", "64"], Limit::Nofile(32)),
+    ("sockets", &["--connections", "1000"], Limit::Nofile(256)),
     (
         "spawn",
         &["--max-rss", "4096"],
