@@ -175,24 +175,17 @@ fn spinning(m: &Measurement) -> bool {
 }
 
 const SMALL_STREAM: &[&str] = &["--messages", "2000", "--total", "4MiB"];
-// The extra points need no connections step beyond its smallest count.
-const SMALL_SERVER: &[&str] = &[
-    "--messages",
-    "2000",
-    "--total",
-    "4MiB",
-    "--requests",
-    "20",
-    "--connections-up-to",
-    "10",
-];
+const SMALL_SERVER: &[&str] = &["--messages", "2000", "--total", "4MiB", "--requests", "20"];
+// sockets' extra points need no connections step beyond its smallest count, --quick or not.
+const SOCKETS_4K: &[&str] = &["--bytes", "4096", "--connections-up-to", "10"];
+const SOCKETS_64K: &[&str] = &["--bytes", "65536", "--connections-up-to", "10"];
 
 #[rustfmt::skip]
 const SWEEPS: &[Sweep] = &[
     sweep("pipes", "bytes=4096", &["--bytes", "4096"], SMALL_STREAM, round_trips),
     sweep("pipes", "bytes=65536", &["--bytes", "65536"], SMALL_STREAM, round_trips),
-    sweep("sockets", "bytes=4096", &["--bytes", "4096"], SMALL_SERVER, round_trips),
-    sweep("sockets", "bytes=65536", &["--bytes", "65536"], SMALL_SERVER, round_trips),
+    sweep("sockets", "bytes=4096", SOCKETS_4K, SMALL_SERVER, round_trips),
+    sweep("sockets", "bytes=65536", SOCKETS_64K, SMALL_SERVER, round_trips),
     sweep("mqueue", "bytes=1024", &["--bytes", "1024"], &["--messages", "2000"], round_trips),
     sweep("mqueue", "bytes=8192", &["--bytes", "8192"], &["--messages", "2000"], round_trips),
     sweep("shm", "wait=spin", &["--wait", "spin", "--pin", "split"], &[], spinning),

@@ -17,7 +17,13 @@ const SHARE: f64 = 0.05;
 const CONNECTIONS: f64 = 10_000.0;
 
 /// Every derived figure a bench of all topics gives.
-pub const ALL: [&str; 4] = ["unit-per-job", "ipc-cpu", "memory-10k", "process-pool"];
+pub const ALL: [&str; 5] = [
+    "unit-per-job",
+    "ipc-cpu",
+    "memory-10k",
+    "server-10k",
+    "process-pool",
+];
 
 /// One derived figure: the question it answers, the answer, how it was computed, and from what.
 pub struct Decision {
@@ -53,6 +59,7 @@ pub fn decisions(s: &Summary) -> (Vec<Decision>, Vec<String>) {
         unit_per_job(s),
         ipc_costs_a_cpu(s),
         memory_for_connections(s),
+        server_for_connections(s),
         process_pool_vs_threads(s),
     ];
     let mut found = Vec::new();
@@ -185,6 +192,63 @@ fn memory_for_connections(s: &Summary) -> Result<Decision, String> {
         answer: answers.join("; "),
         formula: format!(
             "memory per idle unit × {CONNECTIONS:.0} (PSS, and page tables for processes)"
+        ),
+        inputs,
+    })
+}
+
+/// What each server model of sockets needs to hold 10,000 connections: measured if it held
+/// that many, else its memory at the most it held, plus its memory per connection for the rest.
+fn server_for_connections(s: &Summary) -> Result<Decision, String> {
+    let models = [
+        "fork-per-connection",
+        "thread-per-connection",
+        "prefork",
+        "thread-pool",
+        "async",
+    ];
+    let count = |f: &Figure| f.config_f64("connections").filter(|n| *n <= CONNECTIONS);
+    let mut inputs = Vec::new();
+    let mut answers = Vec::new();
+    for model in models {
+        let held = (s.figures.iter())
+            .filter(|f| f.topic == "sockets" && f.name == "held_pss" && f.mechanism == model)
+            .filter_map(|f| Some((count(f)?, f)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((n, held)) = held else {
+            continue;
+        };
+        let at_n = [("connections", serde_json::json!(n as u64))];
+        let id = (
+            "sockets",
+            "held_pss_per_connection",
+            held.variant.as_str(),
+            model,
+        );
+        let Some(each) = find(s, id, &at_n) else {
+            continue;
+        };
+        inputs.push((label(held), format!("{:.0} KiB", held.figure.median)));
+        let kib = if n < CONNECTIONS {
+            inputs.push((label(each), format!("{:.2} KiB", each.figure.median)));
+            held.figure.median + each.figure.median * (CONNECTIONS - n)
+        } else {
+            held.figure.median
+        };
+        let how = if n < CONNECTIONS { "" } else { " (measured)" };
+        answers.push(format!("{model} {}{how}", format_bytes_f(kib * 1024.0)));
+    }
+    if answers.is_empty() {
+        return Err("server memory for 10,000 connections: sockets held no connections".into());
+    }
+    Ok(Decision {
+        id: "server-10k",
+        question: "How much memory does each server model take to hold 10,000 connections?".into(),
+        answer: answers.join("; "),
+        formula: format!(
+            "memory held at the most connections N measured (≤ {CONNECTIONS:.0}) + memory per \
+             connection × ({CONNECTIONS:.0} − N); PSS of the server with its children, socket \
+             buffers (the kernel's) not included"
         ),
         inputs,
     })

@@ -140,7 +140,10 @@ pub fn page(s: &Summary) -> Result<String> {
                 .collect::<String>()
         );
         rows(&mut out, &t.rows);
-        let _ = writeln!(out, "</table>\n<p>{}</p>", esc(&t.most.unwrap_or_default()));
+        let _ = writeln!(out, "</table>");
+        if let Some(most) = t.most {
+            let _ = writeln!(out, "<p class=\"most\">{}</p>", esc(&most));
+        }
     }
     let _ = writeln!(
         out,

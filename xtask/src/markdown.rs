@@ -63,7 +63,10 @@ pub fn markdown(s: &Summary) -> String {
         );
         let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
         table(&mut out, &header, &t.rows);
-        let _ = writeln!(out, "\n{}\n", t.most.unwrap_or_default());
+        let _ = writeln!(out);
+        if let Some(most) = t.most {
+            let _ = writeln!(out, "{most}\n");
+        }
     }
     let _ = writeln!(out, "## Claims ledger\n");
     let _ = writeln!(
