@@ -42,6 +42,8 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
     /// Which models held [`MOST`] connections and which did not, if it was asked for.
     pub most: Option<String>,
+    /// What the table shows, one paragraph.
+    pub caption: String,
 }
 
 /// The connections step's figures, if the bench ran it.
@@ -114,11 +116,24 @@ pub fn table(s: &Summary) -> Option<Table> {
             list(&not)
         )
     });
-    Some(Table { header, rows, most })
+    let in_flight = (held(s, "held_requests_per_s").filter_map(|f| f.config_f64("in_flight")))
+        .fold(0.0, f64::max);
+    let caption = format!(
+        "Every server model holding N connections at once, each open for the whole block and \
+         every one served in each block, from a separate client process with {in_flight:.0} \
+         requests in flight (as many as there are connections, if fewer); memory is the PSS the \
+         server and its children grew by over the idle server, per connection (socket buffers \
+         are the kernel's, not in it); the median over runs.{}",
+        if counts.contains(&MOST) {
+            ""
+        } else {
+            " `cargo xtask report --connections-up-to 10000` adds 10,000 connections."
+        }
+    );
+    Some(Table {
+        header,
+        rows,
+        most,
+        caption,
+    })
 }
-
-/// What the table shows, one paragraph.
-pub const CAPTION: &str = "Every server model holding N connections at once, each open for the \
-    whole block and every one served in each block, from a separate client process with 64 \
-    requests in flight; memory is the PSS the server and its children grew by over the idle \
-    server, per connection (socket buffers are the kernel's, not in it); the median over runs.";

@@ -133,7 +133,7 @@ pub fn page(s: &Summary) -> Result<String> {
         let _ = writeln!(
             out,
             "<h2>Connections held at once (sockets)</h2>\n<p>{}</p>\n<table class=\"held\">\n<tr>{}</tr>",
-            esc(crate::held::CAPTION),
+            esc(&t.caption),
             t.header
                 .iter()
                 .map(|h| format!("<th>{}</th>", esc(h)))

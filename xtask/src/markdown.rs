@@ -59,7 +59,7 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(
             out,
             "## Connections held at once (sockets)\n\n{}\n",
-            crate::held::CAPTION
+            t.caption
         );
         let header: Vec<&str> = t.header.iter().map(String::as_str).collect();
         table(&mut out, &header, &t.rows);

@@ -7,8 +7,9 @@
 //!    request, echoed, shows the server has accepted it. The time this takes is the time to get
 //!    every connection accepted.
 //! 2. **Requests.** `--per-connection` requests on every connection, `--in-flight` at a time:
-//!    lane `l` of the in-flight ones visits connections `l`, `l + in_flight`, … in turn, so every
-//!    connection is served in each round. Each request's round trip is timed.
+//!    connections are visited in turn, `0, 1, … n-1` and round again, each visit by whichever
+//!    of the in-flight lanes is free, so every connection is served in each round and the
+//!    lanes stay busy to the end. Each request's round trip is timed.
 //! 3. **End.** Each connection says "done" and checks the server's receipt: the count of its
 //!    requests.
 //!
@@ -129,9 +130,10 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
                 .context("epoll_ctl(ADD)")?;
             conns.push(Conn { stream, seq: 0 });
         }
-        // Lane `k` takes connection `first + k` for its first request, and is then done.
+        // Each lane takes the batch's next connection for its first request, then is done.
         let mut drive = Drive::new(&epoll, &mut conns, &mut lanes[..batch], None);
-        drive.run(|_, _| None, |k| first + k)?;
+        let mut next = first..first + batch;
+        drive.run(|done, _| if done.is_some() { None } else { next.next() })?;
     }
     let connect = start.elapsed();
     pause(&mut report, &mut go)?;
@@ -141,22 +143,13 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
     let mut round_trips = Vec::with_capacity(total as usize);
     let start = Instant::now();
     if ask.per_connection > 0 {
-        let (n, rounds) = (ask.connections, ask.per_connection);
         let mut drive = Drive::new(
             &epoll,
             &mut conns,
             &mut lanes[..lanes_used],
             Some(&mut round_trips),
         );
-        // Lane `l` visits `l`, `l + lanes`, … and round again, `rounds` times in all.
-        drive.run(
-            |lane, visit| {
-                let per_round = (n - lane).div_ceil(lanes_used) as u64;
-                (visit + 1 < per_round * rounds)
-                    .then(|| lane + ((visit + 1) % per_round) as usize * lanes_used)
-            },
-            |lane| lane,
-        )?;
+        drive.run(round_robin(ask.connections, ask.per_connection))?;
     }
     let timed = start.elapsed();
     pause(&mut report, &mut go)?;
@@ -171,6 +164,35 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
     report
         .write_all(&outcome.encode())
         .context("write the crowd's report")
+}
+
+/// The timed step's order: connections `0, 1, … n-1`, `rounds` times over, each visit sent by
+/// whichever lane is free, so that every lane stays busy to the end. A connection whose turn
+/// comes while its previous request is still in flight is owed a visit, which the lane that
+/// completes that request makes next.
+fn round_robin(
+    n: usize,
+    rounds: u64,
+) -> impl FnMut(Option<usize>, &[Option<usize>]) -> Option<usize> {
+    let total = n as u64 * rounds;
+    let (mut visit, mut owed) = (0u64, vec![0u64; n]);
+    move |done, lane_of| {
+        if let Some(c) = done
+            && owed[c] > 0
+        {
+            owed[c] -= 1;
+            return Some(c);
+        }
+        while visit < total {
+            let c = (visit % n as u64) as usize;
+            visit += 1;
+            if lane_of[c].is_none() {
+                return Some(c);
+            }
+            owed[c] += 1;
+        }
+        None
+    }
 }
 
 /// Tells the parent a step is done, and waits for its go-ahead.
@@ -208,17 +230,19 @@ impl<'a> Drive<'a> {
         }
     }
 
-    /// Starts every lane on `first(lane)`; each echo that comes back whole sends the lane on to
-    /// `next(lane, visits so far)`, until every lane has none left.
+    /// Starts every lane on `next(None, …)`; each echo that comes back whole, on connection
+    /// `c`, sends its lane on to `next(Some(c), …)`, until no lane has a connection left.
+    /// `next` is also given which connections have a request in flight.
     fn run(
         &mut self,
-        next: impl Fn(usize, u64) -> Option<usize>,
-        first: impl Fn(usize) -> usize,
+        mut next: impl FnMut(Option<usize>, &[Option<usize>]) -> Option<usize>,
     ) -> Result<()> {
-        let mut busy = self.lanes.len();
-        let mut visits = vec![0u64; busy];
-        for lane in 0..busy {
-            self.send(lane, first(lane))?;
+        let mut busy = 0;
+        for lane in 0..self.lanes.len() {
+            if let Some(c) = next(None, &self.lane_of) {
+                self.send(lane, c)?;
+                busy += 1;
+            }
         }
         let mut events = vec![EpollEvent::empty(); 256];
         let guard = PollTimeout::try_from(HANG_GUARD).unwrap_or(PollTimeout::MAX);
@@ -237,8 +261,7 @@ impl<'a> Drive<'a> {
                 let Some(lane) = self.receive(conn)? else {
                     continue;
                 };
-                visits[lane] += 1;
-                match next(lane, visits[lane] - 1) {
+                match next(Some(conn), &self.lane_of) {
                     Some(c) => self.send(lane, c)?,
                     None => busy -= 1,
                 }
@@ -335,4 +358,48 @@ fn end_all(conns: &mut [Conn]) -> Result<u64> {
         confirmed += c.seq;
     }
     Ok(confirmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lanes completing in a scrambled order: every connection gets exactly its rounds, none
+    /// while its request is in flight, and every lane stays busy until the visits run out.
+    #[test]
+    fn round_robin_serves_every_connection_its_rounds_with_the_lanes_full() {
+        for (n, lanes, rounds) in [(10, 4, 3), (100, 64, 2), (5, 5, 7), (1, 1, 4), (64, 64, 1)] {
+            let mut next = round_robin(n, rounds);
+            let mut lane_of = vec![None; n];
+            let mut in_flight: Vec<usize> = Vec::new();
+            let mut visits = vec![0u64; n];
+            for lane in 0..lanes {
+                let c = next(None, &lane_of).unwrap();
+                assert!(lane_of[c].is_none());
+                (lane_of[c], visits[c]) = (Some(lane), visits[c] + 1);
+                in_flight.push(c);
+            }
+            let mut step = 7usize;
+            let mut done = 0u64;
+            while !in_flight.is_empty() {
+                step = (step * 31 + 11) % 1009;
+                let c = in_flight.remove(step % in_flight.len());
+                let lane = lane_of[c].take().unwrap();
+                done += 1;
+                let left = n as u64 * rounds - done - in_flight.len() as u64;
+                match next(Some(c), &lane_of) {
+                    Some(d) => {
+                        assert!(lane_of[d].is_none(), "a visit to a busy connection");
+                        (lane_of[d], visits[d]) = (Some(lane), visits[d] + 1);
+                        in_flight.push(d);
+                    }
+                    None => assert!(left < lanes as u64, "a lane idled with {left} visits left"),
+                }
+            }
+            assert!(
+                visits.iter().all(|&v| v == rounds),
+                "{n} {lanes} {rounds}: {visits:?}"
+            );
+        }
+    }
 }

@@ -125,18 +125,52 @@ struct Connections<'a> {
 }
 
 impl Connections<'_> {
-    /// Takes on a connection just accepted; it waits to be readable.
-    fn admit(&mut self, stream: TcpStream, max_frame: usize) -> io::Result<()> {
-        let echo = Echo::new(stream, max_frame)?;
+    /// Takes on a connection just accepted; it waits to be readable. One that cannot be set up
+    /// (non-blocking, watched) is ended at once with its record, and the worker carries on.
+    fn admit(&mut self, stream: TcpStream, max_frame: usize, model: Model, stats: &File) {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
         let event = EpollEvent::new(EpollFlags::EPOLLIN, slot as u64 + 2);
-        self.epoll.add(&echo.stream, event)?;
-        self.slots[slot] = Some(echo);
-        self.live += 1;
-        Ok(())
+        let echo = Echo::new(stream, max_frame).and_then(|echo| {
+            self.epoll
+                .add(&echo.stream, event)
+                .map(|()| echo)
+                .map_err(Into::into)
+        });
+        match echo {
+            Ok(echo) => {
+                self.slots[slot] = Some(echo);
+                self.live += 1;
+            }
+            Err(e) => {
+                end_connection(model, ConnStats::default(), Err(e), stats);
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Accepts one waiting connection: `false` if none was waiting (another worker took it).
+    /// An error that leaves the listener usable (the client gave up first) is no error here.
+    fn accept(
+        &mut self,
+        listener: &TcpListener,
+        max_frame: usize,
+        model: Model,
+        stats: &File,
+    ) -> io::Result<bool> {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                self.admit(stream, max_frame, model, stats);
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) => {
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Serves the connection in `slot` as far as its socket lets it; once it ends (served, or
@@ -197,12 +231,11 @@ pub fn worker(
         for event in &events[..n] {
             match event.data() {
                 STOP => stop_seen = true,
-                // One connection a wake-up: another worker may be woken for the next.
-                LISTENER => match listener.accept() {
-                    Ok((stream, _)) => connections.admit(stream, max_frame)?,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                },
+                // One connection a wake-up: another worker may be woken for the next. An error
+                // such as EMFILE ends the worker (and the run, naming the limit).
+                LISTENER => {
+                    connections.accept(listener, max_frame, model, stats)?;
+                }
                 token => connections.serve(token as usize - 2, model, stats)?,
             }
         }
@@ -210,9 +243,7 @@ pub fn worker(
             // Connections already waiting are still taken, as the other models take them.
             stopping = true;
             epoll.delete(stop)?;
-            while let Ok((stream, _)) = listener.accept() {
-                connections.admit(stream, max_frame)?;
-            }
+            while connections.accept(listener, max_frame, model, stats)? {}
             epoll.delete(listener)?;
         }
     }

@@ -1,7 +1,8 @@
 //! What this machine's limits leave room for when a server holds many connections at once:
 //! descriptors for every model (the server and the crowd each hold one per connection, after
-//! raising `RLIMIT_NOFILE` to its hard limit), a process or thread per connection for the
-//! models that make one, and memory, by a generous estimate per connection.
+//! raising `RLIMIT_NOFILE` to its hard limit) and local ports for the crowd's; a process or
+//! thread per connection for the models that make one (and two mappings per thread); and
+//! memory, by a generous estimate per connection.
 
 use std::fs;
 
@@ -39,6 +40,27 @@ pub fn limit_for(model: Model, n: u64) -> Option<String> {
         return Some(format!(
             "the hard RLIMIT_NOFILE={hard} (`ulimit -Hn`) leaves room for {} connections",
             hard.saturating_sub(SPARE_FDS)
+        ));
+    }
+    // Every connection of the crowd's comes from its own local port, to the one server port.
+    let ports = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    if let Some((lo, hi)) = ports.split_once(char::is_whitespace)
+        && let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u64>(), hi.trim().parse::<u64>())
+        && n > hi.saturating_sub(lo) + 1
+    {
+        return Some(format!(
+            "net.ipv4.ip_local_port_range={lo} {hi} (`sysctl`) leaves room for {} connections \
+             to one port",
+            hi.saturating_sub(lo) + 1
+        ));
+    }
+    // A thread takes two mappings (its stack and the guard page below it).
+    let maps = sysctl("vm/max_map_count");
+    if model == Model::ThreadPerConnection && 2 * (n + SPARE_TASKS) > maps {
+        return Some(format!(
+            "vm.max_map_count={maps} (`sysctl`) leaves room for about {} threads, two mappings \
+             each",
+            maps / 2 - SPARE_TASKS.min(maps / 2)
         ));
     }
     let of = format!("{n} connections of {}", model.name());

@@ -262,8 +262,9 @@ pub fn run(
                         .name("connection".to_owned())
                         .spawn(move || serve_connection(stream, model, max_frame, &stats))?,
                 );
-                // Let go of the threads that have finished (and their stacks), each time the
-                // list has doubled: a few finished threads kept at most, O(1) per accept.
+                // Let go of the threads that have finished (and their stacks) each time the
+                // list has doubled: O(1) per accept, at the cost of keeping up to as many
+                // finished threads as there were live ones at the last sweep.
                 if threads.len() >= sweep_at {
                     threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
                     sweep_at = (2 * threads.len()).max(16);
@@ -333,7 +334,16 @@ fn thread_pool(
                 std::thread::Builder::new()
                     .name(format!("worker-{i}"))
                     .spawn_scoped(s, move || {
-                        multiplex::worker(model, listener, stop, max_frame, stats)
+                        let served = multiplex::worker(model, listener, stop, max_frame, stats);
+                        // Said at once: the run may end (and kill this server) long before the
+                        // other workers are joined.
+                        if let Err(e) = &served {
+                            eprintln!(
+                                "sockets server [thread-pool, pid {}]: {e}",
+                                std::process::id()
+                            );
+                        }
+                        served
                     })
             })
             .collect::<Vec<_>>();

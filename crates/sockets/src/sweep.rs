@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use labkit::child::{HANG_GUARD, Peer, explain_break, fd_args, this_binary};
@@ -171,6 +171,13 @@ fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
         .map_err(|e| explain_break(std::slice::from_mut(&mut server), e))
         .context("the warm-up connection")?;
     let pid = server.pid().as_raw() as u32;
+    if model == Model::ForkPerConnection {
+        // The warm-up's process ends just after its receipt: the baseline is read without it.
+        let gone = Instant::now() + Duration::from_secs(1);
+        while !main_thread_children(pid).is_empty() && Instant::now() < gone {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     let baseline_kib = tree_kib(pid);
     let (report_rx, report_tx) = io::pipe().context("pipe (the crowd's report)")?;
     let (go_rx, go_tx) = io::pipe().context("pipe (go-ahead)")?;
@@ -184,7 +191,7 @@ fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
     let [server, crowd] = peers;
     crowd.finish().context("the crowd")?;
     drop(stop_tx); // EOF: the server stops accepting and exits.
-    server.finish()?;
+    finish_within(server, HANG_GUARD)?;
     let stats = stats
         .join()
         .map_err(|_| anyhow!("the stats reader panicked"))?
@@ -198,6 +205,18 @@ fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
         served,
         accepted,
     })
+}
+
+/// Waits for `peer` to end, as `Peer::finish`, for at most `limit`: a server that does not stop
+/// is an error (and is killed as its `Peer` is dropped), not a hang.
+fn finish_within(mut peer: Peer, limit: Duration) -> Result<()> {
+    match peer.wait_for(limit)? {
+        Some(_) => peer.finish(),
+        None => Err(anyhow!(
+            "the server did not stop within {} s of being told to",
+            limit.as_secs()
+        )),
+    }
 }
 
 /// Starts the crowd: this binary again, in the role `crowd`, with the write end of its report

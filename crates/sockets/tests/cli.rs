@@ -216,3 +216,27 @@ fn the_sweep_skips_a_count_beyond_a_limit_naming_it() {
     assert!(claim.evidence.contains("skipped"), "{}", claim.evidence);
     testkit::assert_clean(&t, done.pid);
 }
+
+/// The process serving one held connection (fork-per-connection, the first model of step 5)
+/// SIGKILLed: the crowd notices its connection closed mid-run, and the run ends with exit 1.
+#[test]
+fn a_held_connections_process_killed_is_reported_with_exit_1() {
+    let t = testkit::tag("kill-held");
+    let (run, server) = testkit::start_until_child(
+        testkit::command(BIN, &t, HELD_LONG),
+        |_, cmd| cmd.contains("--role server") && cmd.contains("--connections"),
+        std::time::Duration::from_millis(300),
+    );
+    let limit = std::time::Duration::from_secs(30);
+    let connection = testkit::first_child_of(server, limit, "the server's connection process");
+    testkit::signal(connection, nix::sys::signal::Signal::SIGKILL);
+    let done = testkit::finish(run, std::time::Duration::from_secs(60));
+    let err = done.stderr();
+    assert_eq!(done.code(), Some(1), "{err}");
+    assert!(
+        err.contains("fork-per-connection server holding 100 connections")
+            && err.contains("closed connection"),
+        "{err}"
+    );
+    testkit::assert_clean(&t, done.pid);
+}
