@@ -43,7 +43,13 @@ pub fn datagram_reads(sizes: &[usize]) -> io::Result<Vec<usize>> {
 pub fn partial_write(len: usize) -> io::Result<(usize, bool)> {
     let (mut a, _b) = UnixStream::pair()?;
     a.set_nonblocking(true)?;
-    let took = a.write(&vec![0u8; len])?;
+    // Asked for, not assumed: under a low RLIMIT_AS the buffer is an error naming the limit
+    // (ENOMEM), not an abort.
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
+    buf.resize(len, 0u8);
+    let took = a.write(&buf)?;
     let again = match a.write(&[0u8]) {
         Err(e) => e.kind() == io::ErrorKind::WouldBlock,
         Ok(_) => false,
@@ -67,7 +73,8 @@ pub fn show(report: &mut Report) -> Result<()> {
         format!("three datagrams of {sizes:?} bytes came out as receives of {dgram:?} bytes"),
     );
     let want = 8 << 20;
-    let (took, again) = partial_write(want).context("non-blocking write")?;
+    let (took, again) = partial_write(want)
+        .with_context(|| format!("a non-blocking write of {}", format_bytes(want as u64)))?;
     report.check(
         "a write to a stream socket may take only part of the buffer",
         took > 0 && took < want && again,
