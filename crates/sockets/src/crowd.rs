@@ -3,9 +3,9 @@
 //! in [`crate::sweep`]).
 //!
 //! 1. **Connect.** `--connections` connections, made in batches small enough for the
-//!    listener's backlog (a full backlog drops a connect for a second); each connection's first
-//!    request, echoed, shows the server has accepted it. The time this takes is the time to get
-//!    every connection accepted.
+//!    listener's backlog and `net.core.somaxconn` (a full backlog drops a connect for a
+//!    second); each connection's first request, echoed, shows the server has accepted it. The
+//!    time this takes is the time to get every connection accepted.
 //! 2. **Requests.** `--per-connection` requests on every connection, `--in-flight` at a time:
 //!    connections are visited in turn, `0, 1, … n-1` and round again, each visit by whichever
 //!    of the in-flight lanes is free, so every connection is served in each round and the
@@ -32,8 +32,13 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use crate::wire::{self, HEADER};
 
 /// Connections made before their first requests confirm the server accepted them: well within
-/// the listener's backlog (128 for std's listeners, and `net.core.somaxconn` caps any).
-pub const CONNECT_BATCH: usize = 64;
+/// the listener's backlog (128 for std's listeners), and within `net.core.somaxconn`, which
+/// caps any backlog (a connect beyond it waits a second for its SYN to be sent again).
+fn connect_batch() -> usize {
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn");
+    let somaxconn = somaxconn.ok().and_then(|s| s.trim().parse::<usize>().ok());
+    somaxconn.unwrap_or(64).clamp(1, 64)
+}
 
 /// What the crowd tells its parent at the end, as little-endian `u64`s: the time to connect,
 /// the time of the timed requests, the requests the server confirmed, then each round trip
@@ -107,7 +112,8 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
     labkit::limits::raise_nofile().context("setrlimit(RLIMIT_NOFILE)")?;
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create1")?;
     let mut conns = Vec::with_capacity(ask.connections);
-    let mut lanes: Vec<Lane> = (0..ask.in_flight.min(ask.connections).max(CONNECT_BATCH))
+    let batch_size = connect_batch();
+    let mut lanes: Vec<Lane> = (0..ask.in_flight.min(ask.connections).max(batch_size))
         .map(|_| Lane {
             conn: 0,
             sent: vec![0; ask.bytes],
@@ -119,7 +125,7 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
     let start = Instant::now();
     while conns.len() < ask.connections {
         let first = conns.len();
-        let batch = CONNECT_BATCH.min(ask.connections - first);
+        let batch = batch_size.min(ask.connections - first);
         for i in first..first + batch {
             let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, ask.port))
                 .with_context(|| format!("connect #{i} to the server"))?;
