@@ -113,15 +113,14 @@ fn sigint_mid_run_stops_cleanly_with_130() {
     testkit::assert_sigint_stops(BIN, LONG_STREAM, |_, cmd| cmd.contains("--role sink"));
 }
 
-#[test]
-fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
-    // Long connections, so the forked process serving one is there to be killed.
+/// Runs `args`, waits for the fork-per-connection server whose command line has `mark`,
+/// SIGKILLs the process serving its first connection: the run must end with exit 1, a message
+/// holding every one of `expect`, and nothing left behind.
+fn assert_connection_kill_reported(args: &[&str], mark: &str, expect: &[&str]) {
     let t = testkit::tag("kill-conn");
-    let args = ["--json", "--quick", "--requests", "1000000"];
-    let args = [&args[..], &["--per-connection", "1000000"]].concat();
     let (run, server) = testkit::start_until_child(
-        testkit::command(BIN, &t, &args),
-        |_, cmd| cmd.contains("--role server") && cmd.contains("--requests"),
+        testkit::command(BIN, &t, args),
+        |_, cmd| cmd.contains("--role server") && cmd.contains(mark),
         std::time::Duration::from_millis(300),
     );
     let limit = std::time::Duration::from_secs(30);
@@ -131,10 +130,19 @@ fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
     let err = done.stderr();
     assert_eq!(done.code(), Some(1), "{err}");
     assert!(
-        err.contains("of the fork-per-connection server lost its connection"),
-        "{err}"
+        expect.iter().all(|e| err.contains(e)),
+        "{expect:?} in: {err}"
     );
     testkit::assert_clean(&t, done.pid);
+}
+
+#[test]
+fn a_connection_process_killed_mid_load_is_reported_with_exit_1() {
+    // Long connections, so the forked process serving one is there to be killed.
+    let args = ["--json", "--quick", "--requests", "1000000"];
+    let args = [&args[..], &["--per-connection", "1000000"]].concat();
+    let expect = "of the fork-per-connection server lost its connection";
+    assert_connection_kill_reported(&args, "--requests", &[expect]);
 }
 
 testkit::standard_tests!(BIN);
@@ -221,22 +229,9 @@ fn the_sweep_skips_a_count_beyond_a_limit_naming_it() {
 /// SIGKILLed: the crowd notices its connection closed mid-run, and the run ends with exit 1.
 #[test]
 fn a_held_connections_process_killed_is_reported_with_exit_1() {
-    let t = testkit::tag("kill-held");
-    let (run, server) = testkit::start_until_child(
-        testkit::command(BIN, &t, HELD_LONG),
-        |_, cmd| cmd.contains("--role server") && cmd.contains("--connections"),
-        std::time::Duration::from_millis(300),
-    );
-    let limit = std::time::Duration::from_secs(30);
-    let connection = testkit::first_child_of(server, limit, "the server's connection process");
-    testkit::signal(connection, nix::sys::signal::Signal::SIGKILL);
-    let done = testkit::finish(run, std::time::Duration::from_secs(60));
-    let err = done.stderr();
-    assert_eq!(done.code(), Some(1), "{err}");
-    assert!(
-        err.contains("fork-per-connection server holding 100 connections")
-            && err.contains("closed connection"),
-        "{err}"
-    );
-    testkit::assert_clean(&t, done.pid);
+    let expect = [
+        "fork-per-connection server holding 100 connections",
+        "closed connection",
+    ];
+    assert_connection_kill_reported(HELD_LONG, "--connections", &expect);
 }
