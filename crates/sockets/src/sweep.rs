@@ -419,3 +419,71 @@ pub fn judge(report: &mut Report, plan: &Plan, all: &[Held]) {
     let evidence = format!("not judged: it is judged at {JUDGED_AT} connections, and {why}");
     report.claim_observed(CLAIM, Verdict::Inconclusive, evidence);
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use labkit::report::Status;
+
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan::from_flags(&crate::Args::parse_from(["sockets", "--quick"])).unwrap()
+    }
+
+    /// A model at `n` whose blocks measured `per_connection` KiB, its counts as a clean run's.
+    fn held(model: Model, n: u64, per_connection: &[f64], plan: &Plan) -> Held {
+        let mut h = Held::new(model, n);
+        h.per_connection = per_connection.to_vec();
+        let per_block = n * (1 + super::per_connection(plan, n));
+        h.confirmed = BLOCKS * per_block;
+        h.served.requests = BLOCKS * (per_block + WARMUP_REQUESTS);
+        h.accepted = BLOCKS * (n + 1);
+        let (v, name) = (variant(model), model.name());
+        let kib = median(per_connection);
+        h.memory = Some(Measurement::value(
+            "m",
+            v,
+            name,
+            json!({}),
+            "KiB",
+            kib,
+            None,
+        ));
+        h
+    }
+
+    fn median(v: &[f64]) -> f64 {
+        labkit::measure::median(v)
+    }
+
+    #[test]
+    fn the_claim_comes_out_either_way_at_1000_connections() {
+        let plan = plan();
+        for (async_kib, verdict) in [
+            ([0.8, 0.9, 0.8], Verdict::Holds),
+            ([20.0, 21.0, 22.0], Verdict::DoesNotHold),
+        ] {
+            let all = [
+                held(Model::ThreadPerConnection, 1000, &[13.0, 13.5, 13.6], &plan),
+                held(Model::Async, 1000, &async_kib, &plan),
+            ];
+            let mut report = Report::new("sockets");
+            judge(&mut report, &plan, &all);
+            assert_eq!(report.claims[0].verdict, verdict, "{:?}", report.claims[0]);
+        }
+    }
+
+    #[test]
+    fn a_request_missing_from_the_counts_fails_the_check() {
+        let plan = plan();
+        let good = held(Model::Prefork { workers: 8 }, 100, &[0.1; 3], &plan);
+        let mut short = held(Model::Async, 100, &[0.1; 3], &plan);
+        short.served.requests -= 1;
+        for (all, status) in [([good], Status::Pass), ([short], Status::Fail)] {
+            let mut report = Report::new("sockets");
+            check_served(&mut report, &all, &plan);
+            assert_eq!(report.checks[0].status, status, "{:?}", report.checks[0]);
+        }
+    }
+}
