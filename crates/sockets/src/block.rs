@@ -7,9 +7,10 @@ use std::io::{self, PipeWriter};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use labkit::child::{HANG_GUARD, Peer, explain_break, fd_args, this_binary};
 use labkit::signals::Shutdown;
 use labkit::{CpuClock, LatencyRecorder};
@@ -54,44 +55,23 @@ pub fn run(
     shutdown: &Shutdown,
     rude: bool,
 ) -> Result<()> {
-    let listener = loopback_listener()?;
-    let addr: SocketAddr = listener.local_addr().context("getsockname")?;
-    let (stop_rx, stop_tx) = std::io::pipe().context("pipe (stop)")?;
-    let (stats_rx, stats_tx) = std::io::pipe().context("pipe (stats)")?;
     // CPU of this process (the clients) and of reaped children (the server and its own).
     let cpu_before = CpuClock::now(&[])?;
-    let mark = ("--requests", requests_each);
-    let mut peer = start_server(load.model, plan, mark, listener, stop_rx, stats_tx)?;
-    // Read the records as they come: a full pipe would stall every connection's last write.
-    let stats_rx = File::from(OwnedFd::from(stats_rx));
-    let stats = std::thread::Builder::new()
-        .name("stats".into())
-        .spawn(move || server::read_stats(stats_rx))
-        .context("spawn the stats reader thread")?;
     // One client failing stops the others: the run ends now, not when they finish.
     let failed = AtomicBool::new(false);
     let keep_going = || !failed.load(Ordering::Relaxed) && shutdown.check().is_ok();
-    // A warm-up connection, untimed: the first timed request must not wait for the server to
-    // start (its runtime, its pool) nor, for the fork model, be the first to fork.
-    let (n, bytes) = (WARMUP_REQUESTS, plan.bytes);
-    server::client(addr, n, n, bytes, HANG_GUARD, &mut |_| {}, &keep_going)
-        .map_err(|e| explain_break(std::slice::from_mut(&mut peer), e))
-        .context("the warm-up connection")?;
-    let server = peer.pid().as_raw() as u32;
-    let clients = drive(addr, plan, requests_each, server, &failed, &keep_going)?;
+    let mark = ("--requests", requests_each);
+    let (server, mut peer) = Server::start(load.model, plan, mark, &keep_going)?;
+    let (addr, bytes) = (server.addr, plan.bytes);
+    let pid = peer.pid().as_raw() as u32;
+    let clients = drive(addr, plan, requests_each, pid, &failed, &keep_going)?;
     let requests = tally(load, clients.results, &mut peer)?;
     if rude {
         server::leave_mid_request(addr, bytes).context("the rude client")?;
         load.after_rude = server::client(addr, 1, 1, bytes, HANG_GUARD, &mut |_| {}, &keep_going)
             .map_err(|e| explain_break(std::slice::from_mut(&mut peer), e))?;
     }
-    drop(stop_tx); // EOF: the server stops accepting, finishes its connections and exits.
-    peer.finish()?;
-    // The server has exited, and its children died with it at the latest: the pipe is at EOF.
-    let stats = stats
-        .join()
-        .map_err(|_| anyhow!("the stats reader panicked"))?
-        .context("read the server's stats pipe")?;
+    let stats = server.stop(peer)?;
     load.cpu += CpuClock::since(cpu_before, &[])?.saturating_sub(clients.sampling);
     if requests_each > 0 {
         add_block(load, &stats, requests, clients.elapsed, clients.peak);
@@ -99,12 +79,70 @@ pub fn run(
     Ok(())
 }
 
+/// A server started for one block, beside its process's `Peer`: the address it listens on,
+/// the write end of its stop pipe, and the thread that reads its per-connection records as
+/// they come (a full pipe would stall every connection's last write).
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: PipeWriter,
+    stats: JoinHandle<io::Result<Vec<u8>>>,
+}
+
+impl Server {
+    /// Starts a fresh server of `model` (see [`start_server`]) and makes a warm-up connection,
+    /// untimed: the first timed request must not wait for the server to start (its runtime, its
+    /// pool) nor, for the fork model, be the first to fork. `keep_going` is asked before each
+    /// warm-up request. Returns it with its process.
+    pub fn start(
+        model: Model,
+        plan: &Plan,
+        mark: (&str, u64),
+        keep_going: &dyn Fn() -> bool,
+    ) -> Result<(Server, Peer)> {
+        let listener = loopback_listener()?;
+        let addr: SocketAddr = listener.local_addr().context("getsockname")?;
+        let (stop_rx, stop) = std::io::pipe().context("pipe (stop)")?;
+        let (stats_rx, stats_tx) = std::io::pipe().context("pipe (stats)")?;
+        let mut peer = start_server(model, plan, mark, listener, stop_rx, stats_tx)?;
+        let stats_rx = File::from(OwnedFd::from(stats_rx));
+        let stats = std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || server::read_stats(stats_rx))
+            .context("spawn the stats reader thread")?;
+        let (n, bytes) = (WARMUP_REQUESTS, plan.bytes);
+        server::client(addr, n, n, bytes, HANG_GUARD, &mut |_| {}, keep_going)
+            .map_err(|e| explain_break(std::slice::from_mut(&mut peer), e))
+            .context("the warm-up connection")?;
+        Ok((Server { addr, stop, stats }, peer))
+    }
+
+    /// Stops the server: EOF on its stop pipe, and it stops accepting, finishes its
+    /// connections and exits. One that has not exited within the hang guard is an error (and
+    /// is killed as its `Peer` is dropped), not a hang. Returns its per-connection records.
+    pub fn stop(self, mut peer: Peer) -> Result<Vec<u8>> {
+        let Server { stop, stats, .. } = self;
+        drop(stop);
+        match peer.wait_for(HANG_GUARD)? {
+            Some(_) => peer.finish()?,
+            None => bail!(
+                "the server did not stop within {} s of being told to",
+                HANG_GUARD.as_secs()
+            ),
+        }
+        // The server has exited, and its children died with it at the latest: the pipe is at EOF.
+        stats
+            .join()
+            .map_err(|_| anyhow!("the stats reader panicked"))?
+            .context("read the server's stats pipe")
+    }
+}
+
 /// Starts the server: this binary again, in the role `server`, running `model`. It inherits the
 /// listening socket, the read end of the stop pipe and the write end of the stats pipe, by
 /// `--fd` in that order; we close our copies, so that if it dies, connecting fails instead of
 /// waiting. `mark`, a flag the server does not use, tells a timed block's server from the idle
 /// baseline's (0: no mark) in a process listing (the tests kill the former).
-pub fn start_server(
+fn start_server(
     model: Model,
     plan: &Plan,
     mark: (&str, u64),
@@ -237,9 +275,7 @@ fn tally(load: &mut Load, results: Vec<ClientResult>, peer: &mut Peer) -> Result
 fn add_block(load: &mut Load, stats: &[u8], requests: u64, elapsed: Duration, peak: Sample) {
     let (connections, served) = ConnStats::total(stats);
     load.connections += connections;
-    load.served.requests += served.requests;
-    load.served.left_mid_request += served.left_mid_request;
-    load.served.failed += served.failed;
+    load.served += served;
     load.requests += requests;
     load.elapsed += elapsed;
     load.rates.push(requests as f64 / elapsed.as_secs_f64());
@@ -261,17 +297,7 @@ fn sample_server(server: u32, done: &AtomicBool) -> (Sample, Duration) {
     let before = cpu();
     let mut peak = Sample::default();
     loop {
-        let children = crate::memory::main_thread_children(server);
-        let (mut pss, mut rss) = (0, 0);
-        let mut alive = 0;
-        for pid in std::iter::once(server).chain(children.iter().copied()) {
-            // A zombie (exited, not yet reaped) has no memory left to read, and is not counted.
-            if let Some((p, r)) = crate::memory::memory_kib(pid) {
-                pss += p;
-                rss += r;
-                alive += 1;
-            }
-        }
+        let (pss, rss, alive) = crate::memory::tree_kib(server);
         peak.pss_kib = peak.pss_kib.max(pss);
         peak.rss_kib = peak.rss_kib.max(rss);
         peak.processes = peak.processes.max(alive);

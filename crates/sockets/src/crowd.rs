@@ -97,9 +97,8 @@ struct Conn {
     seq: u64,
 }
 
-/// A request in flight: the connection it is on, the frame sent, the echo so far, when it left.
+/// A request in flight: the frame sent, the echo so far, when it left.
 struct Lane {
-    conn: usize,
     sent: Vec<u8>,
     back: Vec<u8>,
     got: usize,
@@ -115,7 +114,6 @@ pub fn run(ask: &Ask, mut report: File, mut go: File) -> Result<()> {
     let batch_size = connect_batch();
     let mut lanes: Vec<Lane> = (0..ask.in_flight.min(ask.connections).max(batch_size))
         .map(|_| Lane {
-            conn: 0,
             sent: vec![0; ask.bytes],
             back: vec![0; ask.bytes],
             got: 0,
@@ -280,7 +278,7 @@ impl<'a> Drive<'a> {
     fn send(&mut self, lane: usize, conn: usize) -> Result<()> {
         let (l, c) = (&mut self.lanes[lane], &mut self.conns[conn]);
         wire::fill(&mut l.sent, c.seq);
-        (l.conn, l.got) = (conn, 0);
+        l.got = 0;
         self.lane_of[conn] = Some(lane);
         l.since = Instant::now();
         write_all(&c.stream, &l.sent).with_context(|| format!("send on connection #{conn}"))

@@ -20,16 +20,26 @@ pub fn main_thread_children(pid: u32) -> Vec<u32> {
 /// a sum of RSS counts a page shared by nine forked processes nine times.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some((field("Pss:")?, field("Rss:")?))
+    Some((kib_field(&text, "Pss:")?, kib_field(&text, "Rss:")?))
+}
+
+/// The value of a `Name:   1234 kB` line of a /proc file's `text` (smaps_rollup, meminfo).
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(name))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The processes of a server: itself, then its children.
+pub fn tree(server: u32) -> impl Iterator<Item = u32> {
+    std::iter::once(server).chain(main_thread_children(server))
+}
+
+/// The memory of `server` with its children, in KiB: PSS and RSS summed, and the processes
+/// read. A zombie (exited, not yet reaped) has no memory left to read, and is not counted.
+pub fn tree_kib(server: u32) -> (u64, u64, usize) {
+    tree(server)
+        .filter_map(memory_kib)
+        .fold((0, 0, 0), |(pss, rss, n), (p, r)| (pss + p, rss + r, n + 1))
 }
 
 #[cfg(test)]

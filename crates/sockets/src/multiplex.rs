@@ -116,15 +116,19 @@ fn interest(want: Want) -> EpollFlags {
     }
 }
 
-/// A worker's connections: a slot each, its epoll token the slot plus 2.
+/// A worker's connections: a slot each, its epoll token the slot plus 2; the free slots.
 struct Connections<'a> {
     epoll: &'a Epoll,
     slots: Vec<Option<Echo>>,
     free: Vec<usize>,
-    live: usize,
 }
 
 impl Connections<'_> {
+    /// Connections being served.
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     /// Takes on a connection just accepted; it waits to be readable. One that cannot be set up
     /// (non-blocking, watched) is ended at once with its record, and the worker carries on.
     fn admit(&mut self, stream: TcpStream, max_frame: usize, model: Model, stats: &File) {
@@ -140,10 +144,7 @@ impl Connections<'_> {
                 .map_err(Into::into)
         });
         match echo {
-            Ok(echo) => {
-                self.slots[slot] = Some(echo);
-                self.live += 1;
-            }
+            Ok(echo) => self.slots[slot] = Some(echo),
             Err(e) => {
                 end_connection(model, ConnStats::default(), Err(e), stats);
                 self.free.push(slot);
@@ -195,7 +196,6 @@ impl Connections<'_> {
         self.epoll.delete(&echo.stream)?;
         end_connection(model, echo.record, result, stats);
         self.free.push(slot);
-        self.live -= 1;
         Ok(())
     }
 }
@@ -217,11 +217,10 @@ pub fn worker(
         epoll: &epoll,
         slots: Vec::new(),
         free: Vec::new(),
-        live: 0,
     };
     let mut events = vec![EpollEvent::empty(); 256];
     let mut stopping = false;
-    while !stopping || connections.live > 0 {
+    while !stopping || connections.live() > 0 {
         let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
             Ok(n) => n,
             Err(Errno::EINTR) => continue,

@@ -116,9 +116,7 @@ fn sysctl(path: &str) -> u64 {
 
 /// A field of /proc/meminfo, in KiB.
 fn meminfo_kib(field: &str) -> Option<u64> {
-    let text = fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find_map(|l| l.strip_prefix(field))?;
-    line.trim().trim_end_matches("kB").trim().parse().ok()
+    crate::memory::kib_field(&fs::read_to_string("/proc/meminfo").ok()?, field)
 }
 
 #[cfg(test)]

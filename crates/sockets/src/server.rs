@@ -112,12 +112,22 @@ impl ConnStats {
         let mut connections = 0;
         for r in records.chunks_exact(Self::LEN) {
             let field = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
-            sum.requests += field(0);
-            sum.left_mid_request += field(8);
-            sum.failed += field(16);
+            sum += ConnStats {
+                requests: field(0),
+                left_mid_request: field(8),
+                failed: field(16),
+            };
             connections += 1;
         }
         (connections, sum)
+    }
+}
+
+impl std::ops::AddAssign for ConnStats {
+    fn add_assign(&mut self, other: ConnStats) {
+        self.requests += other.requests;
+        self.left_mid_request += other.left_mid_request;
+        self.failed += other.failed;
     }
 }
 

@@ -12,8 +12,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
-use labkit::child::{HANG_GUARD, Peer, explain_break, fd_args, this_binary};
+use anyhow::{Context, Result};
+use labkit::child::{Peer, explain_break, fd_args, this_binary};
 use labkit::measure::cpu_ns_per_op;
 use labkit::signals::Shutdown;
 use labkit::{Better, CpuClock, LatencyRecorder, Measurement, Report, Size, Test, Verdict};
@@ -21,11 +21,11 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::Plan;
-use crate::contender::loopback_listener;
+use crate::block::Server;
 use crate::crowd::Outcome;
 use crate::load::{WARMUP_REQUESTS, variant};
-use crate::memory::{main_thread_children, memory_kib};
-use crate::server::{self, ConnStats, Model};
+use crate::memory::{main_thread_children, tree, tree_kib};
+use crate::server::{ConnStats, Model};
 
 /// Timed requests per block at a count, spread over its connections, each making at least one:
 /// by default and with `--quick`.
@@ -136,9 +136,7 @@ impl Held {
         self.cpu += block.cpu;
         self.requests += timed;
         self.elapsed += o.timed;
-        self.served.requests += block.served.requests;
-        self.served.left_mid_request += block.served.left_mid_request;
-        self.served.failed += block.served.failed;
+        self.served += block.served;
         self.accepted += block.accepted;
         self.confirmed += o.confirmed;
     }
@@ -153,24 +151,8 @@ pub fn per_connection(plan: &Plan, n: u64) -> u64 {
 
 /// One block: a fresh server holding `n` connections from a fresh crowd.
 fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
-    let listener = loopback_listener()?;
-    let port = listener.local_addr().context("getsockname")?.port();
-    let (stop_rx, stop_tx) = io::pipe().context("pipe (stop)")?;
-    let (stats_rx, stats_tx) = io::pipe().context("pipe (stats)")?;
-    let mark = ("--connections", n);
-    let mut server = crate::block::start_server(model, plan, mark, listener, stop_rx, stats_tx)?;
-    let stats_rx = File::from(OwnedFd::from(stats_rx));
-    let stats = std::thread::Builder::new()
-        .name("stats".into())
-        .spawn(move || server::read_stats(stats_rx))
-        .context("spawn the stats reader thread")?;
-    // The server is up, its pool or runtime made, before its memory is first read.
-    let addr = (std::net::Ipv4Addr::LOCALHOST, port).into();
-    let w = WARMUP_REQUESTS;
-    server::client(addr, w, w, plan.bytes, HANG_GUARD, &mut |_| {}, &|| true)
-        .map_err(|e| explain_break(std::slice::from_mut(&mut server), e))
-        .context("the warm-up connection")?;
-    let pid = server.pid().as_raw() as u32;
+    let (server, peer) = Server::start(model, plan, ("--connections", n), &|| true)?;
+    let pid = peer.pid().as_raw() as u32;
     if model == Model::ForkPerConnection {
         // The warm-up's process ends just after its receipt: the baseline is read without it.
         let gone = Instant::now() + Duration::from_secs(1);
@@ -178,25 +160,20 @@ fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    let baseline_kib = tree_kib(pid);
+    let (baseline_kib, ..) = tree_kib(pid);
     let (report_rx, report_tx) = io::pipe().context("pipe (the crowd's report)")?;
     let (go_rx, go_tx) = io::pipe().context("pipe (go-ahead)")?;
-    let crowd = start_crowd(n, plan, port, report_tx, go_rx)?;
-    let mut peers = [server, crowd];
+    let crowd = start_crowd(n, plan, server.addr.port(), report_tx, go_rx)?;
+    // Either peer's death explains a broken step: both are watched.
+    let mut peers = [peer, crowd];
     let steps = drive_crowd(&mut peers, pid, File::from(OwnedFd::from(report_rx)), go_tx);
     let (held_kib, cpu, outcome) = match steps {
         Ok(figures) => figures,
         Err(e) => return Err(explain_break(&mut peers, e)),
     };
-    let [server, crowd] = peers;
+    let [peer, crowd] = peers;
     crowd.finish().context("the crowd")?;
-    drop(stop_tx); // EOF: the server stops accepting and exits.
-    finish_within(server, HANG_GUARD)?;
-    let stats = stats
-        .join()
-        .map_err(|_| anyhow!("the stats reader panicked"))?
-        .context("read the server's stats pipe")?;
-    let (accepted, served) = ConnStats::total(&stats);
+    let (accepted, served) = ConnStats::total(&server.stop(peer)?);
     Ok(Block {
         outcome: Outcome::decode(&outcome)?,
         cpu,
@@ -205,18 +182,6 @@ fn hold(model: Model, n: u64, plan: &Plan) -> Result<Block> {
         served,
         accepted,
     })
-}
-
-/// Waits for `peer` to end, as `Peer::finish`, for at most `limit`: a server that does not stop
-/// is an error (and is killed as its `Peer` is dropped), not a hang.
-fn finish_within(mut peer: Peer, limit: Duration) -> Result<()> {
-    match peer.wait_for(limit)? {
-        Some(_) => peer.finish(),
-        None => Err(anyhow!(
-            "the server did not stop within {} s of being told to",
-            limit.as_secs()
-        )),
-    }
 }
 
 /// Starts the crowd: this binary again, in the role `crowd`, with the write end of its report
@@ -256,7 +221,7 @@ fn drive_crowd(
     let mut step = |report: &mut File| -> io::Result<(u64, Duration)> {
         let mut byte = [0u8; 1];
         report.read_exact(&mut byte)?;
-        let figures = (tree_kib(server), tree_cpu(server, crowd));
+        let figures = (tree_kib(server).0, tree_cpu(server, crowd));
         go.write_all(b".")?;
         Ok(figures)
     };
@@ -265,19 +230,6 @@ fn drive_crowd(
     let mut rest = Vec::new();
     report.read_to_end(&mut rest)?;
     Ok((held.max(after), cpu_after.saturating_sub(cpu_before), rest))
-}
-
-/// The processes of the server: itself and its children.
-fn tree(server: u32) -> impl Iterator<Item = u32> {
-    std::iter::once(server).chain(main_thread_children(server))
-}
-
-/// The memory of the server with its children, PSS (KiB).
-fn tree_kib(server: u32) -> u64 {
-    tree(server)
-        .filter_map(memory_kib)
-        .map(|(pss, _)| pss)
-        .sum()
 }
 
 /// The CPU time the server, its children and the crowd have used.
@@ -329,12 +281,11 @@ fn check_served(report: &mut Report, all: &[Held], plan: &Plan) {
     let mut problems = Vec::new();
     for h in all {
         let n = h.connections;
-        let blocks = BLOCKS;
         // Each connection's first request, its timed ones; each block's warm-up connection.
         let per_block = n * (1 + per_connection(plan, n));
-        let expected = blocks * (per_block + WARMUP_REQUESTS);
-        let accepted = blocks * (n + 1);
-        if h.confirmed != blocks * per_block
+        let expected = BLOCKS * (per_block + WARMUP_REQUESTS);
+        let accepted = BLOCKS * (n + 1);
+        if h.confirmed != BLOCKS * per_block
             || h.served.requests != expected
             || h.accepted != accepted
             || h.served.failed + h.served.left_mid_request != 0
@@ -344,7 +295,7 @@ fn check_served(report: &mut Report, all: &[Held], plan: &Plan) {
                  {expected} on {} connections of {accepted}, {} failed",
                 h.model.name(),
                 h.confirmed,
-                blocks * per_block,
+                BLOCKS * per_block,
                 h.served.requests,
                 h.accepted,
                 h.served.failed + h.served.left_mid_request
