@@ -200,17 +200,10 @@ fn memory_for_connections(s: &Summary) -> Result<Decision, String> {
 /// What each server model of sockets needs to hold 10,000 connections: measured if it held
 /// that many, else its memory at the most it held, plus its memory per connection for the rest.
 fn server_for_connections(s: &Summary) -> Result<Decision, String> {
-    let models = [
-        "fork-per-connection",
-        "thread-per-connection",
-        "prefork",
-        "thread-pool",
-        "async",
-    ];
     let count = |f: &Figure| f.config_f64("connections").filter(|n| *n <= CONNECTIONS);
     let mut inputs = Vec::new();
     let mut answers = Vec::new();
-    for model in models {
+    for model in crate::held::MODELS {
         let held = (s.figures.iter())
             .filter(|f| f.topic == "sockets" && f.name == "held_pss" && f.mechanism == model)
             .filter_map(|f| Some((count(f)?, f)))

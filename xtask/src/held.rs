@@ -11,13 +11,19 @@ use crate::text::duration_text;
 pub const MOST: u64 = 10_000;
 
 /// The server models, in the order sockets runs them.
-const MODELS: [&str; 5] = [
+pub const MODELS: [&str; 5] = [
     "fork-per-connection",
     "thread-per-connection",
     "prefork",
     "thread-pool",
     "async",
 ];
+
+/// The start of the note for a skipped check of sockets named `check` ("<model> holds N
+/// connections"): the bench writes it, the table reads it.
+fn skip_head(check: &str) -> String {
+    format!("sockets: {check}: skipped, ")
+}
 
 /// A note per count a model was skipped at ("sockets: <model> holds N connections: skipped,
 /// <the limit>"), once each, from the topic's main runs.
@@ -28,9 +34,9 @@ pub fn skipped(reports: &[(bool, Report)]) -> Vec<String> {
         .flat_map(|(_, r)| &r.checks)
         .filter(|c| c.status == Status::Skip && c.name.ends_with(" connections"));
     for c in checks {
-        let head = format!("sockets: {}: skipped", c.name);
+        let head = skip_head(&c.name);
         if !notes.iter().any(|n| n.starts_with(&head)) {
-            notes.push(format!("{head}, {}", c.detail));
+            notes.push(format!("{head}{}", c.detail));
         }
     }
     notes
@@ -53,7 +59,7 @@ pub fn table(s: &Summary) -> Option<Table> {
     }
     let count = |f: &Figure| f.config_f64("connections").map(|c| c as u64);
     let skip_note = |model: &str, n: u64| {
-        let head = format!("sockets: {model} holds {n} connections: skipped, ");
+        let head = skip_head(&format!("{model} holds {n} connections"));
         (s.notes.iter()).find_map(|note| note.strip_prefix(&head).map(str::to_owned))
     };
     let mut counts: Vec<u64> = held(s, "held_requests_per_s").filter_map(count).collect();
@@ -78,7 +84,8 @@ pub fn table(s: &Summary) -> Option<Table> {
             let rate = find("held_requests_per_s", model, n);
             let p99 = find("held_request", model, n).and_then(|f| f.p99.as_ref());
             let kib = find("held_pss_per_connection", model, n);
-            let cell = match (rate, p99, kib, skip_note(model, n)) {
+            let skipped = skip_note(model, n);
+            let cell = match (rate, p99, kib, &skipped) {
                 (Some(r), Some(p), Some(k), _) => format!(
                     "{:.0} req/s, p99 {}, {:.1} KiB a connection",
                     r.figure.median,
@@ -89,8 +96,8 @@ pub fn table(s: &Summary) -> Option<Table> {
                 _ => "-".to_owned(),
             };
             if n == MOST {
-                match (rate, skip_note(model, n)) {
-                    (Some(_), _) => holds.push(model),
+                match (rate, skipped) {
+                    (Some(_), _) => holds.push(model.to_owned()),
                     (None, Some(why)) => not.push(format!("{model} ({why})")),
                     (None, None) => {}
                 }
@@ -109,7 +116,6 @@ pub fn table(s: &Summary) -> Option<Table> {
                 v.join(", ")
             }
         };
-        let holds: Vec<String> = holds.iter().map(|m| (*m).to_owned()).collect();
         format!(
             "Held {MOST} connections here: {}. Did not: {}.",
             list(&holds),

@@ -412,9 +412,9 @@ fn p99_vs_connections(s: &Summary) -> Result<Option<Plot>> {
         LinePlot {
             id: "connections-p99",
             title: "Request p99 vs connections held, per server model",
-            caption: "With the same requests in flight (64) at every count, a line that climbs \
-                      shows the cost of holding more connections: more units to schedule, or \
-                      more sockets to poll.",
+            caption: "With the same requests in flight at every count (`--in-flight`, 64 by \
+                      default), a line that climbs shows the cost of holding more connections: \
+                      more units to schedule, or more sockets to poll.",
             x_label: "connections held at once (log scale)",
             y_label: "request p99 (time, log scale, ticks in ns/µs/ms)",
             x_log: Some(10.0),
